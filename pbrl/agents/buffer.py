@@ -1,0 +1,84 @@
+"""SB3 replay buffer that PEBBLE can relabel, with true rewards kept aside for metrics.
+
+PEBBLE (Lee et al. 2021, Alg. 1) relabels the *whole* buffer with the current learned reward after
+every reward update, and trains the agent on an intrinsic state-entropy reward during unsupervised
+pre-training. Both are done here, so the SB3 SAC update itself stays untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
+
+RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+class PreferenceReplayBuffer(ReplayBuffer):
+    """A ReplayBuffer with ``relabel(reward_fn)``, ``true_rewards`` and an intrinsic-reward mode.
+
+    Actions are stored as SAC stores them (scaled to [-1, 1]); :meth:`env_actions` maps them back to
+    the env's units, which is what the reward model sees.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.true_rewards = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
+        self.intrinsic_k: Optional[int] = None  # k of the k-NN entropy reward while pre-training
+        self.intrinsic_pool = 10_000
+
+    def add(self, obs, next_obs, action, reward, done, infos) -> None:  # noqa: D102 (SB3 signature)
+        self.true_rewards[self.pos] = [info.get("true_reward", 0.0) for info in infos]
+        super().add(obs, next_obs, action, reward, done, infos)
+
+    @property
+    def size_now(self) -> int:
+        return self.buffer_size if self.full else self.pos
+
+    def env_actions(self, actions: np.ndarray) -> np.ndarray:
+        """Undo SAC's [-1, 1] action scaling."""
+        low, high = self.action_space.low, self.action_space.high
+        return (low + 0.5 * (actions + 1.0) * (high - low)).astype(np.float32)
+
+    def relabel(self, reward_fn: RewardFn) -> int:
+        """Overwrite every stored reward with ``reward_fn(obs, env_action)``; returns the number relabelled."""
+        n = self.size_now
+        if n == 0:
+            return 0
+        obs = self.observations[:n].reshape(n * self.n_envs, -1)
+        acts = self.env_actions(self.actions[:n].reshape(n * self.n_envs, -1))
+        self.rewards[:n] = np.asarray(reward_fn(obs, acts), dtype=np.float32).reshape(n, self.n_envs)
+        return n * self.n_envs
+
+    def stored_transitions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(obs, env actions, true rewards) of everything stored, flattened over envs."""
+        n = self.size_now
+        return (
+            self.observations[:n].reshape(n * self.n_envs, -1),
+            self.env_actions(self.actions[:n].reshape(n * self.n_envs, -1)),
+            self.true_rewards[:n].reshape(-1),
+        )
+
+    def _get_samples(self, batch_inds: np.ndarray, env=None) -> ReplayBufferSamples:
+        samples = super()._get_samples(batch_inds, env)
+        if self.intrinsic_k is None:
+            return samples
+        reward = self._state_entropy_reward(samples.next_observations)
+        return samples._replace(rewards=reward.reshape(-1, 1))
+
+    def _state_entropy_reward(self, states: torch.Tensor) -> torch.Tensor:
+        """PEBBLE's unsupervised reward: distance to the k-th nearest stored state (Liu & Abbeel 2021).
+
+        Distances are taken to a random pool of up to ``intrinsic_pool`` stored states (PEBBLE uses the
+        whole buffer; a pool keeps the cost per update bounded) and standardised over the batch.
+        """
+        n = self.size_now * self.n_envs
+        pool_idx = np.random.randint(0, n, size=min(n, self.intrinsic_pool))
+        pool = self.to_torch(self.next_observations.reshape(-1, states.shape[-1])[:n][pool_idx])
+        dist = torch.cdist(states, pool)
+        k = min(self.intrinsic_k + 1, pool.shape[0])  # +1: a state's nearest neighbour can be itself
+        knn = dist.topk(k, dim=1, largest=False).values[:, -1]
+        return (knn - knn.mean()) / (knn.std() + 1e-8)

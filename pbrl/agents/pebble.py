@@ -1,0 +1,128 @@
+"""PEBBLE around stable-baselines3 SAC (Lee, Smith & Abbeel 2021, "PEBBLE", Alg. 1).
+
+Phases, in the order ``train`` runs them:
+  1. seed steps with random actions (SAC's ``learning_starts``);
+  2. optional unsupervised pre-training on a k-NN state-entropy reward;
+  3. every ``schedule.every`` steps while labels remain: collect candidate segments, select queries,
+     label, fit the reward model, **relabel the whole replay buffer**, and after the first fit reset the
+     critic (it was trained on the intrinsic/zero reward);
+  4. SAC updates on the relabelled buffer in between.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+from stable_baselines3 import SAC
+from stable_baselines3.common.callbacks import BaseCallback
+
+from pbrl.agents.buffer import PreferenceReplayBuffer
+from pbrl.agents.preference import PreferenceLearner, RoundResult
+from pbrl.rewards.wrappers import LearnedRewardVecEnv
+from pbrl.types import PbrlError
+
+ChunkHook = Callable[[int, Optional[RoundResult]], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class PebbleConfig:
+    """Step budget of a PEBBLE run (feedback timing lives in :class:`FeedbackSchedule`)."""
+
+    total_steps: int
+    seed_steps: int = 1000
+    unsup_steps: int = 0
+    entropy_k: int = 5
+    reset_critic: bool = True
+    chunk_steps: int = 1000  # granularity of evaluation/checkpoint hooks
+
+    def __post_init__(self) -> None:
+        if self.total_steps <= self.seed_steps + self.unsup_steps:
+            raise PbrlError(
+                f"train.env_steps ({self.total_steps}) must exceed seed_steps + unsup_steps "
+                f"({self.seed_steps} + {self.unsup_steps}) so that preference learning has steps left"
+            )
+
+
+def build_sac(venv: LearnedRewardVecEnv, *, seed: int, seed_steps: int, buffer_size: int,
+              sac_kwargs: dict[str, Any]) -> SAC:
+    """SB3 SAC whose replay buffer PEBBLE can relabel."""
+    return SAC("MlpPolicy", venv, replay_buffer_class=PreferenceReplayBuffer, learning_starts=seed_steps,
+               buffer_size=buffer_size, seed=seed, device="cpu", verbose=0, **sac_kwargs)
+
+
+def reset_critic(model: SAC) -> None:
+    """Re-initialise Q-networks, their targets and optimiser (PEBBLE after unsupervised pre-training)."""
+    for module in model.critic.modules():
+        if hasattr(module, "reset_parameters") and module is not model.critic:
+            module.reset_parameters()
+    model.critic_target.load_state_dict(model.critic.state_dict())
+    opt = model.critic.optimizer
+    model.critic.optimizer = type(opt)(model.critic.parameters(), **opt.defaults)
+
+
+class PebbleTrainer:
+    """Runs the PEBBLE phases on an SB3 SAC model; ``on_chunk`` is called after each chunk of steps."""
+
+    def __init__(self, model: SAC, venv: LearnedRewardVecEnv, learner: PreferenceLearner,
+                 cfg: PebbleConfig, *, on_chunk: ChunkHook, step_callback: Optional[BaseCallback] = None,
+                 next_feedback: Optional[int] = None, critic_was_reset: bool = False) -> None:
+        self.model, self.venv, self.learner, self.cfg = model, venv, learner, cfg
+        self.on_chunk = on_chunk
+        self.step_callback = step_callback
+        self.pretrain_end = cfg.seed_steps + cfg.unsup_steps
+        self.next_feedback = self.pretrain_end if next_feedback is None else next_feedback
+        self.critic_was_reset = critic_was_reset
+
+    @property
+    def buffer(self) -> PreferenceReplayBuffer:
+        return self.model.replay_buffer  # type: ignore[return-value]
+
+    def train(self) -> None:
+        while self.model.num_timesteps < self.cfg.total_steps:
+            step = self.model.num_timesteps
+            self.buffer.intrinsic_k = self.cfg.entropy_k if self.cfg.unsup_steps and step < self.pretrain_end else None
+            result = None
+            if step >= self.next_feedback and self.learner.budget_left > 0:
+                result = self.feedback_session()
+            self.model.learn(self._chunk(step), reset_num_timesteps=False, callback=self.step_callback)
+            self.on_chunk(self.model.num_timesteps, result)
+
+    def feedback_session(self) -> Optional[RoundResult]:
+        """Collect, select, label, fit (PreferenceLearner), then relabel the buffer and reset the critic."""
+        step = self.model.num_timesteps
+        result = self.learner.round(self.venv.episodes)
+        if result is None:  # no episode long enough yet: try again a little later
+            self.next_feedback = step + max(1, self.learner.schedule.segment_length)
+            return None
+        self.refresh_reward()
+        if self.cfg.reset_critic and not self.critic_was_reset:
+            reset_critic(self.model)
+            self.critic_was_reset = True
+        self.next_feedback = step + self.learner.schedule.every
+        return result
+
+    def refresh_reward(self) -> None:
+        """Refit the normaliser on the buffer's predicted rewards and relabel the whole buffer."""
+        obs, acts, _ = self.buffer.stored_transitions()
+        self.learner.normalizer.fit(self.learner.reward_model.predict(obs, acts))
+        self.buffer.relabel(self.learner.reward_fn)
+        self.venv.reward_fn = self.learner.reward_fn
+
+    def _chunk(self, step: int) -> int:
+        events = [self.cfg.total_steps, (step // self.cfg.chunk_steps + 1) * self.cfg.chunk_steps]
+        if self.learner.budget_left > 0 and self.next_feedback > step:
+            events.append(self.next_feedback)
+        if self.cfg.unsup_steps and step < self.pretrain_end:
+            events.append(self.pretrain_end)
+        return max(1, min(events) - step)
+
+
+def sac_policy_fn(model: SAC) -> Callable[[np.ndarray], np.ndarray]:
+    """Deterministic action in env units, for evaluation."""
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model.predict(obs, deterministic=True)[0]
+    return act

@@ -1,0 +1,142 @@
+"""The preference half of an online loop: collect candidates, select, label, store, fit.
+
+Shared by PEBBLE (SAC) and PrefPPO; the learner-specific half (relabel, critic reset, train) lives in
+their own modules so each loop reads top to bottom as its phases.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Protocol, Sequence
+
+import numpy as np
+
+from pbrl.data.store import PreferenceStore
+from pbrl.data.trajectory import Segment, Trajectory, stack_pairs
+from pbrl.feedback.query import select_pairs
+from pbrl.agents.metrics import pair_accuracy
+from pbrl.rewards.wrappers import RewardNormalizer
+from pbrl.types import Labels, PbrlError, RewardModel
+
+
+class Labeller(Protocol):
+    """Anything that answers queries: scripted teachers, HERON, a human through the viewer."""
+
+    def label(self, first: Sequence[Segment], second: Sequence[Segment]) -> Labels: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedbackSchedule:
+    """When and how many queries are asked (PEBBLE: ``num_interact``, ``max_feedback``, ``reward_batch``).
+
+    Attributes:
+        max_labels: total queries over the run (skipped ones count: the labeller was still asked).
+        per_round: queries per feedback session.
+        every: env steps between sessions.
+        segment_length: steps per segment.
+        strategy: ``uniform``, ``disagreement`` or ``entropy``.
+        oversample: candidate pairs considered per kept query (disagreement/entropy).
+        reward_epochs: reward-model epochs after each session.
+        candidate_episodes: candidates are cut from this many most recent episodes.
+    """
+
+    max_labels: int
+    per_round: int
+    every: int
+    segment_length: int
+    strategy: str = "disagreement"
+    oversample: int = 10
+    reward_epochs: int = 50
+    candidate_episodes: int = 100
+
+    def __post_init__(self) -> None:
+        for name in ("max_labels", "per_round", "every", "segment_length", "reward_epochs"):
+            if getattr(self, name) < 1:
+                raise PbrlError(f"feedback.{name}: expected >= 1, got {getattr(self, name)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundResult:
+    """What one feedback session did."""
+
+    asked: int
+    answered: int
+    heldout_accuracy: float  # current model on the new labels *before* fitting on them (NaN at first)
+    fit_loss: float
+    fit_accuracy: float
+
+
+class PreferenceLearner:
+    """Owns the reward model, the labeller and the store; one :meth:`round` is one feedback session."""
+
+    def __init__(self, *, reward_model: RewardModel, labeller: Labeller, store: PreferenceStore,
+                 schedule: FeedbackSchedule, source: str, rng: np.random.Generator,
+                 normalizer: Optional[RewardNormalizer] = None) -> None:
+        self.reward_model = reward_model
+        self.labeller = labeller
+        self.store = store
+        self.schedule = schedule
+        self.source = source
+        self.rng = rng
+        self.normalizer = normalizer or RewardNormalizer()
+        self.fitted = False
+
+    @property
+    def labels_used(self) -> int:
+        return self.store.count_labels(include_skipped=True, sources=[self.source])
+
+    @property
+    def budget_left(self) -> int:
+        return max(0, self.schedule.max_labels - self.labels_used)
+
+    def cut_segments(self, episodes: Sequence[Trajectory], n: int) -> list[Segment]:
+        """``n`` segments at uniform random episodes/starts among the recent episodes long enough."""
+        L = self.schedule.segment_length
+        pool = [ep for ep in list(episodes)[-self.schedule.candidate_episodes:] if len(ep) >= L]
+        if not pool:
+            return []
+        which = self.rng.integers(0, len(pool), size=n)
+        return [pool[i].segment(int(self.rng.integers(0, len(pool[i]) - L + 1)), L) for i in which]
+
+    def round(self, episodes: Sequence[Trajectory]) -> Optional[RoundResult]:
+        """One session: collect, select, label, store, fit. None when no episode is long enough yet."""
+        n_queries = min(self.schedule.per_round, self.budget_left)
+        candidates = self.cut_segments(episodes, max(2, 2 * n_queries * self.schedule.oversample))
+        if n_queries == 0 or len(candidates) < 2:
+            return None
+        strategy = self.schedule.strategy if self.fitted else "uniform"
+        i1, i2 = select_pairs(strategy, candidates, n_queries, rng=self.rng,
+                              reward_model=self.reward_model if self.fitted else None,
+                              oversample=self.schedule.oversample)
+        first, second = [candidates[i] for i in i1], [candidates[i] for i in i2]
+        if hasattr(self.labeller, "set_margin"):  # B-Pref thresholds scale with the typical segment return
+            self.labeller.set_margin(float(np.mean([abs(c.true_return) for c in candidates])))
+        labels = self.labeller.label(first, second)
+        heldout = self._accuracy_on(first, second, labels) if self.fitted else float("nan")
+        self.store.add_pairs(first, second, labels, source=self.source)  # one transaction: never half a pair
+        fit = self.fit()
+        return RoundResult(len(first), labels.n_answered, heldout, fit.get("loss", float("nan")),
+                           fit.get("train_acc", float("nan")))
+
+    def fit(self) -> dict[str, float]:
+        """Fit the reward model on every answered label of this source in the store."""
+        if self.store.count_labels(sources=[self.source]) == 0:
+            return {}
+        batch = self.store.pair_batch(sources=[self.source])
+        metrics = self.reward_model.fit(batch, epochs=self.schedule.reward_epochs)
+        self.fitted = True
+        return metrics
+
+    def _accuracy_on(self, first: list[Segment], second: list[Segment], labels: Labels) -> float:
+        keep = ~labels.skipped
+        if not keep.any():
+            return float("nan")
+        pairs = stack_pairs([f for f, k in zip(first, keep) if k], [s for s, k in zip(second, keep) if k],
+                            labels.p[keep])
+        r1 = self.reward_model.predict(pairs.obs1, pairs.act1).sum(-1)
+        r2 = self.reward_model.predict(pairs.obs2, pairs.act2).sum(-1)
+        return pair_accuracy(r1, r2, pairs.p)
+
+    def reward_fn(self, obs: np.ndarray, act: np.ndarray) -> np.ndarray:
+        """Normalised learned reward, what the agent trains on."""
+        return self.normalizer(self.reward_model.predict(obs, act))

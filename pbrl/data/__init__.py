@@ -1,0 +1,26 @@
+"""Trajectories, segments, the preference store and format conversions."""
+
+from pbrl.data.io import (
+    export_cpl_npz,
+    export_imitation_npz,
+    from_imitation,
+    import_cpl_npz,
+    import_imitation_npz,
+    to_imitation,
+)
+from pbrl.data.store import LabelRow, PreferenceStore
+from pbrl.data.trajectory import Segment, Trajectory, stack_pairs
+
+__all__ = [
+    "LabelRow",
+    "PreferenceStore",
+    "Segment",
+    "Trajectory",
+    "export_cpl_npz",
+    "export_imitation_npz",
+    "from_imitation",
+    "import_cpl_npz",
+    "import_imitation_npz",
+    "stack_pairs",
+    "to_imitation",
+]

@@ -1,0 +1,107 @@
+"""Environment factory: gymnasium MuJoCo v5 and Meta-World v3 behind one call, headless rendering included."""
+
+from __future__ import annotations
+
+import ctypes.util
+import os
+from typing import Any, Optional
+
+import gymnasium as gym
+import numpy as np
+
+from pbrl.envs.tasks import TaskSpec
+from pbrl.types import PbrlError
+
+METAWORLD_MAX_STEPS = 500
+
+
+def configure_headless_gl() -> str:
+    """Pick a headless OpenGL backend for MuJoCo before it is imported, unless the user chose one.
+
+    EGL (Mesa's software or a GPU driver) first, OSMesa as fallback; both come from the set-up command.
+    """
+    if "MUJOCO_GL" not in os.environ:
+        if ctypes.util.find_library("EGL"):
+            os.environ["MUJOCO_GL"] = "egl"
+        elif ctypes.util.find_library("OSMesa"):
+            os.environ["MUJOCO_GL"] = "osmesa"
+    backend = os.environ.get("MUJOCO_GL", "")
+    if backend in ("egl", "osmesa"):
+        os.environ.setdefault("PYOPENGL_PLATFORM", backend)
+    return backend
+
+
+class TaskInfoWrapper(gym.Wrapper):
+    """Adds the task's named reward terms and success flag to ``info`` and rejects NaN/inf.
+
+    ``info["reward_terms"]`` is a float32 vector in the task's ``reward_terms`` order and
+    ``info["is_success"]`` (the key SB3 reads) is set when the task has a success signal.
+    """
+
+    def __init__(self, env: gym.Env, task: TaskSpec) -> None:
+        super().__init__(env)
+        self.task = task
+        self._checked = False
+        self._t = 0
+
+    def reset(self, **kwargs: Any):
+        obs, info = self.env.reset(**kwargs)
+        self._t = 0
+        self._check_finite(obs, 0.0)
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._t += 1
+        self._check_finite(obs, reward)
+        if not self._checked:
+            missing = [t for t in self.task.reward_terms if t not in info]
+            if missing or (self.task.success_key and self.task.success_key not in info):
+                raise PbrlError(
+                    f"task {self.task.name}: reward_terms {missing or [self.task.success_key]} not in the env's info; "
+                    f"available keys: {sorted(info)}"
+                )
+            self._checked = True
+        info["reward_terms"] = np.array([info[t] for t in self.task.reward_terms], dtype=np.float32)
+        if self.task.success_key:
+            info["is_success"] = bool(info[self.task.success_key])
+        return obs, reward, terminated, truncated, info
+
+    def _check_finite(self, obs: np.ndarray, reward: float) -> None:
+        if not (np.all(np.isfinite(obs)) and np.isfinite(reward)):
+            raise PbrlError(
+                f"task {self.task.name}: NaN/inf in the {'observation' if np.isfinite(reward) else 'reward'} "
+                f"at step {self._t}; the simulation diverged (check actions and env_kwargs)"
+            )
+
+
+def make_env(
+    task: TaskSpec,
+    *,
+    seed: Optional[int] = None,
+    render: bool = False,
+    episode_length: Optional[int] = None,
+) -> gym.Env:
+    """Create the task's environment, wrapped with :class:`TaskInfoWrapper` and a TimeLimit."""
+    configure_headless_gl()
+    horizon = int(episode_length or task.episode_length)
+    kwargs: dict[str, Any] = dict(task.env_kwargs)
+    if render:
+        kwargs.update(render_mode="rgb_array", width=task.camera.width, height=task.camera.height)
+        if task.camera.name:
+            kwargs["camera_name"] = task.camera.name
+    if task.suite == "metaworld":
+        import metaworld  # noqa: F401  (registers the Meta-World/* ids)
+
+        if horizon > METAWORLD_MAX_STEPS:
+            raise PbrlError(
+                f"task {task.name}: episode_length {horizon} exceeds Meta-World's limit of {METAWORLD_MAX_STEPS}"
+            )
+        kwargs["seed"] = seed
+    try:
+        env = gym.make(task.env_id, max_episode_steps=horizon, disable_env_checker=True, **kwargs)
+    except gym.error.Error as exc:
+        raise PbrlError(f"task {task.name}: cannot make env {task.env_id!r} ({exc})") from None
+    env = TaskInfoWrapper(env, task)
+    env.action_space.seed(seed)
+    return env

@@ -1,0 +1,93 @@
+"""Reward-learning losses as pure functions (no state, no optimiser, no model).
+
+All preference losses use the pbrl label convention ``p = P(first segment preferred)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ArrayLike = Union[torch.Tensor, np.ndarray, float]
+
+
+def _as_tensor(x: ArrayLike, like: Optional[torch.Tensor] = None) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x if like is None else x.to(device=like.device, dtype=like.dtype)
+    t = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    return t if like is None else t.to(device=like.device, dtype=like.dtype)
+
+
+def bradley_terry_loss(
+    ret1: torch.Tensor,
+    ret2: torch.Tensor,
+    p: ArrayLike,
+    weight: Optional[ArrayLike] = None,
+) -> torch.Tensor:
+    """Bradley-Terry cross-entropy over summed segment rewards.
+
+    Christiano et al. 2017 ("Deep RL from Human Preferences"), PEBBLE (Lee et al. 2021, Eq. 2-3)::
+
+        P(1 > 2) = exp(R1) / (exp(R1) + exp(R2)) = sigmoid(R1 - R2),   R_i = sum_t r(s_t^i, a_t^i)
+        loss     = -sum_j w_j [p_j log sigmoid(R1_j - R2_j) + (1 - p_j) log sigmoid(R2_j - R1_j)] / sum_j w_j
+
+    ``p`` is a soft target (0.5 for ties, as in PEBBLE's ``train_soft_reward``). Computed with
+    ``binary_cross_entropy_with_logits`` so large return gaps do not overflow.
+
+    Args:
+        ret1, ret2: ``(..., n)`` segment returns; leading axes (e.g. ensemble members) are averaged.
+        p: ``(n,)`` or ``(..., n)`` labels, P(first preferred).
+        weight: optional ``(n,)`` or ``(..., n)`` per-label weights; a weighted mean is taken over the
+            last axis.
+
+    Returns:
+        Scalar tensor: the mean over leading axes of the weighted mean over pairs.
+    """
+    logits = ret1 - ret2
+    target = _as_tensor(p, logits).expand_as(logits)
+    per_pair = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    if weight is None:
+        return per_pair.mean()
+    w = _as_tensor(weight, logits).expand_as(logits)
+    per_row = (per_pair * w).sum(dim=-1) / w.sum(dim=-1).clamp_min(1e-12)
+    return per_row.mean()
+
+
+def preference_accuracy(ret1: ArrayLike, ret2: ArrayLike, p: ArrayLike) -> float:
+    """Fraction of strict labels (``p != 0.5``) whose direction ``sign(R1 - R2)`` agrees.
+
+    A predicted exact tie counts as wrong. Leading axes of the returns (ensemble members) are pooled.
+
+    Returns:
+        Accuracy in [0, 1], or NaN when there is no strict label.
+    """
+    r1 = _to_numpy(ret1)
+    r2 = _to_numpy(ret2)
+    labels = np.broadcast_to(_to_numpy(p), np.broadcast_shapes(r1.shape, r2.shape))
+    strict = labels != 0.5
+    if not strict.any():
+        return math.nan
+    diff = (r1 - r2)[strict]
+    first = labels[strict] > 0.5
+    correct = np.where(first, diff > 0, diff < 0)
+    return float(correct.mean())
+
+
+def gaussian_kl_standard_normal(mu: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """Elementwise KL(N(mu, sigma^2) || N(0, 1)), with sigma = exp(log_std).
+
+    The regulariser of PEARL's Gaussian reward model (RRL) and of VAEs (Kingma & Welling 2014)::
+
+        KL = 0.5 * (sigma^2 + mu^2 - 1) - log sigma
+    """
+    return 0.5 * (torch.exp(2.0 * log_std) + mu.pow(2) - 1.0) - log_std
+
+
+def _to_numpy(x: ArrayLike) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)

@@ -1,0 +1,108 @@
+"""Putting a learned reward in front of an SB3 agent, and normalising it first."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from typing import Callable, Deque, Optional, Sequence
+
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+
+from pbrl.data.trajectory import Trajectory
+
+RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclasses.dataclass
+class RewardNormalizer:
+    """Affine map ``(r - shift) / scale`` fitted on a sample of predicted rewards.
+
+    ``mode="standard"`` makes the reward zero-mean, unit-variance (what imitation's normalised reward
+    nets do); ``"scale"`` only divides by the std, keeping the sign, which matters in tasks whose
+    episodes end early (Hopper, Walker2d); ``"none"`` passes rewards through.
+    """
+
+    mode: str = "standard"
+    shift: float = 0.0
+    scale: float = 1.0
+
+    def fit(self, rewards: np.ndarray) -> None:
+        if self.mode == "none" or rewards.size == 0:
+            return
+        self.scale = float(rewards.std()) + 1e-8
+        self.shift = float(rewards.mean()) if self.mode == "standard" else 0.0
+
+    def __call__(self, rewards: np.ndarray) -> np.ndarray:
+        return ((rewards - self.shift) / self.scale).astype(np.float32)
+
+
+class LearnedRewardVecEnv(VecEnvWrapper):
+    """Replaces the env reward by ``reward_fn(obs, action)`` and records finished episodes.
+
+    The true reward goes into ``info["true_reward"]`` (for metrics and scripted teachers only), and the
+    last ``max_episodes`` complete episodes are kept as :class:`Trajectory` objects: the pool that query
+    candidates are cut from (PEBBLE keeps a bounded FIFO of recent episodes the same way).
+    With ``reward_fn=None`` the agent sees zero reward (used before the first reward fit).
+    """
+
+    def __init__(self, venv: VecEnv, *, reward_fn: Optional[RewardFn] = None, max_episodes: int = 100,
+                 task_name: str = "", term_names: Sequence[str] = (), has_success: bool = False) -> None:
+        super().__init__(venv)
+        self.reward_fn = reward_fn
+        self.episodes: Deque[Trajectory] = collections.deque(maxlen=max_episodes)
+        self.episodes_done = 0
+        self.task_name = task_name
+        self.term_names = tuple(term_names)
+        self.has_success = has_success
+        self._last_obs: Optional[np.ndarray] = None
+        self._actions: Optional[np.ndarray] = None
+        self._open = [self._new_episode() for _ in range(self.num_envs)]
+
+    @staticmethod
+    def _new_episode() -> dict[str, list]:
+        return {"obs": [], "acts": [], "rew": [], "terms": [], "succ": []}
+
+    def reset(self) -> np.ndarray:
+        self._last_obs = self.venv.reset()
+        self._open = [self._new_episode() for _ in range(self.num_envs)]
+        return self._last_obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions, dtype=np.float32)
+        self.venv.step_async(actions)
+
+    def step_wait(self):
+        obs, true_rew, dones, infos = self.venv.step_wait()
+        prev = self._last_obs
+        if self.reward_fn is None:
+            rewards = np.zeros(self.num_envs, dtype=np.float32)
+        else:
+            rewards = np.asarray(self.reward_fn(prev, self._actions), dtype=np.float32).reshape(self.num_envs)
+        for i, info in enumerate(infos):
+            info["true_reward"] = float(true_rew[i])
+            self._record(i, prev[i], self._actions[i], float(true_rew[i]), info, bool(dones[i]))
+        self._last_obs = obs
+        return obs, rewards, dones, infos
+
+    def _record(self, i: int, obs: np.ndarray, act: np.ndarray, rew: float, info: dict, done: bool) -> None:
+        ep = self._open[i]
+        ep["obs"].append(obs)
+        ep["acts"].append(act)
+        ep["rew"].append(rew)
+        ep["terms"].append(info.get("reward_terms", np.zeros(0, np.float32)))
+        ep["succ"].append(bool(info.get("is_success", False)))
+        if not done:
+            return
+        terms = np.asarray(ep["terms"], dtype=np.float32)
+        self.episodes.append(Trajectory(
+            obs=np.asarray(ep["obs"] + [info["terminal_observation"]], dtype=np.float32),
+            acts=np.asarray(ep["acts"], dtype=np.float32),
+            rewards=np.asarray(ep["rew"], dtype=np.float32),
+            terms={n: terms[:, k] for k, n in enumerate(self.term_names)},
+            success=np.asarray(ep["succ"], dtype=bool) if self.has_success else None,
+            episode_id=self.episodes_done,
+            task=self.task_name,
+        ))
+        self.episodes_done += 1
+        self._open[i] = self._new_episode()

@@ -1,0 +1,114 @@
+"""Book-keeping around a trainer: progress bar, periodic evaluation, metrics rows and checkpoints."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+from tqdm.auto import tqdm
+
+from pbrl.agents.metrics import reward_alignment
+from pbrl.agents.preference import PreferenceLearner, RoundResult
+from pbrl.data.trajectory import Trajectory
+from pbrl.envs.rollout import PolicyFn, evaluate
+from pbrl.envs.tasks import TaskSpec
+from pbrl.report import MetricsLog
+from pbrl.run.checkpoint import save_checkpoint
+
+
+class ProgressCallback(BaseCallback):
+    """Advances the run's progress bar by one per environment step (SB3 calls it every step)."""
+
+    def __init__(self, bar: tqdm) -> None:
+        super().__init__()
+        self.bar = bar
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.training_env.num_envs)
+        return True
+
+
+@dataclasses.dataclass
+class EvalSettings:
+    every: int
+    episodes: int
+    reward_pairs: int
+    checkpoint_every: int
+    seed: int
+    episode_length: Optional[int]
+
+
+class RunSession:
+    """Called after every chunk of training steps; owns everything a person watches or resumes from."""
+
+    def __init__(self, *, run_dir: Path, task: TaskSpec, learner: PreferenceLearner, settings: EvalSettings,
+                 policy_fn: PolicyFn, episodes_fn: Callable[[], Sequence[Trajectory]], total_steps: int,
+                 initial_step: int = 0, state: Optional[dict[str, Any]] = None) -> None:
+        self.run_dir, self.task, self.learner, self.settings = run_dir, task, learner, settings
+        self.policy_fn = policy_fn
+        self.episodes_fn = episodes_fn
+        self.metrics = MetricsLog(run_dir / "metrics.csv")
+        self.metrics.truncate_after(initial_step)
+        state = state or {}
+        self.wall_before = float(state.get("wall_s", 0.0))
+        self.next_eval = int(state.get("next_eval", settings.every))
+        self.next_ckpt = int(state.get("next_ckpt", settings.checkpoint_every))
+        self.heldout = float(state.get("heldout", math.nan))
+        self.last_return = float(state.get("last_return", math.nan))
+        self.rng = np.random.default_rng([settings.seed, 7, initial_step])
+        self.t0 = time.time()
+        self.bar = tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True,
+                        desc=f"{task.name}", mininterval=0.5 if sys.stderr.isatty() else 15.0)
+        self.callback = ProgressCallback(self.bar)
+        self.checkpoint_fn: Optional[Callable[[], None]] = None  # set by the runner
+
+    @property
+    def wall_s(self) -> float:
+        return self.wall_before + time.time() - self.t0
+
+    def on_chunk(self, step: int, result: Optional[RoundResult]) -> None:
+        if result is not None and not math.isnan(result.heldout_accuracy):
+            self.heldout = result.heldout_accuracy
+        if step >= self.next_eval:
+            self.evaluate_now(step)
+            self.next_eval = (step // self.settings.every + 1) * self.settings.every
+        self.bar.set_postfix(labels=f"{self.learner.labels_used}/{self.learner.schedule.max_labels}",
+                             ret=f"{self.last_return:.1f}", refresh=False)
+        if step >= self.next_ckpt and self.checkpoint_fn is not None:
+            self.next_ckpt = (step // self.settings.checkpoint_every + 1) * self.settings.checkpoint_every
+            self.checkpoint_fn()
+
+    def evaluate_now(self, step: int, episodes: Optional[int] = None) -> dict[str, Any]:
+        """Evaluate the policy in fresh episodes and the reward model on oracle pairs; append a metrics row."""
+        res = evaluate(self.task, self.policy_fn, n_episodes=episodes or self.settings.episodes,
+                       seed=10_000 + self.settings.seed, episode_length=self.settings.episode_length)
+        row: dict[str, Any] = {
+            "env_steps": step,
+            "labels_used": self.learner.labels_used,
+            "labels_answered": self.learner.store.count_labels(sources=[self.learner.source]),
+            "return_mean": res.return_mean,
+            "return_std": float(res.returns.std()),
+            "success_rate": res.success_rate,
+            "reward_heldout_acc": self.heldout,
+            "wall_s": self.wall_s,
+        }
+        if self.learner.fitted:
+            row.update(reward_alignment(self.learner.reward_model, self.episodes_fn(),
+                                        segment_length=self.learner.schedule.segment_length, rng=self.rng,
+                                        n_pairs=self.settings.reward_pairs))
+        self.metrics.append(row)
+        self.last_return = res.return_mean
+        return row
+
+    def state(self) -> dict[str, Any]:
+        return {"wall_s": self.wall_s, "next_eval": self.next_eval, "next_ckpt": self.next_ckpt,
+                "heldout": self.heldout, "last_return": self.last_return}
+
+    def close(self) -> None:
+        self.bar.close()
