@@ -113,6 +113,18 @@ def _fail(exc: BaseException) -> None:
     sys.exit(2)
 
 
+def _train(args: Sequence[str]) -> None:
+    run_hydra(_train_job, "train", args, "pbrl train")
+
+
+def _tasks(args: Sequence[str]) -> None:
+    print_tasks()
+
+
+#: Subcommands: name -> function taking the remaining arguments. New commands register here and in USAGE.
+COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {"train": _train, "tasks": _tasks}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
@@ -120,12 +132,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         return
     cmd, rest = args[0], args[1:]
     try:
-        if cmd == "train":
-            run_hydra(_train_job, "train", rest, "pbrl train")
-        elif cmd == "tasks":
-            print_tasks()
-        else:
-            raise PbrlError(f"unknown command {cmd!r}; expected one of: train, tasks (see `pbrl --help`)")
+        if cmd not in COMMANDS:
+            raise PbrlError(f"unknown command {cmd!r}; expected one of: {', '.join(COMMANDS)} (see `pbrl --help`)")
+        COMMANDS[cmd](rest)
     except PbrlError as exc:
         _fail(exc)
 

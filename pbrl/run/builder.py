@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -47,17 +47,27 @@ def build_schedule(cfg: DictConfig) -> FeedbackSchedule:
     )
 
 
+def _scripted(fb: DictConfig, task: TaskSpec, rng: np.random.Generator) -> tuple[Labeller, str]:
+    from pbrl.feedback.teachers import teacher_from_preset
+
+    key = fb.get("reward_key")
+    if key is not None and key not in task.reward_terms:
+        raise PbrlError(f"feedback.reward_key: {key!r} is not a reward term of {task.name} {task.reward_terms}")
+    return teacher_from_preset(str(fb.preset), rng=rng, reward_key=key, **container(fb.overrides)), "scripted"
+
+
+#: Online feedback sources: ``feedback.name`` -> builder(feedback cfg, task, rng) -> (labeller, store source).
+LABELLERS: dict[str, Callable[[DictConfig, TaskSpec, np.random.Generator], tuple[Labeller, str]]] = {
+    "scripted": _scripted,
+}
+
+
 def build_labeller(cfg: DictConfig, task: TaskSpec, rng: np.random.Generator) -> tuple[Labeller, str]:
     """The feedback source and the name stored in the label rows' ``source`` column."""
-    fb = cfg.feedback
-    if fb.name == "scripted":
-        from pbrl.feedback.teachers import teacher_from_preset
-
-        key = fb.get("reward_key")
-        if key is not None and key not in task.reward_terms:
-            raise PbrlError(f"feedback.reward_key: {key!r} is not a reward term of {task.name} {task.reward_terms}")
-        return teacher_from_preset(str(fb.preset), rng=rng, reward_key=key, **container(fb.overrides)), "scripted"
-    raise PbrlError(f"feedback: {fb.name!r} cannot drive online training here; expected one of: scripted")
+    name = str(cfg.feedback.name)
+    if name not in LABELLERS:
+        raise PbrlError(f"feedback: {name!r} cannot drive online training; expected one of: {', '.join(LABELLERS)}")
+    return LABELLERS[name](cfg.feedback, task, rng)
 
 
 def build_reward_model(cfg: DictConfig, obs_dim: int, act_dim: int, seed: int) -> RewardModel:

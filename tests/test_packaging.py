@@ -1,0 +1,27 @@
+"""configs/ and tasks/ ship inside the wheel, so a plain (non-editable) `pip install .` works."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from pbrl.resources import resource_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_contains_configs_and_tasks(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    wheel = next(tmp_path.glob("pbrl-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for kind in ("configs", "tasks"):
+        shipped = {p.relative_to(ROOT).as_posix() for p in (ROOT / kind).rglob("*.yaml")}
+        assert shipped and {f"pbrl/_resources/{s}" for s in shipped} <= names
+
+
+def test_resource_dir_finds_checkout() -> None:
+    assert (resource_dir("configs") / "train.yaml").is_file()
+    assert (resource_dir("tasks") / "drawer-open.yaml").is_file()
