@@ -8,7 +8,7 @@ other conventions happen only in :mod:`pbrl.data.io`.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import NamedTuple, Optional, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -30,10 +30,12 @@ class Labels(NamedTuple):
     Attributes:
         p: ``(n,)`` float32, P(first preferred) in [0, 1]; the value at a skipped index is meaningless.
         skipped: ``(n,)`` bool, True where the labeller declined to answer.
+        weight: ``(n,)`` float32 confidence per label (e.g. PEARL's transferred labels), or None for 1.0.
     """
 
     p: np.ndarray
     skipped: np.ndarray
+    weight: Optional[np.ndarray] = None
 
     @property
     def n_answered(self) -> int:
@@ -43,7 +45,9 @@ class Labels(NamedTuple):
 def validate_label_values(p: np.ndarray, *, name: str = "label") -> np.ndarray:
     """Return ``p`` as float32 after checking it lies in [0, 1] and is finite."""
     arr = np.asarray(p, dtype=np.float32)
-    if arr.size and (not np.all(np.isfinite(arr)) or arr.min() < 0.0 or arr.max() > 1.0):
+    if arr.size and not np.all(np.isfinite(arr)):
+        raise PbrlError(f"{name}: {int((~np.isfinite(arr)).sum())} NaN/inf value(s); expected P(first preferred) in [0, 1]")
+    if arr.size and (arr.min() < 0.0 or arr.max() > 1.0):
         raise PbrlError(
             f"{name}: expected P(first preferred) in [0, 1] (1 first, 0 second, 0.5 equal), "
             f"got values in [{np.nanmin(arr)}, {np.nanmax(arr)}]"

@@ -113,7 +113,7 @@ class PreferenceLearner:
             self.labeller.set_margin(float(np.mean([abs(c.true_return) for c in candidates])))
         labels = self.labeller.label(first, second)
         heldout = self._accuracy_on(first, second, labels) if self.fitted else float("nan")
-        self.store.add_pairs(first, second, labels, source=self.source)  # one transaction: never half a pair
+        self.store.add_pairs(first, second, labels, source=self.source, weight=labels.weight)  # one transaction: never half a pair
         fit = self.fit()
         return RoundResult(len(first), labels.n_answered, heldout, fit.get("loss", float("nan")),
                            fit.get("train_acc", float("nan")))
