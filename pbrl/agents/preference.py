@@ -71,7 +71,7 @@ class PreferenceLearner:
 
     def __init__(self, *, reward_model: RewardModel, labeller: Labeller, store: PreferenceStore,
                  schedule: FeedbackSchedule, source: str, rng: np.random.Generator,
-                 normalizer: Optional[RewardNormalizer] = None) -> None:
+                 normalizer: Optional[RewardNormalizer] = None, conservative_k: float = 0.0) -> None:
         self.reward_model = reward_model
         self.labeller = labeller
         self.store = store
@@ -79,6 +79,9 @@ class PreferenceLearner:
         self.source = source
         self.rng = rng
         self.normalizer = normalizer or RewardNormalizer()
+        if not conservative_k >= 0:
+            raise PbrlError(f"reward.conservative_k: expected a number >= 0, got {conservative_k}")
+        self.conservative_k = float(conservative_k)
         self.fitted = False
 
     @property
@@ -138,5 +141,12 @@ class PreferenceLearner:
         return pair_accuracy(r1, r2, pairs.p)
 
     def reward_fn(self, obs: np.ndarray, act: np.ndarray) -> np.ndarray:
-        """Normalised learned reward, what the agent trains on."""
-        return self.normalizer(self.reward_model.predict(obs, act))
+        """Normalised learned reward, what the agent trains on.
+
+        With ``conservative_k > 0`` it is the pessimistic ``mean - k * std`` of the reward model
+        (ensemble spread or Gaussian sigma), so the agent is not drawn to where the model is unsure.
+        """
+        if self.conservative_k == 0.0:
+            return self.normalizer(self.reward_model.predict(obs, act))
+        mean, std = self.reward_model.predict_std(obs, act)
+        return self.normalizer(mean - self.conservative_k * std)

@@ -67,6 +67,10 @@ class TaskInfoWrapper(gym.Wrapper):
             info["is_success"] = bool(info[self.task.success_key])
         return obs, reward, terminated, truncated, info
 
+    def render(self):
+        frame = self.env.render()
+        return frame[::-1].copy() if frame is not None and self.task.camera.flip else frame
+
     def _check_finite(self, obs: np.ndarray, reward: float) -> None:
         if not (np.all(np.isfinite(obs)) and np.isfinite(reward)):
             raise PbrlError(

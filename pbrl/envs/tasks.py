@@ -16,11 +16,15 @@ SUITES = ("mujoco", "metaworld")
 
 @dataclasses.dataclass(frozen=True)
 class CameraSpec:
-    """Camera used for clips and evaluation videos (None = the env's default camera)."""
+    """Camera used for clips and evaluation videos (None = the env's default camera).
+
+    ``flip`` turns frames upside down: Meta-World's cameras render with OpenGL's bottom-left origin.
+    """
 
     name: Optional[str] = None
     width: int = 128
     height: int = 128
+    flip: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

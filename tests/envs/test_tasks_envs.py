@@ -113,3 +113,18 @@ def test_nan_observation_is_reported() -> None:
     env.reset()
     with pytest.raises(PbrlError, match="NaN/inf in the observation at step 1"):
         env.step(np.zeros(1, np.float32))
+
+
+def test_metaworld_frames_are_turned_upright() -> None:
+    import dataclasses
+
+    task = load_task("reach")
+    assert task.camera.flip  # Meta-World renders with OpenGL's bottom-left origin
+    raw_task = dataclasses.replace(task, camera=dataclasses.replace(task.camera, flip=False))
+    frames = []
+    for t in (task, raw_task):
+        env = make_env(t, seed=0, render=True)
+        env.reset(seed=0)
+        frames.append(env.render())
+        env.close()
+    np.testing.assert_array_equal(frames[0], frames[1][::-1])

@@ -1,0 +1,157 @@
+"""Gaussian reward model: PEARL's Robust Reward Learning (RRL; Liu et al. 2023).
+
+Each step's reward is a random variable ``r(s, a) ~ N(mu(s, a), sigma(s, a)^2)``. Training draws
+reparameterised samples of the segment returns, puts them through the Bradley-Terry likelihood, and
+adds ``kl_weight * KL(N(mu, sigma^2) || N(0, 1))`` per step so that the variance does not collapse
+on pairs the labels cannot explain (noisy or soft labels are absorbed by sigma instead of bending mu).
+
+Steps are independent given (s, a), so a segment return is ``R ~ N(sum_t mu_t, sum_t sigma_t^2)``
+exactly; we sample ``R`` at segment level (one normal draw per sample and segment instead of ``L``):
+the same distribution and the same reparameterised gradient, ``L`` times fewer random numbers.
+
+The two networks (mean and log-std) are two independent MLPs stacked into one
+:class:`~pbrl.rewards.ensemble.BatchedMLP`, so they run in one batched forward pass and reuse the
+ensemble's input validation, chunked prediction and checkpointing.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from pbrl.rewards.ensemble import EnsembleReward
+from pbrl.rewards.losses import bradley_terry_loss, gaussian_kl_standard_normal
+from pbrl.types import PbrlError
+
+#: log sigma range; the tanh output of the std network is mapped affinely onto it (as SAC's policy).
+LOG_STD_MIN: float = -5.0
+LOG_STD_MAX: float = 1.0
+
+
+class GaussianReward(EnsembleReward):
+    """Per-step Gaussian reward trained with sampled Bradley-Terry + KL to N(0, 1) (PEARL RRL).
+
+    Args:
+        obs_dim, act_dim: input sizes.
+        hidden: hidden layer sizes of both the mean and the log-std network.
+        kl_weight: weight of the per-step KL(N(mu, sigma^2) || N(0, 1)) regulariser.
+        n_samples: reparameterised return samples per pair and update (training).
+        eval_samples: return samples given to query selection by :meth:`segment_return_samples`.
+        lr, batch_size, weight_decay, seed, device: as :class:`EnsembleReward`.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        *,
+        hidden: Sequence[int] = (256, 256, 256),
+        kl_weight: float = 0.01,
+        n_samples: int = 8,
+        eval_samples: int = 16,
+        lr: float = 3e-4,
+        batch_size: int = 128,
+        weight_decay: float = 0.0,
+        seed: int = 0,
+        device: str = "cpu",
+    ) -> None:
+        if not (math.isfinite(float(kl_weight)) and float(kl_weight) >= 0):
+            raise PbrlError(f"GaussianReward.kl_weight: expected a finite number >= 0, got {kl_weight}")
+        for name, value in (("n_samples", n_samples), ("eval_samples", eval_samples)):
+            if int(value) < 1:
+                raise PbrlError(f"GaussianReward.{name}: expected a positive integer, got {value}")
+        # Two stacked "members": index 0 is the mean network, index 1 the log-std network.
+        super().__init__(obs_dim, act_dim, n_members=2, hidden=hidden, lr=lr, batch_size=batch_size,
+                         weight_decay=weight_decay, bootstrap="permutation", seed=seed, device=device)
+        self.kl_weight = float(kl_weight)
+        self.n_samples, self.eval_samples = int(n_samples), int(eval_samples)
+        self._eval_seed = int(seed) + 1
+
+    # ------------------------------------------------------------------ the distribution
+    @staticmethod
+    def _split(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mu, log_std)`` from the stacked network output ``(2, ...)``."""
+        log_std = LOG_STD_MIN + 0.5 * (out[1] + 1.0) * (LOG_STD_MAX - LOG_STD_MIN)
+        return out[0], log_std
+
+    def _sample_indices(self, n: int) -> torch.Tensor:
+        """Both networks must see the same pairs: one permutation, repeated for the two rows."""
+        order = torch.argsort(torch.rand(n, generator=self._gen))
+        return order.expand(2, n).to(self.device)
+
+    def _train_epoch(self, data: dict[str, torch.Tensor], order: torch.Tensor) -> dict[str, float]:
+        n = order.shape[1]
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device)
+        strict = torch.zeros((), device=self.device)
+        for start in range(0, n, self.batch_size):
+            idx = order[:, start:start + self.batch_size]  # (2, B): the same pairs in both rows
+            loss, diff = self._batch_loss(data, idx)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            with torch.no_grad():
+                p = data["p"][idx[0]]
+                loss_sum += loss * idx.shape[1]
+                mask = p != 0.5
+                correct += (torch.where(p > 0.5, diff > 0, diff < 0) & mask).sum()
+                strict += mask.sum()
+        acc = float(correct / strict) if float(strict) > 0 else math.nan
+        return {"loss": float(loss_sum) / n, "train_acc": acc}
+
+    def _batch_loss(self, data: dict[str, torch.Tensor], idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sampled BT loss on return samples + KL term; also the mean return gap (for accuracy)."""
+        b = idx.shape[1]
+        length = data["obs1"].shape[1]
+        sa1 = torch.cat([data["obs1"][idx[0]], data["act1"][idx[0]]], dim=-1)  # (B, L, in)
+        sa2 = torch.cat([data["obs2"][idx[0]], data["act2"][idx[0]]], dim=-1)
+        x = torch.cat([sa1, sa2], dim=0).reshape(2 * b * length, -1)
+        mu, log_std = self._split(self.net(x).reshape(2, 2 * b, length))
+        ret_mu = mu.sum(-1)  # (2B,)
+        ret_std = torch.exp(2.0 * log_std).sum(-1).sqrt()
+        eps = torch.randn(self.n_samples, 2 * b, generator=self._gen).to(self.device)
+        ret = ret_mu + ret_std * eps  # (S, 2B) reparameterised segment returns
+        bt = bradley_terry_loss(ret[:, :b], ret[:, b:], data["p"][idx[0]], data["weight"][idx[0]])
+        kl = gaussian_kl_standard_normal(mu, log_std).mean()
+        return bt + self.kl_weight * kl, (ret_mu[:b] - ret_mu[b:]).detach()
+
+    # ------------------------------------------------------------------ inference
+    def _mu_sigma(self, obs: np.ndarray, act: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self._member_rewards(obs, act)  # (2, *lead), chunked, no grad
+        mu, log_std = self._split(out)
+        return mu, torch.exp(log_std)
+
+    def predict(self, obs: np.ndarray, act: np.ndarray) -> np.ndarray:
+        """Mean reward ``mu(s, a)``, shape ``obs.shape[:-1]``, float32."""
+        return self._mu_sigma(obs, act)[0].numpy()
+
+    def predict_std(self, obs: np.ndarray, act: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(mu, sigma)`` of the per-step reward, each shape ``obs.shape[:-1]``, float32."""
+        mu, sigma = self._mu_sigma(obs, act)
+        return mu.numpy(), sigma.numpy()
+
+    def segment_return_samples(self, obs: np.ndarray, act: np.ndarray) -> np.ndarray:
+        """``(eval_samples, n)`` samples of ``R ~ N(sum mu, sum sigma^2)`` for ``(n, L, *)`` inputs.
+
+        Drawn with a generator reseeded on every call, so query scores are reproducible and two
+        calls on the same segments agree (disagreement is then a property of the model, not noise).
+        """
+        if np.ndim(obs) != 3:
+            raise PbrlError(
+                f"segment_return_samples: expected obs of shape (n, L, obs_dim={self.obs_dim}), got {np.shape(obs)}"
+            )
+        mu, sigma = self._mu_sigma(obs, act)
+        ret_mu, ret_std = mu.sum(-1), sigma.pow(2).sum(-1).sqrt()
+        gen = torch.Generator().manual_seed(self._eval_seed)
+        eps = torch.randn(self.eval_samples, ret_mu.shape[0], generator=gen)
+        return (ret_mu + ret_std * eps).numpy()
+
+    def segment_return_mean(self, obs: np.ndarray, act: np.ndarray) -> np.ndarray:
+        """Expected segment returns ``(n,)`` (what accuracy and evaluation rank pairs by)."""
+        return self._mu_sigma(obs, act)[0].sum(-1).numpy()
+
+    def _config(self) -> dict[str, Any]:
+        return {**super()._config(), "kind": "gaussian", "kl_weight": self.kl_weight}
