@@ -15,7 +15,8 @@ from pbrl.agents.pebble import PebbleConfig, PebbleTrainer, build_sac, sac_polic
 from pbrl.agents.pref_ppo import PPOConfig, PrefPPOTrainer, build_ppo
 from pbrl.agents.preference import PreferenceLearner
 from pbrl.data.store import PreferenceStore
-from pbrl.envs.rollout import evaluate
+from pbrl.envs.make import make_env
+from pbrl.envs.rollout import evaluate, film, write_video
 from pbrl.report import plot_curves
 from pbrl.run import builder
 from pbrl.run.checkpoint import find_checkpoint, read_episodes, read_state, save_checkpoint
@@ -60,7 +61,7 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     learner = PreferenceLearner(
         reward_model=builder.build_reward_model(cfg, obs_dim, act_dim, int(cfg.seed)), labeller=labeller,
         store=store, schedule=schedule, source=source, rng=np.random.default_rng([int(cfg.seed), 2]),
-        normalizer=builder.build_normalizer(cfg))
+        normalizer=builder.build_normalizer(cfg), conservative_k=float(cfg.reward.get("conservative_k", 0.0)))
     try:
         return _train(cfg, run_dir, task, venv, learner, labeller_rng)
     finally:
@@ -170,8 +171,13 @@ def _state(trainer, learner, labeller_rng, session) -> dict[str, Any]:
 def _finish(cfg, run_dir, task, model, learner, session, random_return) -> dict[str, Any]:
     """Final evaluation with video, then policy, reward model, curves and summary."""
     row = session.evaluate_now(model.num_timesteps, episodes=int(cfg.eval.final_episodes))
-    evaluate(task, session.policy_fn, n_episodes=1, seed=10_000 + int(cfg.seed), episode_length=cfg.episode_length,
-             video_path=run_dir / "eval.mp4" if cfg.eval.video else None, video_steps=int(cfg.eval.video_steps))
+    if cfg.eval.video:
+        env = make_env(task, seed=10_000 + int(cfg.seed), render=True, episode_length=cfg.episode_length)
+        try:
+            write_video(run_dir / "eval.mp4", film(env, session.policy_fn, seed=10_000 + int(cfg.seed),
+                                                  steps=int(cfg.eval.video_steps)))
+        finally:
+            env.close()
     model.save(run_dir / "policy.zip")
     torch.save(learner.reward_model.state_dict(), run_dir / "reward_model.pt")
     plot_curves(session.metrics, run_dir / "curves.png", baseline=random_return,
@@ -181,7 +187,8 @@ def _finish(cfg, run_dir, task, model, learner, session, random_return) -> dict[
         "return_mean": row["return_mean"], "return_std": row["return_std"], "success_rate": row["success_rate"],
         "random_return": random_return, "labels_used": row["labels_used"], "labels_answered": row["labels_answered"],
         "reward_accuracy": row.get("reward_accuracy"), "reward_corr_segment": row.get("reward_corr_segment"),
-        "env_steps": int(model.num_timesteps), "wall_s": session.wall_s, "run_dir": str(run_dir),
+        "env_steps": int(model.num_timesteps), "wall_s": session.wall_s, "eval_s": session.eval_s,
+        "run_dir": str(run_dir),
     }
     atomic_write_json(run_dir / "summary.json", summary)
     return summary

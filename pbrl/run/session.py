@@ -25,12 +25,14 @@ from pbrl.run.checkpoint import save_checkpoint
 class ProgressCallback(BaseCallback):
     """Advances the run's progress bar by one per environment step (SB3 calls it every step)."""
 
-    def __init__(self, bar: tqdm) -> None:
+    def __init__(self, bar: tqdm, postfix: Callable[[], dict[str, str]], every: int = 500) -> None:
         super().__init__()
-        self.bar = bar
+        self.bar, self.postfix, self.every = bar, postfix, every
 
     def _on_step(self) -> bool:
         self.bar.update(self.training_env.num_envs)
+        if self.num_timesteps % self.every == 0:
+            self.bar.set_postfix(self.postfix(), refresh=False)
         return True
 
 
@@ -61,12 +63,18 @@ class RunSession:
         self.next_ckpt = int(state.get("next_ckpt", settings.checkpoint_every))
         self.heldout = float(state.get("heldout", math.nan))
         self.last_return = float(state.get("last_return", math.nan))
+        self.eval_s = float(state.get("eval_s", 0.0))
         self.rng = np.random.default_rng([settings.seed, 7, initial_step])
         self.t0 = time.time()
         self.bar = tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True,
                         desc=f"{task.name}", mininterval=0.5 if sys.stderr.isatty() else 15.0)
-        self.callback = ProgressCallback(self.bar)
+        self.callback = ProgressCallback(self.bar, self.postfix)
         self.checkpoint_fn: Optional[Callable[[], None]] = None  # set by the runner
+
+    def postfix(self) -> dict[str, str]:
+        """What the progress bar shows next to the step count."""
+        return {"labels": f"{self.learner.labels_used}/{self.learner.schedule.max_labels}",
+                "ret": f"{self.last_return:.1f}"}
 
     @property
     def wall_s(self) -> float:
@@ -78,14 +86,14 @@ class RunSession:
         if step >= self.next_eval:
             self.evaluate_now(step)
             self.next_eval = (step // self.settings.every + 1) * self.settings.every
-        self.bar.set_postfix(labels=f"{self.learner.labels_used}/{self.learner.schedule.max_labels}",
-                             ret=f"{self.last_return:.1f}", refresh=False)
+        self.bar.set_postfix(self.postfix(), refresh=False)
         if step >= self.next_ckpt and self.checkpoint_fn is not None:
             self.next_ckpt = (step // self.settings.checkpoint_every + 1) * self.settings.checkpoint_every
             self.checkpoint_fn()
 
     def evaluate_now(self, step: int, episodes: Optional[int] = None) -> dict[str, Any]:
         """Evaluate the policy in fresh episodes and the reward model on oracle pairs; append a metrics row."""
+        t0 = time.time()
         res = evaluate(self.task, self.policy_fn, n_episodes=episodes or self.settings.episodes,
                        seed=10_000 + self.settings.seed, episode_length=self.settings.episode_length)
         row: dict[str, Any] = {
@@ -104,11 +112,12 @@ class RunSession:
                                         n_pairs=self.settings.reward_pairs))
         self.metrics.append(row)
         self.last_return = res.return_mean
+        self.eval_s += time.time() - t0
         return row
 
     def state(self) -> dict[str, Any]:
         return {"wall_s": self.wall_s, "next_eval": self.next_eval, "next_ckpt": self.next_ckpt,
-                "heldout": self.heldout, "last_return": self.last_return}
+                "heldout": self.heldout, "last_return": self.last_return, "eval_s": self.eval_s}
 
     def close(self) -> None:
         self.bar.close()
