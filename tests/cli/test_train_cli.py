@@ -139,3 +139,13 @@ def test_multirun_one_dir_per_seed(tmp_path: Path) -> None:
     summaries = sorted((tmp_path / "sweep").glob("*/summary.json"))
     assert len(summaries) == 2
     assert {json.loads(p.read_text())["seed"] for p in summaries} == {0, 1}
+
+
+def test_same_seed_same_labels_and_numbers(tmp_path: Path) -> None:
+    args = [*TINY, *TINY_SAC, "budget.env_steps=400", "eval.every=400", "algo.seed_steps=200", "eval.video=false"]
+    for name in ("a", "b"):
+        res = pbrl("train", f"out={tmp_path}/{name}", *args)
+        assert res.returncode == 0, res.stderr[-2000:]
+    a, b = (json.loads((tmp_path / n / "summary.json").read_text()) for n in ("a", "b"))
+    assert a["return_mean"] == b["return_mean"] and a["reward_accuracy"] == b["reward_accuracy"]
+    assert _labels(tmp_path / "a" / "store.sqlite") == _labels(tmp_path / "b" / "store.sqlite")
