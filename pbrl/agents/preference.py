@@ -93,9 +93,13 @@ class PreferenceLearner:
         return max(0, self.schedule.max_labels - self.labels_used)
 
     def cut_segments(self, episodes: Sequence[Trajectory], n: int) -> list[Segment]:
-        """``n`` segments at uniform random episodes/starts among the recent episodes long enough."""
+        """``n`` segments at uniform random episodes/starts among the recent episodes.
+
+        Episodes shorter than the segment (they terminated early) are padded with their absorbing
+        state (:meth:`Trajectory.padded`), so tasks with early termination still get queries.
+        """
         L = self.schedule.segment_length
-        pool = [ep for ep in list(episodes)[-self.schedule.candidate_episodes:] if len(ep) >= L]
+        pool = [ep.padded(L) for ep in list(episodes)[-self.schedule.candidate_episodes:]]
         if not pool:
             return []
         which = self.rng.integers(0, len(pool), size=n)

@@ -55,6 +55,28 @@ class Trajectory:
     def true_return(self) -> float:
         return float(self.rewards.sum())
 
+    def padded(self, length: int) -> "Trajectory":
+        """The episode extended to ``length`` steps with an absorbing state after termination.
+
+        Extra steps repeat the terminal observation with zero action, zero reward and zero reward terms,
+        so a segment from an episode that ended early (Hopper falling over) can still be compared, and
+        ending early costs the reward the episode would otherwise have collected.
+        """
+        extra = length - len(self)
+        if extra <= 0:
+            return self
+        pad = lambda arr, value: np.concatenate([arr, np.full((extra, *arr.shape[1:]), value, arr.dtype)])
+        return dataclasses.replace(
+            self,
+            obs=np.concatenate([self.obs, np.repeat(self.obs[-1:], extra, axis=0)]),
+            acts=pad(self.acts, 0.0),
+            rewards=pad(self.rewards, 0.0),
+            terms={k: pad(np.asarray(v), 0.0) for k, v in self.terms.items()},
+            success=None if self.success is None else pad(self.success, False),
+            frames=None if self.frames is None else np.concatenate(
+                [self.frames, np.repeat(self.frames[-1:], extra, axis=0)]),
+        )
+
     def segment(self, start: int, length: int) -> "Segment":
         """Cut ``[start, start + length)``; the segment's obs are the observations at which each action was taken."""
         if length <= 0 or start < 0 or start + length > len(self):

@@ -89,3 +89,21 @@ def test_normalizer_modes() -> None:
     none = RewardNormalizer("none")
     none.fit(r)
     np.testing.assert_array_equal(none(r), r)
+
+
+def test_short_episodes_are_padded_with_their_absorbing_state() -> None:
+    from pbrl.agents.preference import FeedbackSchedule, PreferenceLearner
+    from pbrl.data.trajectory import Trajectory
+
+    ep = Trajectory(obs=np.arange(8, dtype=np.float32).reshape(4, 2), acts=np.ones((3, 1), np.float32),
+                    rewards=np.ones(3, np.float32), terms={"alive": np.ones(3, np.float32)})
+    padded = ep.padded(6)
+    assert len(padded) == 6 and padded.obs.shape == (7, 2)
+    np.testing.assert_array_equal(padded.obs[3:], np.repeat(ep.obs[-1:], 4, axis=0))
+    np.testing.assert_array_equal(padded.rewards, [1, 1, 1, 0, 0, 0])
+    np.testing.assert_array_equal(padded.terms["alive"], [1, 1, 1, 0, 0, 0])
+    learner = PreferenceLearner(reward_model=None, labeller=None, store=None, rng=np.random.default_rng(0),
+                                schedule=FeedbackSchedule(max_labels=10, per_round=5, every=10, segment_length=6),
+                                source="scripted")
+    segs = learner.cut_segments([ep], 4)
+    assert len(segs) == 4 and all(len(s) == 6 and s.true_return == 3.0 for s in segs)
