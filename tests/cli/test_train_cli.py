@@ -54,7 +54,7 @@ def check_artefacts(run: Path, *, env_steps: int) -> dict:
 
 
 def test_train_sac_end_to_end(tmp_path: Path) -> None:
-    res = pbrl("train", f"out={tmp_path}/sac", *TINY, *TINY_SAC)
+    res = pbrl("train", f"out={tmp_path}/sac", *TINY, *TINY_SAC, "algo.unsup_steps=100")  # + entropy pre-training
     assert res.returncode == 0, res.stderr[-2000:]
     check_artefacts(tmp_path / "sac", env_steps=600)
     assert "done: return" in res.stdout
