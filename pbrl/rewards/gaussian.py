@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from pbrl.rewards.ensemble import EnsembleReward
-from pbrl.rewards.losses import bradley_terry_loss, gaussian_kl_standard_normal
-from pbrl.types import PbrlError
+from pbrl.rewards.losses import bradley_terry_loss, gaussian_kl_standard_normal, preference_accuracy
+from pbrl.types import PairBatch, PbrlError
 
 #: log sigma range; the tanh output of the std network is mapped affinely onto it (as SAC's policy).
 LOG_STD_MIN: float = -5.0
@@ -152,6 +152,12 @@ class GaussianReward(EnsembleReward):
     def segment_return_mean(self, obs: np.ndarray, act: np.ndarray) -> np.ndarray:
         """Expected segment returns ``(n,)`` (what accuracy and evaluation rank pairs by)."""
         return self._mu_sigma(obs, act)[0].sum(-1).numpy()
+
+    def evaluate(self, pairs: PairBatch) -> dict[str, float]:
+        """Held-out ``{"loss", "accuracy"}``: BT loss over return samples; accuracy of the mean returns."""
+        out = super().evaluate(pairs)
+        r1, r2 = self.segment_return_mean(pairs.obs1, pairs.act1), self.segment_return_mean(pairs.obs2, pairs.act2)
+        return {"loss": out["loss"], "accuracy": preference_accuracy(r1, r2, np.asarray(pairs.p, np.float32))}
 
     def _config(self) -> dict[str, Any]:
         return {**super()._config(), "kind": "gaussian", "kl_weight": self.kl_weight}

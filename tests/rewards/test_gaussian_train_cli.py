@@ -1,0 +1,43 @@
+"""`pbrl train reward=gaussian` end to end on a tiny budget, then `pbrl eval-reward` on its run dir."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+TINY = [
+    "task=halfcheetah", "episode_length=100", "segment_length=20", "budget.labels=20", "budget.per_round=10",
+    "budget.every=200", "eval.every=300", "eval.episodes=1", "eval.final_episodes=1", "eval.video=false",
+    "eval.reward_pairs=50", "checkpoint_every=300", "reward.epochs=3", "reward.model.hidden=[32,32]", "threads=1",
+    "algo=sac", "budget.env_steps=600", "algo.seed_steps=200", "algo.sac.batch_size=32",
+    "algo.sac.policy_kwargs.net_arch=[32,32]",
+]
+
+
+def pbrl(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pbrl.cli", *args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_train_gaussian_reward_then_eval_reward(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    res = pbrl("train", f"out={run}", *TINY, "reward=gaussian", "reward.conservative_k=0.5", "query=entropy")
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["labels_used"] == 20 and 0.0 <= summary["reward_accuracy"] <= 1.0
+    state = torch.load(run / "reward_model.pt", weights_only=False)
+    assert state["config"]["kind"] == "gaussian"
+    assert "_target_: pbrl.rewards.gaussian.GaussianReward" in (run / "config.yaml").read_text()
+
+    res = pbrl("eval-reward", str(run), "--model", str(run / "reward_model.pt"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "in-sample" in res.stdout and "calibration ECE" in res.stdout
+    report = json.loads((run / "reward_eval" / "reward_eval.json").read_text())
+    assert report["in_sample"] is True and report["n_pairs"] > 0
+    res = pbrl("eval-reward", str(run), "--out", str(tmp_path / "split"), "--epochs", "3")
+    assert res.returncode == 0, res.stderr[-2000:]
+    split = json.loads((tmp_path / "split" / "reward_eval.json").read_text())
+    assert split["mode"] == "heldout_split" and split["n_train"] + split["n_pairs"] == report["n_pairs"]
