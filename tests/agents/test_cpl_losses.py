@@ -1,0 +1,111 @@
+"""CPL and BC: losses against hand-computed values, label direction, the actor, and a learner step."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pbrl.agents.bc import BCLearner, GaussianActor, bc_loss
+from pbrl.agents.cpl import CPLLearner, cpl_loss, cpl_scores
+from pbrl.agents.offline_data import OfflineData, PairSampler
+from pbrl.types import PbrlError
+
+
+def _sp(x: float) -> float:  # softplus = -log sigmoid(-x)
+    return math.log1p(math.exp(x))
+
+
+def test_cpl_loss_hand_computed() -> None:
+    s1, s2 = torch.tensor([1.0, 1.0, 1.0]), torch.tensor([0.0, 0.0, 0.0])
+    # p=1: -log sig(1 - 0.5*0) = softplus(-1); p=0: -log sig(0 - 0.5*1) = softplus(0.5); tie: their mean
+    per = [_sp(-1.0), _sp(0.5), 0.5 * (_sp(-1.0) + _sp(0.5))]
+    for k, p in enumerate([1.0, 0.0, 0.5]):
+        got = cpl_loss(s1[k : k + 1], s2[k : k + 1], torch.tensor([p]), bias=0.5)
+        assert float(got) == pytest.approx(per[k], rel=1e-6)
+    assert float(cpl_loss(s1, s2, torch.tensor([1.0, 0.0, 0.5]), bias=0.5)) == pytest.approx(np.mean(per), rel=1e-6)
+
+
+def test_cpl_bias_one_is_bradley_terry_and_bias_checked() -> None:
+    s1, s2 = torch.tensor([2.0]), torch.tensor([-1.0])
+    assert float(cpl_loss(s1, s2, torch.tensor([1.0]), bias=1.0)) == pytest.approx(_sp(-3.0), rel=1e-6)
+    with pytest.raises(PbrlError, match=r"algo.bias: expected lambda in \(0, 1\]"):
+        cpl_loss(s1, s2, torch.tensor([1.0]), bias=0.0)
+
+
+def test_cpl_label_direction_first_preferred_raises_first_score() -> None:
+    """A flipped label convention would make s1 fall below s2 here."""
+    s = torch.zeros(2, requires_grad=True)
+    opt = torch.optim.SGD([s], lr=0.5)
+    for _ in range(50):
+        loss = cpl_loss(s[:1], s[1:], torch.tensor([1.0]), bias=0.5)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(s[0].detach()) > float(s[1].detach())
+
+
+def test_scores_and_bc_loss_hand_computed() -> None:
+    logp = torch.tensor([[-1.0, -2.0], [0.0, -4.0]])
+    assert cpl_scores(logp, 0.1).tolist() == pytest.approx([-0.3, -0.4])
+    assert float(bc_loss(logp)) == pytest.approx(1.75)
+
+
+def test_actor_log_prob_matches_torch_normal_and_act_is_deterministic() -> None:
+    torch.manual_seed(0)
+    actor = GaussianActor(3, 2, hidden=(8,), dropout=0.5)
+    obs, act = torch.randn(5, 3), torch.rand(5, 2) * 2 - 1
+    mean, log_std = actor.eval().dist_params(obs)
+    ref = torch.distributions.Normal(mean, log_std.exp()).log_prob(act).sum(-1)
+    assert torch.allclose(actor.log_prob(obs, act), ref, atol=1e-5)
+    actor.train()
+    a1, a2 = actor.act(obs.numpy()), actor.act(obs.numpy())
+    assert np.array_equal(a1, a2) and actor.training and np.all(np.abs(a1) <= 1)
+
+
+def _toy_data(rng: np.random.Generator, n: int = 16, L: int = 5) -> OfflineData:
+    """Pairs of one good (action +0.8) and one bad (action -0.8) segment in random order, plus one tie."""
+    good = np.zeros(n, bool)
+    good[np.arange(0, n, 2) + rng.integers(0, 2, n // 2)] = True
+    good[-2:] = True  # the last pair is a tie between two good segments
+    acts = np.where(good[:, None, None], 0.8, -0.8) * np.ones((n, L, 1)) + 0.05 * rng.standard_normal((n, L, 1))
+    first, second = np.arange(0, n, 2), np.arange(1, n, 2)
+    p = np.where(good[first] == good[second], 0.5, good[first].astype(float))
+    return OfflineData(obs=rng.standard_normal((n, L, 2)).astype(np.float32), acts=acts.astype(np.float32),
+                       first=first, second=second, p=p.astype(np.float32))
+
+
+def test_cpl_learner_prefers_good_actions_after_training(rng: np.random.Generator) -> None:
+    torch.manual_seed(0)
+    data = _toy_data(rng)
+    learner = CPLLearner(data, alpha=0.1, bias=0.5, bc_weight=0.0, bc_steps=5, pairing="sparse", hidden=(16,),
+                         dropout=0.0, lr=3e-3, batch_pairs=6, rng=rng)
+    metrics = [learner.update(step) for step in range(150)]
+    assert "pref_acc" not in metrics[0] and "pref_acc" in metrics[-1]
+    assert float(np.mean(learner.policy.act(data.obs.reshape(-1, 2)))) > 0.3
+
+
+def test_bc_preferred_only_clones_preferred_segments(rng: np.random.Generator) -> None:
+    data = _toy_data(rng)
+    pref = data.preferred()
+    assert np.all(data.acts[pref].mean((1, 2)) > 0)  # every preferred segment is a good one
+    bc = BCLearner(data, preferred_only=True, hidden=(8,), dropout=0.0, lr=1e-3, batch_segments=4, rng=rng)
+    assert set(bc.pool.tolist()) == set(pref.tolist())
+    tie = OfflineData(data.obs, data.acts, data.first, data.second, np.full_like(data.p, 0.5))
+    with pytest.raises(PbrlError, match="algo.preferred_only"):
+        BCLearner(tie, preferred_only=True, hidden=(8,), dropout=0.0, lr=1e-3, batch_segments=4, rng=rng)
+
+
+def test_dense_sampler_takes_whole_components(rng: np.random.Generator) -> None:
+    # two groups of 3 fully compared segments: components {0,1,2} and {3,4,5}
+    first, second = np.array([0, 0, 1, 3, 3, 4]), np.array([1, 2, 2, 4, 5, 5])
+    data = OfflineData(np.zeros((6, 2, 1), np.float32), np.zeros((6, 2, 1), np.float32), first, second,
+                       np.ones(6, np.float32))
+    comps = sorted(sorted(c.tolist()) for c in data.components())
+    assert comps == [[0, 1, 2], [3, 4, 5]]
+    batch = PairSampler(data, batch_pairs=2, pairing="dense", rng=rng).sample()
+    assert len(batch.segs) == 3 and len(batch.i1) == 3  # 3 segments scored, 3 comparisons used
+    with pytest.raises(PbrlError, match="algo.pairing"):
+        PairSampler(data, batch_pairs=2, pairing="full", rng=rng)
