@@ -1,0 +1,94 @@
+"""The human labeller of the online loop: queue, serve, wait for answers given over HTTP; re-rendering."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from pbrl.agents.preference import FeedbackSchedule, PreferenceLearner
+from pbrl.data.store import PreferenceStore
+from pbrl.data.trajectory import Trajectory
+from pbrl.envs import load_task, make_env
+from pbrl.feedback.human import HumanLabeller
+from pbrl.types import PbrlError
+from pbrl.viewer.clips import render_from_obs
+from pbrl.viewer.queue import LabelQueue
+from viewer_fixtures import answer_over_http, framed_segment, free_port
+
+pytest.importorskip("uvicorn", reason="the viewer extra (pip install 'pbrl[viewer]') is not installed")
+
+
+def test_human_labeller_blocks_until_answered_over_http(tmp_path) -> None:
+    port, stop = free_port(), threading.Event()
+    labeller = HumanLabeller(store_path=tmp_path / "store.sqlite", task=load_task("halfcheetah"),
+                             rng=np.random.default_rng(0), port=port, poll_s=0.05, timeout_s=60, encode=False)
+    segs = [framed_segment(i) for i in range(4)]
+    person = answer_over_http(port, ["left", "equal", "skip"], stop)
+    try:
+        labels = labeller.label([segs[0], segs[1], segs[2]], [segs[3], segs[3], segs[0]])  # segs reused: stored once
+    finally:
+        stop.set()
+        person.join(5)
+        labeller.close()
+    with PreferenceStore(tmp_path / "store.sqlite") as store:
+        queue = LabelQueue(store)
+        assert store.num_segments() == 4
+        q0 = queue.get(1)
+        assert labels.p[0] == (1.0 if q0.first_left else 0.0) and labels.p[1] == 0.5
+        assert list(labels.skipped) == [False, False, True]
+        assert store.count_labels(sources=["human"], include_skipped=True) == 3
+
+
+def test_learner_does_not_store_human_answers_twice(tmp_path) -> None:
+    class Answered(HumanLabeller):
+        def _announce(self, n: int) -> None:  # a person answered at once (all "equal")
+            _, queue = self._open()
+            for q in queue.next_for("pat", n):
+                queue.answer(q.query_id, "pat", "equal")
+
+    rng = np.random.default_rng(0)
+    eps = [Trajectory(obs=rng.normal(size=(11, 3)).astype(np.float32), acts=rng.normal(size=(10, 2)).astype(np.float32),
+                      rewards=rng.normal(size=10).astype(np.float32),
+                      frames=np.zeros((10, 16, 16, 3), np.uint8), episode_id=i) for i in range(3)]
+    path = tmp_path / "store.sqlite"
+    labeller = Answered(store_path=path, task=load_task("halfcheetah"), rng=rng, encode=False)
+
+    class Model:
+        def fit(self, pairs, *, epochs):
+            return {"loss": 0.0, "n": pairs.n_pairs}
+
+    with PreferenceStore(path) as store:
+        learner = PreferenceLearner(reward_model=Model(), labeller=labeller, store=store, source="human",
+                                    schedule=FeedbackSchedule(max_labels=4, per_round=4, every=1, segment_length=5,
+                                                              strategy="uniform", reward_epochs=1), rng=rng)
+        result = learner.round(eps)
+        assert (result.asked, result.answered) == (4, 4)
+        assert learner.labels_used == 4 and store.pair_batch(sources=["human"]).n_pairs == 4
+    labeller.close()
+
+
+def test_timeout_leaves_queries_queued(tmp_path) -> None:
+    labeller = HumanLabeller(store_path=tmp_path / "s.sqlite", task=load_task("halfcheetah"), serve=False,
+                             rng=np.random.default_rng(0), poll_s=0.01, timeout_s=0.05, encode=False)
+    with pytest.raises(PbrlError, match=r"feedback.timeout_s: 1 pair\(s\) still unlabelled"):
+        labeller.label([framed_segment(0)], [framed_segment(1)])
+    _, queue = labeller._open()
+    assert queue.progress()["queued"] == 1
+    labeller.close()
+
+
+def test_rerender_from_observations_matches_the_live_render() -> None:
+    task = load_task("halfcheetah")
+    env = make_env(task, seed=0, render=True)
+    obs, _ = env.reset(seed=0)
+    base = env.unwrapped
+    base.set_state(np.concatenate([[0.0], base.data.qpos[1:]]), base.data.qvel.copy())  # x is not observed
+    live = env.render()
+    env.close()
+    frames = render_from_obs(task, np.asarray([obs], np.float32))
+    assert frames.shape == (1, 128, 128, 3)
+    assert np.abs(frames[0].astype(int) - live.astype(int)).mean() < 1.0  # same pose, same camera
+    with pytest.raises(PbrlError, match="task reach: segments without frames cannot be re-rendered"):
+        render_from_obs(load_task("reach"), np.zeros((2, 39), np.float32))
