@@ -5,6 +5,8 @@ BIN     := $(VENV)/bin
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages for headless MuJoCo rendering (EGL from Mesa, OSMesa as fallback).
 SYSPKGS := libegl1 libgl1 libgl1-mesa-dri libosmesa6
+# Debian packages the test suite needs on top: chromium for the viewer's browser tests (driven by Playwright).
+TEST_SYSPKGS := chromium
 
 .PHONY: setup system-deps demo test test-slow bench clean
 
@@ -27,9 +29,11 @@ demo: setup          ## install everything, then the default short training run
 	$(BIN)/pbrl train
 
 test: setup          ## install everything, then the default (fast) test suite
+	$(MAKE) system-deps SYSPKGS="$(TEST_SYSPKGS)"
 	$(BIN)/python -m pytest -q
 
 test-slow: setup     ## slow integration runs (minutes)
+	$(MAKE) system-deps SYSPKGS="$(TEST_SYSPKGS)"
 	$(BIN)/python -m pytest -q -m slow
 
 clean:

@@ -22,6 +22,14 @@ commands:
                         pbrl train -m seed=0,1,2                     # multirun, one run dir per seed
                         pbrl train out=runs/myrun                    # resume a killed run in runs/myrun
   tasks               list the tasks with their reward terms and success signals
+  eval-reward PATH    evaluate a learned reward on a run dir or store: held-out accuracy, calibration,
+                      correlation with the true reward (`pbrl eval-reward --help`)
+  export RUN_DIR      export a trained policy for a robot: policy.onnx (--format torchscript: policy.pt) +
+                      policy.json in RUN_DIR/export, checked against the training-time policy
+  data collect [OVERRIDES]  build an offline preference dataset (expert rollouts + noise, segments,
+                      scripted labels) for `pbrl train algo=cpl|oppo|bc data=STORE` (configs/collect.yaml)
+  label STORE         label clip pairs of a preference store in the browser (http://127.0.0.1:8765/);
+                      `pbrl label --help`; `pbrl train feedback=human` queues pairs for it while training
   help                show this message
 
 Results land in the run directory (`out=`, default runs/<task>-<algo>-<feedback>-s<seed>-<time>/):
@@ -121,8 +129,49 @@ def _tasks(args: Sequence[str]) -> None:
     print_tasks()
 
 
+def _eval_reward(args: Sequence[str]) -> None:
+    from pbrl.rewards.eval_cli import main as eval_reward_main
+
+    eval_reward_main(args)
+
+
+
+def _export(args: Sequence[str]) -> None:
+    from pbrl.export.command import main as export_main
+
+    export_main(args)
+
+
+
+def _collect_job(cfg) -> None:
+    from pbrl.run.offline import collect_job
+
+    try:
+        stats = collect_job(cfg)
+    except PbrlError as exc:
+        _fail(exc)
+    print(f"collected {stats['segments']} segments, {stats['pairs']} pairs ({stats['answered']} answered) on "
+          f"{stats['task']}, expert-mix episode success {stats['episode_success']:.2f}; store {stats['out']}")
+
+
+def _data(args: Sequence[str]) -> None:
+    if not args or args[0] != "collect":
+        raise PbrlError("data: expected a subcommand: `pbrl data collect [task=NAME] [key=value ...]`")
+    run_hydra(_collect_job, "collect", args[1:], "pbrl data collect")
+
+
+
+def _label(args: Sequence[str]) -> None:
+    from pbrl.viewer.cli import main as label_main
+
+    label_main(args)
+
+
+
 #: Subcommands: name -> function taking the remaining arguments. New commands register here and in USAGE.
-COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {"train": _train, "tasks": _tasks}
+COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
+    "train": _train, "tasks": _tasks, "eval-reward": _eval_reward, "export": _export, "data": _data, "label": _label,
+}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

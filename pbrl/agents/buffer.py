@@ -20,6 +20,9 @@ RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 class PreferenceReplayBuffer(ReplayBuffer):
     """A ReplayBuffer with ``relabel(reward_fn)``, ``true_rewards`` and an intrinsic-reward mode.
 
+    A dense VLM reward term (``info["vlm_reward_term"]`` on an episode's last step) is kept in
+    ``vlm_rewards`` and added to the stored reward, also after every relabel.
+
     Actions are stored as SAC stores them (scaled to [-1, 1]); :meth:`env_actions` maps them back to
     the env's units, which is what the reward model sees.
     """
@@ -27,12 +30,29 @@ class PreferenceReplayBuffer(ReplayBuffer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.true_rewards = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
+        self.vlm_rewards = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)  # weighted VLM term
         self.intrinsic_k: Optional[int] = None  # k of the k-NN entropy reward while pre-training
         self.intrinsic_pool = 10_000
 
     def add(self, obs, next_obs, action, reward, done, infos) -> None:  # noqa: D102 (SB3 signature)
         self.true_rewards[self.pos] = [info.get("true_reward", 0.0) for info in infos]
+        pos = self.pos
+        self.vlm_rewards[pos] = 0.0  # a reused row loses the old episode's term until its own episode ends
         super().add(obs, next_obs, action, reward, done, infos)
+        for i, info in enumerate(infos):
+            if "vlm_reward_term" in info:
+                self._add_vlm_term(pos, i, np.asarray(info["vlm_reward_term"], dtype=np.float32))
+
+    def _add_vlm_term(self, last: int, env: int, term: np.ndarray) -> None:
+        """Write a finished episode's VLM term (its steps end at row ``last``) and add it to the rewards.
+
+        VLM-RM scores come once per episode, in a batch, when it ends (:class:`LearnedRewardVecEnv`); the
+        episode's transitions are the rows just before, wrapping around the ring buffer.
+        """
+        term = term[-self.buffer_size:]
+        rows = (last - np.arange(len(term))[::-1]) % self.buffer_size
+        self.vlm_rewards[rows, env] = term
+        self.rewards[rows, env] += term
 
     @property
     def size_now(self) -> int:
@@ -50,7 +70,8 @@ class PreferenceReplayBuffer(ReplayBuffer):
             return 0
         obs = self.observations[:n].reshape(n * self.n_envs, -1)
         acts = self.env_actions(self.actions[:n].reshape(n * self.n_envs, -1))
-        self.rewards[:n] = np.asarray(reward_fn(obs, acts), dtype=np.float32).reshape(n, self.n_envs)
+        learned = np.asarray(reward_fn(obs, acts), dtype=np.float32).reshape(n, self.n_envs)
+        self.rewards[:n] = learned + self.vlm_rewards[:n]  # the VLM term (zero unless reward.vlm.weight) stays
         return n * self.n_envs
 
     def stored_transitions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

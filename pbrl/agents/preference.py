@@ -118,9 +118,12 @@ class PreferenceLearner:
         first, second = [candidates[i] for i in i1], [candidates[i] for i in i2]
         if hasattr(self.labeller, "set_margin"):  # B-Pref thresholds scale with the typical segment return
             self.labeller.set_margin(float(np.mean([abs(c.true_return) for c in candidates])))
+        if hasattr(self.labeller, "set_pool"):  # HERON margins / PEARL alignment use the whole candidate pool
+            self.labeller.set_pool(candidates)
         labels = self.labeller.label(first, second)
         heldout = self._accuracy_on(first, second, labels) if self.fitted else float("nan")
-        self.store.add_pairs(first, second, labels, source=self.source, weight=labels.weight)  # one transaction: never half a pair
+        if not getattr(self.labeller, "stores_labels", False):  # the human viewer commits each answer itself
+            self.store.add_pairs(first, second, labels, source=self.source, weight=labels.weight)  # one transaction: never half a pair
         fit = self.fit()
         return RoundResult(len(first), labels.n_answered, heldout, fit.get("loss", float("nan")),
                            fit.get("train_acc", float("nan")))

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import ctypes.util
 import os
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import gymnasium as gym
 import numpy as np
 
 from pbrl.envs.tasks import TaskSpec
 from pbrl.types import PbrlError
+
+if TYPE_CHECKING:
+    from pbrl.envs.randomize import RandomisationSpec
 
 METAWORLD_MAX_STEPS = 500
 
@@ -85,8 +88,12 @@ def make_env(
     seed: Optional[int] = None,
     render: bool = False,
     episode_length: Optional[int] = None,
+    randomisation: Optional[RandomisationSpec] = None,
 ) -> gym.Env:
-    """Create the task's environment, wrapped with :class:`TaskInfoWrapper` and a TimeLimit."""
+    """Create the task's environment, wrapped with :class:`TaskInfoWrapper` and a TimeLimit.
+
+    With ``randomisation`` (:mod:`pbrl.envs.randomize`) the dynamics/delay/noise wrappers go on top.
+    """
     configure_headless_gl()
     horizon = int(episode_length or task.episode_length)
     kwargs: dict[str, Any] = dict(task.env_kwargs)
@@ -108,4 +115,8 @@ def make_env(
         raise PbrlError(f"task {task.name}: cannot make env {task.env_id!r} ({exc})") from None
     env = TaskInfoWrapper(env, task)
     env.action_space.seed(seed)
+    if randomisation is not None:
+        from pbrl.envs.randomize import apply_randomisation
+
+        env = apply_randomisation(env, randomisation, seed=seed)
     return env

@@ -1,6 +1,7 @@
 """Reward models learned from preferences and their losses."""
 
 from pbrl.rewards.ensemble import EnsembleReward
+from pbrl.rewards.gaussian import GaussianReward
 from pbrl.rewards.losses import bradley_terry_loss, gaussian_kl_standard_normal, preference_accuracy
 
-__all__ = ["EnsembleReward", "bradley_terry_loss", "gaussian_kl_standard_normal", "preference_accuracy"]
+__all__ = ["EnsembleReward", "GaussianReward", "bradley_terry_loss", "gaussian_kl_standard_normal", "preference_accuracy"]

@@ -12,6 +12,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from pbrl.data.trajectory import Trajectory
 
 RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+FrameRewardFn = Callable[[np.ndarray], np.ndarray]  # (T, H, W, 3) uint8 frames -> (T,) rewards
 
 
 @dataclasses.dataclass
@@ -44,12 +45,23 @@ class LearnedRewardVecEnv(VecEnvWrapper):
     last ``max_episodes`` complete episodes are kept as :class:`Trajectory` objects: the pool that query
     candidates are cut from (PEBBLE keeps a bounded FIFO of recent episodes the same way).
     With ``reward_fn=None`` the agent sees zero reward (used before the first reward fit).
+
+    With ``frame_reward`` (a VLM reward over frames, :class:`pbrl.rewards.vlm.ClipReward`) every sub-env is
+    rendered each step (the costly part: ~55 ms per 128x128 MuJoCo frame on a slow CPU core), and when an
+    episode ends its frames are scored in one batch: the scores become the episode's ``vlm`` reward term
+    (``feedback=vlm`` compares those), and ``vlm_weight * scores`` go to ``info["vlm_reward_term"]`` on the
+    episode's last step, which :class:`pbrl.agents.buffer.PreferenceReplayBuffer` adds to that episode's
+    stored rewards (VLM-RM as a dense term; the steps of an open episode lack it until it ends).
     """
 
     def __init__(self, venv: VecEnv, *, reward_fn: Optional[RewardFn] = None, max_episodes: int = 100,
-                 task_name: str = "", term_names: Sequence[str] = (), has_success: bool = False) -> None:
+                 task_name: str = "", term_names: Sequence[str] = (), has_success: bool = False,
+                 frame_reward: Optional[FrameRewardFn] = None, vlm_weight: float = 0.0) -> None:
         super().__init__(venv)
         self.reward_fn = reward_fn
+        self.frame_reward = frame_reward
+        self.vlm_weight = float(vlm_weight)
+        self._next_frames: list = [None] * self.num_envs
         self.episodes: Deque[Trajectory] = collections.deque(maxlen=max_episodes)
         self.episodes_done = 0
         self.task_name = task_name
@@ -61,12 +73,18 @@ class LearnedRewardVecEnv(VecEnvWrapper):
 
     @staticmethod
     def _new_episode() -> dict[str, list]:
-        return {"obs": [], "acts": [], "rew": [], "terms": [], "succ": []}
+        return {"obs": [], "acts": [], "rew": [], "terms": [], "succ": [], "frames": []}
 
     def reset(self) -> np.ndarray:
         self._last_obs = self.venv.reset()
         self._open = [self._new_episode() for _ in range(self.num_envs)]
+        self._render_all()
         return self._last_obs
+
+    def _render_all(self) -> None:
+        """Frames of the current observations (after an auto-reset: the new episode's first frame)."""
+        if self.frame_reward is not None:
+            self._next_frames = list(self.venv.env_method("render"))
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions, dtype=np.float32)
@@ -74,19 +92,23 @@ class LearnedRewardVecEnv(VecEnvWrapper):
 
     def step_wait(self):
         obs, true_rew, dones, infos = self.venv.step_wait()
-        prev = self._last_obs
+        prev, frames = self._last_obs, self._next_frames
+        self._render_all()
         if self.reward_fn is None:
             rewards = np.zeros(self.num_envs, dtype=np.float32)
         else:
             rewards = np.asarray(self.reward_fn(prev, self._actions), dtype=np.float32).reshape(self.num_envs)
         for i, info in enumerate(infos):
             info["true_reward"] = float(true_rew[i])
-            self._record(i, prev[i], self._actions[i], float(true_rew[i]), info, bool(dones[i]))
+            self._record(i, prev[i], self._actions[i], float(true_rew[i]), info, bool(dones[i]), frames[i])
         self._last_obs = obs
         return obs, rewards, dones, infos
 
-    def _record(self, i: int, obs: np.ndarray, act: np.ndarray, rew: float, info: dict, done: bool) -> None:
+    def _record(self, i: int, obs: np.ndarray, act: np.ndarray, rew: float, info: dict, done: bool,
+                frame: Optional[np.ndarray] = None) -> None:
         ep = self._open[i]
+        if frame is not None:
+            ep["frames"].append(frame)
         ep["obs"].append(obs)
         ep["acts"].append(act)
         ep["rew"].append(rew)
@@ -95,14 +117,24 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         if not done:
             return
         terms = np.asarray(ep["terms"], dtype=np.float32)
+        named = {n: terms[:, k] for k, n in enumerate(self.term_names)}
+        if self.frame_reward is not None and len(ep["frames"]) == len(ep["acts"]):
+            named["vlm"] = self._score_episode(np.asarray(ep["frames"], dtype=np.uint8), info)
         self.episodes.append(Trajectory(
             obs=np.asarray(ep["obs"] + [info["terminal_observation"]], dtype=np.float32),
             acts=np.asarray(ep["acts"], dtype=np.float32),
             rewards=np.asarray(ep["rew"], dtype=np.float32),
-            terms={n: terms[:, k] for k, n in enumerate(self.term_names)},
+            terms=named,
             success=np.asarray(ep["succ"], dtype=bool) if self.has_success else None,
             episode_id=self.episodes_done,
             task=self.task_name,
         ))
         self.episodes_done += 1
         self._open[i] = self._new_episode()
+
+    def _score_episode(self, frames: np.ndarray, info: dict) -> np.ndarray:
+        """VLM reward of a finished episode's frames, in one batch; the weighted term rides on ``info``."""
+        scores = np.asarray(self.frame_reward(frames), dtype=np.float32).reshape(len(frames))
+        if self.vlm_weight:
+            info["vlm_reward_term"] = self.vlm_weight * scores
+        return scores

@@ -11,6 +11,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from pbrl.agents.preference import FeedbackSchedule, Labeller
 from pbrl.envs.make import make_env
+from pbrl.envs.randomize import RandomisationSpec, resolve_randomisation
 from pbrl.envs.tasks import TaskSpec, task_from_dict
 from pbrl.rewards.wrappers import LearnedRewardVecEnv, RewardNormalizer
 from pbrl.types import PbrlError, RewardModel
@@ -56,9 +57,71 @@ def _scripted(fb: DictConfig, task: TaskSpec, rng: np.random.Generator) -> tuple
     return teacher_from_preset(str(fb.preset), rng=rng, reward_key=key, **container(fb.overrides)), "scripted"
 
 
+def _vlm(fb: DictConfig, task: TaskSpec, rng: np.random.Generator) -> tuple[Labeller, str]:
+    from pbrl.feedback.vlm import VLMLabeller
+
+    # Scores come from the episodes' ``vlm`` term, computed by the env wrapper (see build_vlm_reward).
+    return VLMLabeller(None, margin=float(fb.get("margin", 0.0))), "vlm"
+
+
+def vlm_weight(cfg: DictConfig) -> float:
+    """``reward.vlm.weight``: how much of the VLM-RM term is added to the agent's reward (0 = none)."""
+    vlm = cfg.reward.get("vlm") if "reward" in cfg else None
+    return float(vlm.get("weight", 0.0)) if vlm is not None else 0.0
+
+
+def build_vlm_reward(cfg: DictConfig, task: TaskSpec):
+    """The CLIP reward (``reward.vlm`` settings, task prompts) when a run needs one, else None.
+
+    Needed for a dense term (``reward.vlm.weight != 0``) or ``feedback=vlm``; the env is then rendered
+    every step and each finished episode is scored in one batch (:class:`LearnedRewardVecEnv`).
+    """
+    if vlm_weight(cfg) == 0.0 and str(cfg.feedback.name) != "vlm":
+        return None
+    if vlm_weight(cfg) != 0.0 and "algo" in cfg and str(cfg.algo.name) != "sac":
+        raise PbrlError(f"reward.vlm.weight: the dense VLM term is written into SAC's replay buffer; "
+                        f"algo={cfg.algo.name} supports feedback=vlm only (set reward.vlm.weight=0)")
+    from pbrl.rewards.vlm import clip_reward_from_config
+
+    if not task.prompts.get("goal") or not task.prompts.get("baseline"):
+        raise PbrlError(f"task {task.name}: the VLM reward needs prompts.goal and prompts.baseline in its YAML")
+    try:
+        return clip_reward_from_config(cfg.reward.get("vlm") or {}, task.prompts)
+    except ImportError as exc:  # the optional extra is missing: one line for the CLI, naming it
+        raise PbrlError(f"reward.vlm / feedback=vlm: {exc}") from None
+
+
+def _human(fb: DictConfig, task: TaskSpec, rng: np.random.Generator) -> tuple[Labeller, str]:
+    from pbrl.feedback.human import HumanLabeller
+
+    return HumanLabeller(store_path=fb.store, task=task, rng=rng, annotator=str(fb.annotator), serve=bool(fb.serve),
+                         host=str(fb.host), port=int(fb.port), token=fb.token, poll_s=float(fb.poll_s),
+                         timeout_s=fb.timeout_s), "human"
+
+
+def _heron(fb: DictConfig, task: TaskSpec, rng: np.random.Generator) -> tuple[Labeller, str]:
+    from pbrl.feedback.heron import heron_labeller
+
+    return heron_labeller(container(fb.get("ranking")), sigma=float(fb.get("sigma", 0.1)), task_name=task.name,
+                          terms=task.reward_terms, has_success=task.success_key is not None,
+                          task_extra=task.extra), "heron"
+
+
+def _transfer(fb: DictConfig, task: TaskSpec, rng: np.random.Generator) -> tuple[Labeller, str]:
+    from pbrl.feedback.teachers import teacher_from_preset
+    from pbrl.feedback.transfer import transfer_labeller
+
+    k = int(fb.get("target_labels", 0))
+    return transfer_labeller(
+        source_store=fb.get("source_store"), max_source=int(fb.max_source), source_sources=container(fb.get("source_sources")),
+        features=container(fb.features), gw=container(fb.gw), anchor=str(fb.anchor), max_target=int(fb.max_target),
+        confidence=str(fb.confidence), on_nonconvergence=str(fb.on_nonconvergence), target_labels=k, rng=rng,
+        target_teacher=teacher_from_preset("oracle", rng=rng) if k else None), "transfer"
+
+
 #: Online feedback sources: ``feedback.name`` -> builder(feedback cfg, task, rng) -> (labeller, store source).
 LABELLERS: dict[str, Callable[[DictConfig, TaskSpec, np.random.Generator], tuple[Labeller, str]]] = {
-    "scripted": _scripted,
+    "scripted": _scripted, "heron": _heron, "transfer": _transfer, "human": _human, "vlm": _vlm,
 }
 
 
@@ -86,16 +149,26 @@ def build_normalizer(cfg: DictConfig) -> RewardNormalizer:
     return RewardNormalizer(mode=mode)
 
 
-def make_venv(task: TaskSpec, *, seed: int, n_envs: int = 1,
-              episode_length: Optional[int] = None) -> LearnedRewardVecEnv:
-    """SB3 VecEnv of the task with the learned-reward wrapper on top."""
+def build_randomisation(cfg: DictConfig, task: TaskSpec) -> Optional[RandomisationSpec]:
+    """Domain randomisation of the training envs (``randomisation:`` block over the task's ranges), or None."""
+    return resolve_randomisation(task, container(cfg.get("randomisation")))
+
+
+def make_venv(task: TaskSpec, *, seed: int, n_envs: int = 1, episode_length: Optional[int] = None,
+              frame_reward: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+              vlm_weight: float = 0.0, randomisation: Optional[RandomisationSpec] = None) -> LearnedRewardVecEnv:
+    """SB3 VecEnv of the task with the learned-reward wrapper on top (rendering when a VLM scores frames)."""
+    render = frame_reward is not None
+
     def factory(i: int):
-        return lambda: Monitor(make_env(task, seed=seed + i, episode_length=episode_length))
+        return lambda: Monitor(make_env(task, seed=seed + i, episode_length=episode_length, render=render,
+                                        randomisation=randomisation))
 
     venv = DummyVecEnv([factory(i) for i in range(n_envs)])
     venv.seed(seed)
     return LearnedRewardVecEnv(venv, task_name=task.name, term_names=task.reward_terms,
-                               has_success=task.success_key is not None)
+                               has_success=task.success_key is not None, frame_reward=frame_reward,
+                               vlm_weight=vlm_weight)
 
 
 def _last_line(exc: BaseException) -> str:

@@ -43,6 +43,10 @@ def write_config(cfg: DictConfig, run_dir: Path) -> None:
 
 def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Train (or resume) a run in ``run_dir`` and return its summary."""
+    from pbrl.run.offline import OFFLINE_ALGOS, run_offline
+
+    if cfg.algo.name in OFFLINE_ALGOS:  # reward-free learners on a fixed dataset (CPL, OPPO, BC)
+        return run_offline(cfg, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.algo.name not in ALGOS:
         raise PbrlError(f"algo: {cfg.algo.name!r} is not an online preference learner; expected one of {ALGOS}")
@@ -52,7 +56,8 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     task = builder.build_task(cfg)
     schedule = builder.build_schedule(cfg)
     venv = builder.make_venv(task, seed=int(cfg.seed), n_envs=int(cfg.algo.get("n_envs", 1)),
-                             episode_length=cfg.episode_length)
+                             episode_length=cfg.episode_length, frame_reward=builder.build_vlm_reward(cfg, task),
+                             vlm_weight=builder.vlm_weight(cfg), randomisation=builder.build_randomisation(cfg, task))
     obs_dim, act_dim = venv.observation_space.shape[0], venv.action_space.shape[0]
     labeller_rng = np.random.default_rng([int(cfg.seed), 1])
     labeller, source = builder.build_labeller(cfg, task, labeller_rng)
