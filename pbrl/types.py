@@ -82,8 +82,8 @@ class PairBatch(NamedTuple):
 class RewardModel(Protocol):
     """A learned per-step reward r(s, a)."""
 
-    def fit(self, pairs: PairBatch, *, epochs: int) -> dict[str, float]:
-        """Train on labelled pairs; returns training metrics (loss, accuracy)."""
+    def fit(self, pairs: PairBatch, *, epochs: int, stop_at_acc: Optional[float] = None) -> dict[str, float]:
+        """Train on labelled pairs (stopping early at ``stop_at_acc`` train accuracy); returns metrics."""
         ...
 
     def predict(self, obs: np.ndarray, act: np.ndarray) -> np.ndarray:

@@ -36,7 +36,8 @@ class FeedbackSchedule:
         segment_length: steps per segment.
         strategy: ``uniform``, ``disagreement`` or ``entropy``.
         oversample: candidate pairs considered per kept query (disagreement/entropy).
-        reward_epochs: reward-model epochs after each session.
+        reward_epochs: reward-model epochs after each session (at most).
+        reward_stop_acc: stop a fit early once training accuracy reaches this (PEBBLE: 0.97); None = never.
         candidate_episodes: candidates are cut from this many most recent episodes.
     """
 
@@ -47,6 +48,7 @@ class FeedbackSchedule:
     strategy: str = "disagreement"
     oversample: int = 10
     reward_epochs: int = 50
+    reward_stop_acc: Optional[float] = 0.97
     candidate_episodes: int = 100
 
     def __post_init__(self) -> None:
@@ -133,7 +135,8 @@ class PreferenceLearner:
         if self.store.count_labels(sources=[self.source]) == 0:
             return {}
         batch = self.store.pair_batch(sources=[self.source])
-        metrics = self.reward_model.fit(batch, epochs=self.schedule.reward_epochs)
+        metrics = self.reward_model.fit(batch, epochs=self.schedule.reward_epochs,
+                                        stop_at_acc=self.schedule.reward_stop_acc)
         self.fitted = True
         return metrics
 

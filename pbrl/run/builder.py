@@ -44,6 +44,7 @@ def build_schedule(cfg: DictConfig) -> FeedbackSchedule:
         strategy=str(cfg.query.strategy),
         oversample=int(cfg.query.oversample),
         reward_epochs=int(cfg.reward.epochs),
+        reward_stop_acc=None if cfg.reward.get("stop_at_acc") is None else float(cfg.reward.stop_at_acc),
         candidate_episodes=int(cfg.query.candidate_episodes),
     )
 
