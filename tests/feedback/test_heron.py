@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +13,7 @@ from pbrl.data.trajectory import Segment
 from pbrl.envs.tasks import list_tasks, load_task
 from pbrl.feedback.heron import (HeronFactor, HeronLabeller, hierarchical_compare, heron_labeller, parse_factor,
                                  parse_ranking)
+from pbrl.testing import TINY_TRAIN, run_cli
 from pbrl.types import PbrlError
 
 
@@ -88,17 +87,8 @@ def test_shipped_rankings_are_valid_and_explained():
     assert lab.factors == (HeronFactor("reward_forward", 1, 0.2), HeronFactor("reward_ctrl", -1, 0.2))
 
 
-TINY = [
-    "task=halfcheetah", "episode_length=100", "segment_length=20", "budget.labels=10", "budget.per_round=10",
-    "budget.every=200", "eval.every=300", "eval.episodes=1", "eval.final_episodes=1", "eval.video=false",
-    "eval.reward_pairs=50", "checkpoint_every=300", "reward.epochs=3", "reward.model.hidden=[32,32]", "threads=1",
-    "algo=sac", "budget.env_steps=400", "algo.seed_steps=200", "algo.sac.batch_size=32",
-    "algo.sac.policy_kwargs.net_arch=[32,32]",
-]
-
-
-def pbrl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pbrl.cli", *args], capture_output=True, text=True, timeout=300)
+TINY = [*TINY_TRAIN, "budget.labels=10", "budget.env_steps=400"]  # later overrides win
+pbrl = run_cli
 
 
 @pytest.mark.slow  # ~25-50 s on 2 shared cores

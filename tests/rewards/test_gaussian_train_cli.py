@@ -1,24 +1,15 @@
 """`pbrl train reward=gaussian` end to end on a tiny budget, then `pbrl eval-reward` on its run dir."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-TINY = [
-    "task=halfcheetah", "episode_length=100", "segment_length=20", "budget.labels=20", "budget.per_round=10",
-    "budget.every=200", "eval.every=300", "eval.episodes=1", "eval.final_episodes=1", "eval.video=false",
-    "eval.reward_pairs=50", "checkpoint_every=300", "reward.epochs=3", "reward.model.hidden=[32,32]", "threads=1",
-    "algo=sac", "budget.env_steps=600", "algo.seed_steps=200", "algo.sac.batch_size=32",
-    "algo.sac.policy_kwargs.net_arch=[32,32]",
-]
+from pbrl.testing import TINY_TRAIN, run_cli
 
-
-def pbrl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pbrl.cli", *args], capture_output=True, text=True, timeout=600)
+TINY = list(TINY_TRAIN)
+pbrl = run_cli
 
 
 @pytest.mark.slow
