@@ -56,7 +56,7 @@ def test_learner_does_not_store_human_answers_twice(tmp_path) -> None:
     labeller = Answered(store_path=path, task=load_task("halfcheetah"), rng=rng, encode=False)
 
     class Model:
-        def fit(self, pairs, *, epochs):
+        def fit(self, pairs, *, epochs, stop_at_acc=None):
             return {"loss": 0.0, "n": pairs.n_pairs}
 
     with PreferenceStore(path) as store:
