@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import sys
 import tempfile
 import time
@@ -22,23 +21,11 @@ from typing import Callable
 import numpy as np
 from omegaconf import OmegaConf
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, update_section  # noqa: E402  (bench/ is on sys.path when run as a script)
 sys.path.insert(0, str(ROOT / "sim2real"))
 MARK = "export-latency"
 BLOCKS = 10
 
-
-def update_section(path: Path, name: str, block: str) -> None:
-    """Replace (or append) the ``<!-- name -->`` ... ``<!-- /name -->`` section of BENCHMARKS.md."""
-    from pbrl.utils import atomic_write_text
-
-    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = f"{start}\n{block.strip()}\n{end}"
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
-    text = pattern.sub(lambda _: section, text, count=1) if pattern.search(text) else \
-        text.rstrip("\n") + "\n\n" + section + "\n"
-    atomic_write_text(path, text)
 
 
 def time_calls(fn: Callable[[np.ndarray], object], obs: np.ndarray) -> np.ndarray:

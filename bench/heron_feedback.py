@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export_latency import update_section
+from common import update_section
 from pbrl.envs.make import make_env
 from pbrl.envs.rollout import rollout
 from pbrl.envs.tasks import load_task

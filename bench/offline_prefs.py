@@ -26,7 +26,10 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from pbrl.agents.offline_data import OfflineData
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import BENCHMARKS, update_section  # noqa: E402
+
+from pbrl.agents.offline_data import OfflineData  # noqa: E402
 from pbrl.data.collect import CollectSpec, build_dataset, collect_episodes
 from pbrl.data.store import PreferenceStore
 from pbrl.envs import evaluate, expert_policy, load_task
@@ -142,13 +145,7 @@ def table(rows: list[dict], args) -> str:
 
 
 def update_md(text: str) -> None:
-    path = ROOT.parent / "BENCHMARKS.md"
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"<!-- {MARK} -->\n{text}\n<!-- /{MARK} -->"
-    start, end = old.find(f"<!-- {MARK} -->"), old.find(f"<!-- /{MARK} -->")
-    new = old[:start] + block + old[end + len(f"<!-- /{MARK} -->"):] if start >= 0 and end > start else (
-        old.rstrip("\n") + "\n\n" + block + "\n")
-    path.write_text(new)
+    update_section(BENCHMARKS, MARK, text)
 
 
 def main() -> None:

@@ -36,7 +36,10 @@ from typing import Any, Optional, Sequence
 
 from omegaconf import OmegaConf
 
-from pbrl.resources import resource_dir
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import update_section  # noqa: E402
+
+from pbrl.resources import resource_dir  # noqa: E402
 from pbrl.utils import atomic_write_text
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -318,15 +321,9 @@ Date {machine['date']}; machine: {machine['nproc']} cores, {machine['cpu']}, loa
 
 def update_benchmarks(path: Path, task: str, block: str) -> None:
     """Replace (or append) the ``<!-- online:<task> -->`` section; create the file with a header if missing."""
-    start, end = f"<!-- online:{task} -->", f"<!-- /online:{task} -->"
-    text = path.read_text() if path.exists() else BENCHMARKS_HEADER
-    section = f"{start}\n{block.strip()}\n{end}"
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    atomic_write_text(path, text)
+    if not path.exists():
+        atomic_write_text(path, BENCHMARKS_HEADER)
+    update_section(path, f"online:{task}", block)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from online_pbrl import BENCHMARKS_HEADER, machine_info  # noqa: E402
+from common import update_section  # noqa: E402
+from online_pbrl import machine_info  # noqa: E402
 from reward_learning_data import TEACHERS, TaskPairs, label, make_task_pairs  # noqa: E402
 
 from pbrl.rewards.ensemble import EnsembleReward  # noqa: E402
@@ -212,13 +212,7 @@ def partial_policy(task: str) -> Optional[Path]:
 
 def update_benchmarks(path: Path, block: str, mark: str = MARK) -> None:
     """Replace (or append) the ``<!-- mark -->`` section of BENCHMARKS.md (default: this benchmark's)."""
-    start, end = f"<!-- {mark} -->", f"<!-- /{mark} -->"
-    text = path.read_text() if path.exists() else BENCHMARKS_HEADER
-    section = f"{start}\n{block.strip()}\n{end}"
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
-    text = pattern.sub(lambda _: section, text, count=1) if pattern.search(text) else \
-        text.rstrip("\n") + "\n\n" + section + "\n"
-    atomic_write_text(path, text)
+    update_section(path, mark, block)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

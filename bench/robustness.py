@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 from omegaconf import OmegaConf
 
-from export_latency import ROOT, update_section
+from common import ROOT, update_section
 
 MARK = "robustness"
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export_latency import update_section
+from common import update_section
 from pbrl.envs.tasks import load_task
 from pbrl.feedback.ot import FeatureSpec, GWSettings
 from pbrl.feedback.query import random_pairs

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export_latency import update_section
+from common import update_section
 from pbrl.envs.tasks import load_task
 from pbrl.feedback.teachers import teacher_from_preset
 from pbrl.feedback.transfer_data import noisy_expert_segments, write_labelled_store

@@ -143,7 +143,7 @@ def main() -> None:
     md = render_md(t, lat, args)
     print(md)
     if args.update_benchmarks:
-        from export_latency import update_section
+        from common import update_section
 
         update_section(ROOT / "BENCHMARKS.md", MARK, md)
 

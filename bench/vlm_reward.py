@@ -139,7 +139,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     print(block)
     if args.update_benchmarks:
         sys.path.insert(0, str(ROOT / "bench"))
-        from export_latency import update_section  # the shared BENCHMARKS.md section writer
+        from common import update_section  # the shared BENCHMARKS.md section writer
 
         update_section(ROOT / "BENCHMARKS.md", f"{MARK}:{args.model}", block)
 

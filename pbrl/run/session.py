@@ -19,7 +19,6 @@ from pbrl.data.trajectory import Trajectory
 from pbrl.envs.rollout import PolicyFn, evaluate
 from pbrl.envs.tasks import TaskSpec
 from pbrl.report import MetricsLog
-from pbrl.run.checkpoint import save_checkpoint
 
 
 class ProgressCallback(BaseCallback):
