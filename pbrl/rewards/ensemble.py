@@ -138,20 +138,25 @@ class EnsembleReward:
         strict = torch.zeros((), device=self.device)
         for start in range(0, n, self.batch_size):
             idx = order[:, start:start + self.batch_size]  # (M, B)
-            r1, r2 = self._pair_returns(data, idx)
-            p, w = data["p"][idx], data["weight"][idx]
-            loss = bradley_terry_loss(r1, r2, p, w)
+            objective, loss, gap, p = self._batch_loss(data, idx)
             self.optimizer.zero_grad(set_to_none=True)
-            # Sum over members (B-Pref sums member losses): each member's gradient is its own loss's.
-            (loss * self.n_members).backward()
+            objective.backward()
             self.optimizer.step()
             with torch.no_grad():
                 loss_sum += loss * idx.shape[1]
                 mask = p != 0.5
-                correct += (torch.where(p > 0.5, r1 > r2, r1 < r2) & mask).sum()
+                correct += (torch.where(p > 0.5, gap > 0, gap < 0) & mask).sum()
                 strict += mask.sum()
         acc = float(correct / strict) if float(strict) > 0 else math.nan
         return {"loss": float(loss_sum) / n, "train_acc": acc}
+
+    def _batch_loss(self, data: dict[str, torch.Tensor], idx: torch.Tensor):
+        """(objective to minimise, reported loss, predicted return gap R1-R2, labels) of one minibatch."""
+        r1, r2 = self._pair_returns(data, idx)
+        p, w = data["p"][idx], data["weight"][idx]
+        loss = bradley_terry_loss(r1, r2, p, w)
+        # Sum over members (B-Pref sums member losses): each member's gradient is its own loss's.
+        return loss * self.n_members, loss, (r1 - r2).detach(), p
 
     def _pair_returns(self, data: dict[str, torch.Tensor], idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-member summed returns ``(M, B)`` of both segments of the pairs ``idx`` in one forward."""

@@ -82,28 +82,11 @@ class GaussianReward(EnsembleReward):
         order = torch.argsort(torch.rand(n, generator=self._gen))
         return order.expand(2, n).to(self.device)
 
-    def _train_epoch(self, data: dict[str, torch.Tensor], order: torch.Tensor) -> dict[str, float]:
-        n = order.shape[1]
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device)
-        strict = torch.zeros((), device=self.device)
-        for start in range(0, n, self.batch_size):
-            idx = order[:, start:start + self.batch_size]  # (2, B): the same pairs in both rows
-            loss, diff = self._batch_loss(data, idx)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            with torch.no_grad():
-                p = data["p"][idx[0]]
-                loss_sum += loss * idx.shape[1]
-                mask = p != 0.5
-                correct += (torch.where(p > 0.5, diff > 0, diff < 0) & mask).sum()
-                strict += mask.sum()
-        acc = float(correct / strict) if float(strict) > 0 else math.nan
-        return {"loss": float(loss_sum) / n, "train_acc": acc}
+    def _batch_loss(self, data: dict[str, torch.Tensor], idx: torch.Tensor):
+        """Sampled BT loss on return samples + KL term; also the mean return gap (for accuracy).
 
-    def _batch_loss(self, data: dict[str, torch.Tensor], idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sampled BT loss on return samples + KL term; also the mean return gap (for accuracy)."""
+        ``idx`` is ``(2, B)`` with the same pairs in both rows (the mean and log-std networks).
+        """
         b = idx.shape[1]
         length = data["obs1"].shape[1]
         sa1 = torch.cat([data["obs1"][idx[0]], data["act1"][idx[0]]], dim=-1)  # (B, L, in)
@@ -116,7 +99,8 @@ class GaussianReward(EnsembleReward):
         ret = ret_mu + ret_std * eps  # (S, 2B) reparameterised segment returns
         bt = bradley_terry_loss(ret[:, :b], ret[:, b:], data["p"][idx[0]], data["weight"][idx[0]])
         kl = gaussian_kl_standard_normal(mu, log_std).mean()
-        return bt + self.kl_weight * kl, (ret_mu[:b] - ret_mu[b:]).detach()
+        loss = bt + self.kl_weight * kl
+        return loss, loss, (ret_mu[:b] - ret_mu[b:]).detach(), data["p"][idx[0]]
 
     # ------------------------------------------------------------------ inference
     def _mu_sigma(self, obs: np.ndarray, act: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
