@@ -84,9 +84,13 @@ def _train_job(cfg) -> Optional[float]:
     except PbrlError as exc:
         _fail(exc)
     print(f"done: return {summary['return_mean']:.1f} (random policy {summary['random_return']:.1f}), "
-          f"success {summary['success_rate']}, labels {summary['labels_used']}, "
-          f"reward accuracy {summary['reward_accuracy']}; results in {run_dir}")
+          f"success {_fmt(summary['success_rate'])}, labels {summary['labels_used']}, "
+          f"reward accuracy {_fmt(summary['reward_accuracy'])}; results in {run_dir}")
     return summary["return_mean"]
+
+
+def _fmt(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def run_hydra(job: Callable, config_name: str, args: Sequence[str], prog: str) -> None:
