@@ -155,6 +155,19 @@ def _last_line(log: Path) -> str:
     return parts[-1][:160] if parts else ""
 
 
+def launch(root: Path, cmds: dict[str, list[str]], heartbeat: float, *, prog: str
+           ) -> Optional[tuple[dict[str, float], dict[str, Any]]]:
+    """Run ``cmds`` side by side with logs in ``root``; (wall seconds, machine info), or None after an error."""
+    root.mkdir(parents=True, exist_ok=True)
+    machine = machine_info()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the children are stopped too
+    try:
+        return run_side_by_side(cmds, {k: root / f"{k}.log" for k in cmds}, heartbeat), machine
+    except RuntimeError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return None
+
+
 def run_side_by_side(cmds: dict[str, list[str]], logs: dict[str, Path], heartbeat: float) -> dict[str, float]:
     """Start all commands at once (1 thread each), wait for all; process wall seconds per name.
 
@@ -371,14 +384,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"plan: {plan}\n" + "\n".join(f"{k}: {show(c)}" for k, c in cmds.items()), flush=True)
     if args.dry_run:
         return 0
-    root.mkdir(parents=True, exist_ok=True)
-    machine = machine_info()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the children are stopped too
-    try:
-        walls = run_side_by_side(cmds, {k: root / f"{k}.log" for k in cmds}, args.heartbeat)
-    except RuntimeError as exc:
-        print(f"online_pbrl: error: {exc}", file=sys.stderr)
+    started = launch(root, cmds, args.heartbeat, prog="online_pbrl")
+    if started is None:
         return 1
+    walls, machine = started
     res = collect(plan, dirs, walls)
     block = render(plan, res, cmds, machine)
     print("\n" + block)

@@ -23,14 +23,12 @@ import argparse
 import datetime
 import json
 import math
-import signal
 import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from online_pbrl import (REPO, make_plan, machine_info, parse_args as online_args, pbrl_command,  # noqa: E402
-                         run_side_by_side, show)
+from online_pbrl import launch, make_plan, parse_args as online_args, pbrl_command, show  # noqa: E402
 
 from pbrl.utils import atomic_write_text  # noqa: E402
 
@@ -98,14 +96,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"plan: {plan}\n" + "\n".join(f"{k}: {show(c)}" for k, c in cmds.items()), flush=True)
     if args.dry_run:
         return 0
-    root.mkdir(parents=True, exist_ok=True)
-    machine = machine_info()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the children are stopped too
-    try:
-        walls = run_side_by_side(cmds, {k: root / f"{k}.log" for k in cmds}, args.heartbeat)
-    except RuntimeError as exc:
-        print(f"online_reward_variants: error: {exc}", file=sys.stderr)
+    started = launch(root, cmds, args.heartbeat, prog="online_reward_variants")
+    if started is None:
         return 1
+    walls, machine = started
     block = render(plan, summarise(dirs, walls), cmds, machine)
     print("\n" + block)
     args.results_dir.mkdir(parents=True, exist_ok=True)
