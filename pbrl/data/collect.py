@@ -24,6 +24,7 @@ import numpy as np
 from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Segment, Trajectory
 from pbrl.envs.make import make_env
+from pbrl.envs.simstate import obs_renderable
 from pbrl.envs.rollout import PolicyFn, expert_policy, rollout
 from pbrl.envs.tasks import TaskSpec
 from pbrl.types import Labels, PbrlError
@@ -121,7 +122,8 @@ def noisy(policy: PolicyFn, kind: str, spec: CollectSpec, rng: np.random.Generat
 def collect_episodes(task: TaskSpec, expert: PolicyFn, spec: CollectSpec, seed: int) -> list[Trajectory]:
     """Roll out ``spec.episodes`` episodes of the behaviour mixture (seeds ``seed, seed+1, ...``)."""
     rng = np.random.default_rng([seed, 11])
-    env = make_env(task, seed=seed, episode_length=spec.episode_length)
+    # Tasks whose observations cannot pose the simulator keep its states, so the viewer can show them.
+    env = make_env(task, seed=seed, episode_length=spec.episode_length, record_states=not obs_renderable(task))
     act_dim = int(env.action_space.shape[0])
     try:
         return [rollout(env, noisy(expert, kind, spec, rng, act_dim), seed=seed + i, episode_id=i, task_name=task.name)

@@ -36,6 +36,7 @@ CREATE TABLE segments (
     length INTEGER NOT NULL CHECK (length >= 1), obs BLOB NOT NULL, acts BLOB NOT NULL,
     rewards BLOB NOT NULL, success BLOB, terms BLOB NOT NULL
 );
+-- per segment, an npz of its media: "frames" and/or the simulator "states" + "scene" to re-render it from
 CREATE TABLE frames (segment_id INTEGER PRIMARY KEY REFERENCES segments(id), data BLOB NOT NULL);
 CREATE TABLE labels (
     pair_id INTEGER PRIMARY KEY,
@@ -286,14 +287,16 @@ class PreferenceStore:
         return rows[0][0] if rows else default
 
     def _serialise(self, seg: Segment) -> tuple[tuple, Optional[bytes]]:
-        """Segment -> (segments row, frames blob); done before the write lock is taken."""
+        """Segment -> (segments row, media blob or None); done before the write lock is taken."""
         if seg.frames is not None and seg.frames.dtype != np.uint8:
             raise PbrlError(f"store {self.path}: Segment.frames: expected uint8, got {seg.frames.dtype}")
         f32 = [_to_blob(np.asarray(x, np.float32)) for x in (seg.obs, seg.acts, seg.rewards)]
         success = None if seg.success is None else _to_blob(np.asarray(seg.success, bool))
         terms = _npz_blob({k: np.asarray(v, np.float32) for k, v in seg.terms.items()}, compress=False)
         row = (seg.task, int(seg.episode_id), int(seg.start), len(seg), *f32, success, terms)
-        return row, None if seg.frames is None else _npz_blob({"frames": seg.frames}, compress=True)
+        media = {k: v for k, v in (("frames", seg.frames), ("states", seg.states), ("scene", seg.scene))
+                 if v is not None}
+        return row, _npz_blob(media, compress=True) if media else None
 
     def _insert_segments(self, cur: sqlite3.Cursor, rows: list[tuple[tuple, Optional[bytes]]]) -> list[int]:
         ids = []
@@ -328,8 +331,8 @@ class PreferenceStore:
     def get_segments(self, ids: Sequence[int], *, with_frames: bool = False) -> list[Segment]:
         """Load segments in the order of ``ids`` (repeats allowed), with ``segment_id`` set.
 
-        Frames live in their own table and are only read when asked for, so reward learning
-        never pays for video.
+        Frames (and simulator states for re-rendering) live in their own table and are only read
+        when asked for, so reward learning never pays for video.
         """
         wanted = [int(i) for i in ids]
         uniq = sorted(set(wanted))
@@ -345,11 +348,12 @@ class PreferenceStore:
     @staticmethod
     def _row_to_segment(row: tuple, frames_blob: Optional[bytes]) -> Segment:
         seg_id, task, episode_id, start, _length, obs, acts, rewards, success, terms = row
-        frames = None if frames_blob is None else _from_npz_blob(frames_blob)["frames"]
+        media = {} if frames_blob is None else _from_npz_blob(frames_blob)
         success = None if success is None else _from_blob(success)
         return Segment(obs=_from_blob(obs), acts=_from_blob(acts), rewards=_from_blob(rewards),
-                       terms=_from_npz_blob(terms), success=success, frames=frames,
-                       episode_id=episode_id, start=start, task=task, segment_id=seg_id)
+                       terms=_from_npz_blob(terms), success=success, frames=media.get("frames"),
+                       episode_id=episode_id, start=start, task=task, segment_id=seg_id,
+                       states=media.get("states"), scene=media.get("scene"))
 
     def num_segments(self) -> int:
         return int(self._read("SELECT COUNT(*) FROM segments")[0][0])

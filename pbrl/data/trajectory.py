@@ -29,6 +29,8 @@ class Trajectory:
         frames: ``(T, H, W, 3)`` uint8 rendered frames, or None.
         episode_id: unique id of the episode within a run or store.
         task: task name.
+        states: ``(T, S)`` float64 simulator state each action was taken in, or None (:mod:`pbrl.envs.simstate`).
+        scene: ``(K,)`` float64 model fields the env set at reset (needed with ``states``), or None.
     """
 
     obs: np.ndarray
@@ -39,6 +41,8 @@ class Trajectory:
     frames: Optional[np.ndarray] = None
     episode_id: int = 0
     task: str = ""
+    states: Optional[np.ndarray] = None
+    scene: Optional[np.ndarray] = None
 
     def __post_init__(self) -> None:
         T = self.acts.shape[0]
@@ -68,13 +72,13 @@ class Trajectory:
         pad = lambda arr, value: np.concatenate([arr, np.full((extra, *arr.shape[1:]), value, arr.dtype)])
         return dataclasses.replace(
             self,
-            obs=np.concatenate([self.obs, np.repeat(self.obs[-1:], extra, axis=0)]),
+            obs=_repeat_last(self.obs, extra),
             acts=pad(self.acts, 0.0),
             rewards=pad(self.rewards, 0.0),
             terms={k: pad(np.asarray(v), 0.0) for k, v in self.terms.items()},
             success=None if self.success is None else pad(self.success, False),
-            frames=None if self.frames is None else np.concatenate(
-                [self.frames, np.repeat(self.frames[-1:], extra, axis=0)]),
+            frames=None if self.frames is None else _repeat_last(self.frames, extra),
+            states=None if self.states is None else _repeat_last(self.states, extra),
         )
 
     def segment(self, start: int, length: int) -> "Segment":
@@ -94,6 +98,8 @@ class Trajectory:
             episode_id=self.episode_id,
             start=start,
             task=self.task,
+            states=None if self.states is None else self.states[sl],
+            scene=self.scene,
         )
 
 
@@ -112,6 +118,7 @@ class Segment:
         start: index of the first step within that episode.
         task: task name.
         segment_id: id in a PreferenceStore, or None before it is stored.
+        states, scene: simulator snapshots for re-rendering (as :class:`Trajectory`), or None.
     """
 
     obs: np.ndarray
@@ -124,6 +131,8 @@ class Segment:
     start: int = 0
     task: str = ""
     segment_id: Optional[int] = None
+    states: Optional[np.ndarray] = None
+    scene: Optional[np.ndarray] = None
 
     def __post_init__(self) -> None:
         L = self.acts.shape[0] if self.acts.ndim == 2 else -1
@@ -160,9 +169,17 @@ def _check_lengths(item: Trajectory | Segment, n: int, owner: str) -> None:
         raise PbrlError(f"{owner}.success: expected shape ({n},), got {np.shape(item.success)}")
     if item.frames is not None and (item.frames.ndim != 4 or item.frames.shape[0] != n):
         raise PbrlError(f"{owner}.frames: expected shape ({n}, H, W, 3), got {item.frames.shape}")
+    if item.states is not None and (item.states.ndim != 2 or item.states.shape[0] != n):
+        raise PbrlError(f"{owner}.states: expected shape ({n}, state_dim), got {item.states.shape}")
+    if (item.states is None) != (item.scene is None):
+        raise PbrlError(f"{owner}: states and scene go together; got only {'states' if item.scene is None else 'scene'}")
     _check_finite("obs", item.obs, owner)
     _check_finite("acts", item.acts, owner)
     _check_finite("rewards", item.rewards, owner)
+
+
+def _repeat_last(arr: np.ndarray, extra: int) -> np.ndarray:
+    return np.concatenate([arr, np.repeat(arr[-1:], extra, axis=0)])
 
 
 def stack_pairs(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import gymnasium as gym
 import numpy as np
 
+from pbrl.envs.simstate import physics_state, scene_snapshot
 from pbrl.envs.tasks import TaskSpec
 from pbrl.types import PbrlError
 
@@ -38,23 +39,32 @@ class TaskInfoWrapper(gym.Wrapper):
     """Adds the task's named reward terms and success flag to ``info`` and rejects NaN/inf.
 
     ``info["reward_terms"]`` is a float32 vector in the task's ``reward_terms`` order and
-    ``info["is_success"]`` (the key SB3 reads) is set when the task has a success signal.
+    ``info["is_success"]`` (the key SB3 reads) is set when the task has a success signal. With
+    ``record_states``, ``info["sim_state"]`` is the physics state the action was taken in and
+    ``info["sim_scene"]`` the episode's scene (:mod:`pbrl.envs.simstate`), for re-rendering later.
     """
 
-    def __init__(self, env: gym.Env, task: TaskSpec) -> None:
+    def __init__(self, env: gym.Env, task: TaskSpec, *, record_states: bool = False) -> None:
         super().__init__(env)
         self.task = task
+        self.record_states = record_states
         self._checked = False
         self._t = 0
+        self._scene: Optional[np.ndarray] = None
 
     def reset(self, **kwargs: Any):
         obs, info = self.env.reset(**kwargs)
         self._t = 0
         self._check_finite(obs, 0.0)
+        if self.record_states:
+            self._scene = scene_snapshot(self.env.unwrapped)
         return obs, info
 
     def step(self, action):
+        state = physics_state(self.env.unwrapped) if self.record_states else None
         obs, reward, terminated, truncated, info = self.env.step(action)
+        if state is not None:
+            info["sim_state"], info["sim_scene"] = state, self._scene
         self._t += 1
         self._check_finite(obs, reward)
         if not self._checked:
@@ -89,10 +99,12 @@ def make_env(
     render: bool = False,
     episode_length: Optional[int] = None,
     randomisation: Optional[RandomisationSpec] = None,
+    record_states: bool = False,
 ) -> gym.Env:
     """Create the task's environment, wrapped with :class:`TaskInfoWrapper` and a TimeLimit.
 
-    With ``randomisation`` (:mod:`pbrl.envs.randomize`) the dynamics/delay/noise wrappers go on top.
+    With ``randomisation`` (:mod:`pbrl.envs.randomize`) the dynamics/delay/noise wrappers go on top;
+    ``record_states`` adds simulator snapshots to ``info`` (see :class:`TaskInfoWrapper`).
     """
     configure_headless_gl()
     horizon = int(episode_length or task.episode_length)
@@ -113,7 +125,7 @@ def make_env(
         env = gym.make(task.env_id, max_episode_steps=horizon, disable_env_checker=True, **kwargs)
     except gym.error.Error as exc:
         raise PbrlError(f"task {task.name}: cannot make env {task.env_id!r} ({exc})") from None
-    env = TaskInfoWrapper(env, task)
+    env = TaskInfoWrapper(env, task, record_states=record_states)
     env.action_space.seed(seed)
     if randomisation is not None:
         from pbrl.envs.randomize import apply_randomisation

@@ -26,9 +26,10 @@ def rollout(
     episode_id: int = 0,
     task_name: str = "",
 ) -> Trajectory:
-    """Run one episode and return it with named reward terms, success flags and (if ``render``) frames."""
+    """Run one episode and return it with named reward terms, success flags, (if ``render``) frames and
+    (if the env was made with ``record_states``) simulator states."""
     obs, _ = env.reset(seed=seed)
-    observations, actions, rewards, terms, success, frames = [obs], [], [], [], [], []
+    observations, actions, rewards, terms, success, frames, states = [obs], [], [], [], [], [], []
     done = False
     while not done:
         if render:
@@ -40,6 +41,8 @@ def rollout(
         rewards.append(reward)
         terms.append(info["reward_terms"])
         success.append(bool(info.get("is_success", False)))
+        if "sim_state" in info:
+            states.append(info["sim_state"])
         done = terminated or truncated
     term_arr = np.asarray(terms, dtype=np.float32)
     names = env.get_wrapper_attr("task").reward_terms
@@ -53,6 +56,8 @@ def rollout(
         frames=np.asarray(frames, dtype=np.uint8) if render else None,
         episode_id=episode_id,
         task=task_name,
+        states=np.asarray(states, np.float64) if states else None,
+        scene=info.get("sim_scene") if states else None,
     )
 
 

@@ -73,7 +73,7 @@ class LearnedRewardVecEnv(VecEnvWrapper):
 
     @staticmethod
     def _new_episode() -> dict[str, list]:
-        return {"obs": [], "acts": [], "rew": [], "terms": [], "succ": [], "frames": []}
+        return {"obs": [], "acts": [], "rew": [], "terms": [], "succ": [], "frames": [], "states": []}
 
     def reset(self) -> np.ndarray:
         self._last_obs = self.venv.reset()
@@ -114,6 +114,8 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         ep["rew"].append(rew)
         ep["terms"].append(info.get("reward_terms", np.zeros(0, np.float32)))
         ep["succ"].append(bool(info.get("is_success", False)))
+        if "sim_state" in info:  # make_env(record_states=True): keep what re-renders the step later
+            ep["states"].append(info["sim_state"])
         if not done:
             return
         terms = np.asarray(ep["terms"], dtype=np.float32)
@@ -128,6 +130,7 @@ class LearnedRewardVecEnv(VecEnvWrapper):
             success=np.asarray(ep["succ"], dtype=bool) if self.has_success else None,
             episode_id=self.episodes_done,
             task=self.task_name,
+            **_recorded_states(ep["states"], len(ep["acts"]), info),
         ))
         self.episodes_done += 1
         self._open[i] = self._new_episode()
@@ -138,3 +141,10 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         if self.vlm_weight:
             info["vlm_reward_term"] = self.vlm_weight * scores
         return scores
+
+
+def _recorded_states(states: list, n_steps: int, info: dict) -> dict[str, Optional[np.ndarray]]:
+    """``states``/``scene`` for the finished episode's Trajectory when every step was recorded."""
+    if len(states) != n_steps or "sim_scene" not in info:
+        return {}
+    return {"states": np.asarray(states, np.float64), "scene": info["sim_scene"]}

@@ -12,6 +12,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from pbrl.agents.preference import FeedbackSchedule, Labeller
 from pbrl.envs.make import make_env
 from pbrl.envs.randomize import RandomisationSpec, resolve_randomisation
+from pbrl.envs.simstate import obs_renderable
 from pbrl.envs.tasks import TaskSpec, task_from_dict
 from pbrl.rewards.wrappers import LearnedRewardVecEnv, RewardNormalizer
 from pbrl.types import PbrlError, RewardModel
@@ -157,19 +158,26 @@ def build_randomisation(cfg: DictConfig, task: TaskSpec) -> Optional[Randomisati
 
 def make_venv(task: TaskSpec, *, seed: int, n_envs: int = 1, episode_length: Optional[int] = None,
               frame_reward: Optional[Callable[[np.ndarray], np.ndarray]] = None,
-              vlm_weight: float = 0.0, randomisation: Optional[RandomisationSpec] = None) -> LearnedRewardVecEnv:
-    """SB3 VecEnv of the task with the learned-reward wrapper on top (rendering when a VLM scores frames)."""
+              vlm_weight: float = 0.0, randomisation: Optional[RandomisationSpec] = None,
+              record_states: bool = False) -> LearnedRewardVecEnv:
+    """SB3 VecEnv of the task with the learned-reward wrapper on top (rendering when a VLM scores frames;
+    simulator states recorded with ``record_states``, for showing queried segments to a person)."""
     render = frame_reward is not None
 
     def factory(i: int):
         return lambda: Monitor(make_env(task, seed=seed + i, episode_length=episode_length, render=render,
-                                        randomisation=randomisation))
+                                        randomisation=randomisation, record_states=record_states))
 
     venv = DummyVecEnv([factory(i) for i in range(n_envs)])
     venv.seed(seed)
     return LearnedRewardVecEnv(venv, task_name=task.name, term_names=task.reward_terms,
                                has_success=task.success_key is not None, frame_reward=frame_reward,
                                vlm_weight=vlm_weight)
+
+
+def needs_states(cfg: DictConfig, task: TaskSpec) -> bool:
+    """A person labels this run's queries and the task's observations cannot be re-rendered (Meta-World)."""
+    return str(cfg.feedback.name) == "human" and not obs_renderable(task)
 
 
 def _last_line(exc: BaseException) -> str:

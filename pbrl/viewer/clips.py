@@ -1,5 +1,5 @@
-"""Clips for the viewer: frames of a segment (stored, or re-rendered from its observations), encoded
-once as WebM/VP9 (mp4/H.264 as fallback) and cached on disk next to the store.
+"""Clips for the viewer: frames of a segment (stored, or re-rendered from its recorded simulator states or
+its observations), encoded once as WebM/VP9 (mp4/H.264 as fallback) and cached on disk next to the store.
 """
 
 from __future__ import annotations
@@ -7,12 +7,13 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
 from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Segment
+from pbrl.envs.simstate import obs_renderable
 from pbrl.envs.tasks import TaskSpec
 from pbrl.types import PbrlError
 
@@ -43,52 +44,69 @@ def encode_clip(frames: np.ndarray, path: Path, fmt: str, *, fps: int = 20) -> P
     return path
 
 
-def state_renderable(task: TaskSpec) -> bool:
-    """Gymnasium MuJoCo locomotion observations hold ``qpos[1:]`` and ``qvel``: enough to pose the robot."""
-    return task.suite == "mujoco" and task.env_kwargs.get("exclude_current_positions_from_observation", True)
+def _render_each(task: TaskSpec, n: int, pose: Callable[[Any, int], None]) -> np.ndarray:
+    """Frames ``(n, H, W, 3)``: for each step ``k``, ``pose(base_env, k)`` sets the simulator, then render."""
+    from pbrl.envs.make import make_env
+
+    env = make_env(task, seed=0, render=True)
+    try:
+        env.reset(seed=0)
+        frames = []
+        for k in range(n):
+            pose(env.unwrapped, k)
+            frames.append(env.render())
+        return np.asarray(frames, dtype=np.uint8)
+    finally:
+        env.close()
 
 
 def render_from_obs(task: TaskSpec, obs: np.ndarray) -> np.ndarray:
     """Frames ``(L, H, W, 3)`` by setting the MuJoCo state from each observation and rendering.
 
     The root x position is not observed; it is integrated from the root x velocity (``qvel[0] * dt``)
-    so the ground scrolls as in the original run. Meta-World observations do not determine the
-    simulator state, so such segments must be stored with frames.
+    so the ground scrolls as in the original run.
     """
-    if not state_renderable(task):
-        raise PbrlError(f"task {task.name}: segments without frames cannot be re-rendered (suite {task.suite}); "
-                        "store them with frames")
+    if not obs_renderable(task):
+        raise PbrlError(f"task {task.name}: segments without frames or simulator states cannot be re-rendered "
+                        f"(suite {task.suite}); collect them with states (make_env(record_states=True))")
     import mujoco
 
-    from pbrl.envs.make import make_env
+    x = [0.0]
 
-    env = make_env(task, seed=0, render=True)
-    try:
-        env.reset(seed=0)
-        base = env.unwrapped
+    def pose(base: Any, k: int) -> None:
         nq, nv = base.model.nq, base.model.nv
         if obs.shape[1] < nq - 1 + nv:
             raise PbrlError(f"task {task.name}: observations have {obs.shape[1]} values; expected >= {nq - 1 + nv} "
                             "(qpos[1:], qvel) to re-render")
-        x, frames = 0.0, []
-        for o in obs:
-            qpos = np.concatenate([[x], o[: nq - 1]])
-            qvel = o[nq - 1: nq - 1 + nv]
-            base.data.qpos[:], base.data.qvel[:] = qpos, qvel
-            mujoco.mj_forward(base.model, base.data)
-            frames.append(env.render())
-            x += float(qvel[0]) * base.dt
-        return np.asarray(frames, dtype=np.uint8)
-    finally:
-        env.close()
+        qvel = obs[k, nq - 1: nq - 1 + nv]
+        base.data.qpos[:], base.data.qvel[:] = np.concatenate([[x[0]], obs[k, : nq - 1]]), qvel
+        mujoco.mj_forward(base.model, base.data)
+        x[0] += float(qvel[0]) * base.dt
+
+    return _render_each(task, len(obs), pose)
+
+
+def render_from_states(task: TaskSpec, states: np.ndarray, scene: np.ndarray) -> np.ndarray:
+    """Frames ``(L, H, W, 3)`` from recorded simulator states (:mod:`pbrl.envs.simstate`): any MuJoCo task."""
+    from pbrl.envs.simstate import restore
+
+    def pose(base: Any, k: int) -> None:
+        try:
+            restore(base, states[k], scene)
+        except ValueError as exc:
+            raise PbrlError(f"task {task.name}: {exc}") from None
+
+    return _render_each(task, len(states), pose)
 
 
 def segment_frames(seg: Segment, task: Optional[TaskSpec]) -> np.ndarray:
-    """Stored frames, or frames re-rendered from the observations."""
+    """Stored frames, else frames re-rendered from stored simulator states, else from the observations."""
     if seg.frames is not None:
         return seg.frames
     if task is None:
         raise PbrlError(f"segment {seg.segment_id}: has no frames and task {seg.task!r} is unknown")
+    if seg.states is not None and seg.scene is not None:
+        return render_from_states(task, seg.states, seg.scene)
     return render_from_obs(task, seg.obs)
 
 

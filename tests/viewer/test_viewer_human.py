@@ -90,5 +90,5 @@ def test_rerender_from_observations_matches_the_live_render() -> None:
     frames = render_from_obs(task, np.asarray([obs], np.float32))
     assert frames.shape == (1, 128, 128, 3)
     assert np.abs(frames[0].astype(int) - live.astype(int)).mean() < 1.0  # same pose, same camera
-    with pytest.raises(PbrlError, match="task reach: segments without frames cannot be re-rendered"):
+    with pytest.raises(PbrlError, match="task reach: segments without frames or simulator states cannot be re-rendered"):
         render_from_obs(load_task("reach"), np.zeros((2, 39), np.float32))

@@ -69,3 +69,29 @@ def test_train_waits_for_viewer_labels_and_survives_a_kill(tmp_path) -> None:
         rows = store.labels(sources=["human"], include_skipped=True)
         assert rows[0].annotator == "pat" and len(rows) >= 4
         assert store._read("SELECT COUNT(*) FROM frames")[0][0] >= 4  # clips were rendered from observations
+
+
+@pytest.mark.slow
+def test_metaworld_queries_are_rendered_from_recorded_states(tmp_path) -> None:
+    """Meta-World observations cannot pose the simulator: the run records states and the viewer shows them."""
+    out, port, stop = tmp_path / "run", free_port(), threading.Event()
+    tiny = [a for a in TINY
+            if not a.startswith(("task=", "episode_length=", "segment_length=", "budget.", "algo.seed_steps="))]
+    args = ["task=reach", "episode_length=20", "segment_length=4", "budget.labels=2", "budget.per_round=2",
+            "budget.every=60", "budget.env_steps=160", "algo.seed_steps=60"]
+    proc = subprocess.Popen([sys.executable, "-m", "pbrl.cli", "train", f"out={out}", *tiny, *args,
+                             f"feedback.port={port}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    person = answer_over_http(port, ["left", "right"], stop)
+    try:
+        text, _ = proc.communicate(timeout=600)
+    finally:
+        stop.set()
+        proc.kill()
+    person.join(5)
+    assert proc.returncode == 0, text[-3000:]
+    with PreferenceStore(out / "store.sqlite") as store:
+        assert store.count_labels(sources=["human"]) == 2
+        ids = [r[0] for r in store._read("SELECT segment_id FROM frames")]
+        segs = store.get_segments(ids, with_frames=True)
+        assert len(segs) >= 2 and all(s.frames.shape[0] == 4 and s.states.shape[0] == 4 for s in segs)
+        assert all(s.frames.std() > 0 for s in segs)  # real pictures, not blank frames
