@@ -2,13 +2,17 @@
 PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
+# The VLM reward needs open_clip -> torchvision, whose PyPI wheels only import beside PyPI's (CUDA) torch
+# build; that environment lives apart from the CPU-torch one (it runs on the CPU as well).
+VLM_VENV ?= .venv-vlm
+VLM_BIN  := $(VLM_VENV)/bin
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages for headless MuJoCo rendering (EGL from Mesa, OSMesa as fallback).
 SYSPKGS := libegl1 libgl1 libgl1-mesa-dri libosmesa6
 # Debian packages the test suite needs on top: chromium for the viewer's browser tests (driven by Playwright).
 TEST_SYSPKGS := chromium
 
-.PHONY: setup system-deps demo test test-slow bench clean
+.PHONY: setup setup-vlm system-deps demo test test-main test-vlm test-slow bench clean
 
 system-deps:
 	@missing=""; for p in $(SYSPKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -25,16 +29,31 @@ $(BIN)/.pbrl-installed: pyproject.toml setup.py
 
 setup: $(BIN)/.pbrl-installed
 
+$(VLM_BIN)/.pbrl-installed: pyproject.toml setup.py
+	$(MAKE) system-deps
+	[ -x $(VLM_BIN)/python ] || $(PY) -m venv $(VLM_VENV)
+	$(VLM_BIN)/pip install -q --upgrade pip
+	$(VLM_BIN)/pip install -q torch==2.14.1 torchvision==0.29.1   # a matching pair from PyPI
+	$(VLM_BIN)/pip install -q -e '.[vlm,dev]'
+	touch $@
+
+setup-vlm: $(VLM_BIN)/.pbrl-installed   ## the environment for reward.vlm / feedback=vlm (open_clip)
+
 demo: setup          ## install everything, then the default short training run
 	$(BIN)/pbrl train
 
-test: setup          ## install everything, then the default (fast) test suite
+test: test-main test-vlm   ## install everything, then the default (fast) test suite in both environments
+
+test-main: setup
 	$(MAKE) system-deps SYSPKGS="$(TEST_SYSPKGS)"
 	$(BIN)/python -m pytest -q
+
+test-vlm: setup-vlm  ## the VLM tests again, with the real open_clip (tiny random model, no download)
+	$(VLM_BIN)/python -m pytest -q tests/rewards/test_vlm_reward.py
 
 test-slow: setup     ## slow integration runs (minutes)
 	$(MAKE) system-deps SYSPKGS="$(TEST_SYSPKGS)"
 	$(BIN)/python -m pytest -q -m slow
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(VLM_VENV) build *.egg-info

@@ -5,9 +5,10 @@
 2. SAC on the task for ``--steps`` steps twice, single-threaded: plain SB3 SAC on the true reward, and SAC
    on the VLM reward alone (every step rendered, each finished episode scored in one batch and written into
    the replay buffer, ``reward.vlm.weight=1``); the ratio of their ``learn()`` wall times, with the time
-   spent rendering and scoring.
+   spent rendering and scoring; once per ``--frame-strides`` value (``reward.vlm.frame_stride``: render and
+   score every k-th step, interpolate in between).
 
-    python bench/vlm_reward.py --model tiny --steps 1000 [--update-benchmarks]
+    python bench/vlm_reward.py --model tiny --steps 1000 --frame-strides 1,4 [--update-benchmarks]
     python bench/vlm_reward.py --model ViT-B-32 --pretrained laion2b_s34b_b79k --device cuda   # GPU machine
 
 Needs open_clip (the ``vlm`` extra) and, for real weights, a checkpoint or open_clip's cache.
@@ -55,7 +56,7 @@ def frames_per_second(reward: Callable[[np.ndarray], np.ndarray], size: int, bat
 
 
 def sac_wall(task, *, steps: int, seed: int, episode_length: int,
-             frame_reward: Optional[Callable] = None) -> tuple[float, float]:
+             frame_reward: Optional[Callable] = None, frame_stride: int = 1) -> tuple[float, float]:
     """Seconds in ``SAC.learn(steps)`` and in rendering; plain SAC on the true reward when ``frame_reward`` is None."""
     from stable_baselines3 import SAC
     from stable_baselines3.common.monitor import Monitor
@@ -71,7 +72,8 @@ def sac_wall(task, *, steps: int, seed: int, episode_length: int,
         venv = DummyVecEnv([lambda: Monitor(make_env(task, seed=seed, episode_length=episode_length))])
         model = SAC("MlpPolicy", venv, learning_starts=learning_starts, seed=seed, device="cpu", verbose=0, **kwargs)
     else:
-        venv = make_venv(task, seed=seed, episode_length=episode_length, frame_reward=frame_reward, vlm_weight=1.0)
+        venv = make_venv(task, seed=seed, episode_length=episode_length, frame_reward=frame_reward, vlm_weight=1.0,
+                         frame_stride=frame_stride)
         model = build_sac(venv, seed=seed, seed_steps=learning_starts, buffer_size=steps, sac_kwargs=kwargs)
     render = Timed(venv.venv.env_method) if frame_reward is not None else None
     if render is not None:
@@ -98,6 +100,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--task", default="halfcheetah")
     p.add_argument("--steps", type=int, default=1000, help="SAC steps per run (0 = skip the SAC comparison)")
     p.add_argument("--episode-length", type=int, default=100)
+    p.add_argument("--frame-strides", default="1", help="comma-separated reward.vlm.frame_stride values, one run each")
     p.add_argument("--batch", type=int, default=100, help="frames per reward call (an episode)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
@@ -123,15 +126,17 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
              f"{frames_per_second(reward, size, args.batch, args.repeats):.1f}")]
     if args.steps:
         plain, _ = sac_wall(task, steps=args.steps, seed=args.seed, episode_length=args.episode_length)
-        scored = Timed(reward)
-        vlm, render_s = sac_wall(task, steps=args.steps, seed=args.seed, episode_length=args.episode_length,
-                                 frame_reward=scored)
-        rows += [(f"plain SAC learn() wall, {args.steps} steps", f"{plain:.1f} s"),
-                 ("VLM-rewarded SAC learn() wall", f"{vlm:.1f} s"),
-                 ("  of which rendering / VLM scoring", f"{render_s:.1f} s / {scored.seconds:.1f} s "
-                                                        f"({scored.calls} batched calls)"),
-                 ("**overhead ratio** (VLM / plain)", f"**{vlm / plain:.2f}x**")]
-    block = (f"### VLM-RM reward ({args.task}, `bench/vlm_reward.py --model {args.model} --steps {args.steps}`)\n\n"
+        rows.append((f"plain SAC learn() wall, {args.steps} steps", f"{plain:.1f} s"))
+        for stride in (int(k) for k in args.frame_strides.split(",")):
+            scored = Timed(reward)
+            vlm, render_s = sac_wall(task, steps=args.steps, seed=args.seed, episode_length=args.episode_length,
+                                     frame_reward=scored, frame_stride=stride)
+            rows += [(f"VLM-rewarded SAC learn() wall, frame_stride {stride}", f"{vlm:.1f} s"),
+                     ("  of which rendering / VLM scoring", f"{render_s:.1f} s / {scored.seconds:.1f} s "
+                                                            f"({scored.calls} batched calls)"),
+                     (f"**overhead ratio** (VLM / plain), frame_stride {stride}", f"**{vlm / plain:.2f}x**")]
+    block = (f"### VLM-RM reward ({args.task}, `bench/vlm_reward.py --model {args.model} --steps {args.steps} "
+             f"--frame-strides {args.frame_strides}`)\n\n"
              + table(rows, ("measure", "value"))
              + f"\n\n{platform.machine()}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}, "
                f"open_clip {version('open_clip_torch')}, "

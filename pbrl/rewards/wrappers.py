@@ -10,6 +10,7 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from pbrl.data.trajectory import Trajectory
+from pbrl.types import PbrlError
 
 RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 FrameRewardFn = Callable[[np.ndarray], np.ndarray]  # (T, H, W, 3) uint8 frames -> (T,) rewards
@@ -52,15 +53,21 @@ class LearnedRewardVecEnv(VecEnvWrapper):
     (``feedback=vlm`` compares those), and ``vlm_weight * scores`` go to ``info["vlm_reward_term"]`` on the
     episode's last step, which :class:`pbrl.agents.buffer.PreferenceReplayBuffer` adds to that episode's
     stored rewards (VLM-RM as a dense term; the steps of an open episode lack it until it ends).
+    With ``frame_stride = k > 1`` only every k-th step is rendered and scored, and the steps in between get
+    the linear interpolation of their neighbours' scores: k times less rendering, for a smooth reward.
     """
 
     def __init__(self, venv: VecEnv, *, reward_fn: Optional[RewardFn] = None, max_episodes: int = 100,
                  task_name: str = "", term_names: Sequence[str] = (), has_success: bool = False,
-                 frame_reward: Optional[FrameRewardFn] = None, vlm_weight: float = 0.0) -> None:
+                 frame_reward: Optional[FrameRewardFn] = None, vlm_weight: float = 0.0,
+                 frame_stride: int = 1) -> None:
         super().__init__(venv)
+        if int(frame_stride) < 1:
+            raise PbrlError(f"reward.vlm.frame_stride: expected an integer >= 1, got {frame_stride}")
         self.reward_fn = reward_fn
         self.frame_reward = frame_reward
         self.vlm_weight = float(vlm_weight)
+        self.frame_stride = int(frame_stride)
         self._next_frames: list = [None] * self.num_envs
         self.episodes: Deque[Trajectory] = collections.deque(maxlen=max_episodes)
         self.episodes_done = 0
@@ -82,9 +89,15 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         return self._last_obs
 
     def _render_all(self) -> None:
-        """Frames of the current observations (after an auto-reset: the new episode's first frame)."""
-        if self.frame_reward is not None:
-            self._next_frames = list(self.venv.env_method("render"))
+        """Frames of the current observations (after an auto-reset: the new episode's first frame), for
+        the sub-envs whose next step is one of every ``frame_stride`` (None for the others)."""
+        if self.frame_reward is None:
+            return
+        due = [i for i, ep in enumerate(self._open) if len(ep["acts"]) % self.frame_stride == 0]
+        frames = self.venv.env_method("render", indices=due) if due else []
+        self._next_frames = [None] * self.num_envs
+        for i, frame in zip(due, frames):
+            self._next_frames[i] = frame
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions, dtype=np.float32)
@@ -93,7 +106,6 @@ class LearnedRewardVecEnv(VecEnvWrapper):
     def step_wait(self):
         obs, true_rew, dones, infos = self.venv.step_wait()
         prev, frames = self._last_obs, self._next_frames
-        self._render_all()
         if self.reward_fn is None:
             rewards = np.zeros(self.num_envs, dtype=np.float32)
         else:
@@ -101,6 +113,7 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         for i, info in enumerate(infos):
             info["true_reward"] = float(true_rew[i])
             self._record(i, prev[i], self._actions[i], float(true_rew[i]), info, bool(dones[i]), frames[i])
+        self._render_all()  # after recording: the open episodes' lengths say which steps are due
         self._last_obs = obs
         return obs, rewards, dones, infos
 
@@ -120,8 +133,8 @@ class LearnedRewardVecEnv(VecEnvWrapper):
             return
         terms = np.asarray(ep["terms"], dtype=np.float32)
         named = {n: terms[:, k] for k, n in enumerate(self.term_names)}
-        if self.frame_reward is not None and len(ep["frames"]) == len(ep["acts"]):
-            named["vlm"] = self._score_episode(np.asarray(ep["frames"], dtype=np.uint8), info)
+        if self.frame_reward is not None and len(ep["frames"]) == -(-len(ep["acts"]) // self.frame_stride):
+            named["vlm"] = self._score_episode(np.asarray(ep["frames"], dtype=np.uint8), len(ep["acts"]), info)
         self.episodes.append(Trajectory(
             obs=np.asarray(ep["obs"] + [info["terminal_observation"]], dtype=np.float32),
             acts=np.asarray(ep["acts"], dtype=np.float32),
@@ -135,9 +148,13 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         self.episodes_done += 1
         self._open[i] = self._new_episode()
 
-    def _score_episode(self, frames: np.ndarray, info: dict) -> np.ndarray:
-        """VLM reward of a finished episode's frames, in one batch; the weighted term rides on ``info``."""
+    def _score_episode(self, frames: np.ndarray, n_steps: int, info: dict) -> np.ndarray:
+        """VLM reward of a finished episode's ``n_steps`` steps from its frames (every ``frame_stride``-th
+        step), scored in one batch; the weighted term rides on ``info``."""
         scores = np.asarray(self.frame_reward(frames), dtype=np.float32).reshape(len(frames))
+        if self.frame_stride > 1:
+            scores = np.interp(np.arange(n_steps), np.arange(len(frames)) * self.frame_stride,
+                               scores).astype(np.float32)
         if self.vlm_weight:
             info["vlm_reward_term"] = self.vlm_weight * scores
         return scores

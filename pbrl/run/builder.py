@@ -66,6 +66,12 @@ def _vlm(fb: DictConfig, task: TaskSpec, rng: np.random.Generator) -> tuple[Labe
     return VLMLabeller(None, margin=float(fb.get("margin", 0.0))), "vlm"
 
 
+def vlm_frame_stride(cfg: DictConfig) -> int:
+    """``reward.vlm.frame_stride``: render and score every k-th step, interpolate in between (1 = all)."""
+    vlm = cfg.reward.get("vlm") if "reward" in cfg else None
+    return int(vlm.get("frame_stride", 1)) if vlm is not None else 1
+
+
 def vlm_weight(cfg: DictConfig) -> float:
     """``reward.vlm.weight``: how much of the VLM-RM term is added to the agent's reward (0 = none)."""
     vlm = cfg.reward.get("vlm") if "reward" in cfg else None
@@ -159,7 +165,7 @@ def build_randomisation(cfg: DictConfig, task: TaskSpec) -> Optional[Randomisati
 def make_venv(task: TaskSpec, *, seed: int, n_envs: int = 1, episode_length: Optional[int] = None,
               frame_reward: Optional[Callable[[np.ndarray], np.ndarray]] = None,
               vlm_weight: float = 0.0, randomisation: Optional[RandomisationSpec] = None,
-              record_states: bool = False) -> LearnedRewardVecEnv:
+              record_states: bool = False, frame_stride: int = 1) -> LearnedRewardVecEnv:
     """SB3 VecEnv of the task with the learned-reward wrapper on top (rendering when a VLM scores frames;
     simulator states recorded with ``record_states``, for showing queried segments to a person)."""
     render = frame_reward is not None
@@ -172,7 +178,7 @@ def make_venv(task: TaskSpec, *, seed: int, n_envs: int = 1, episode_length: Opt
     venv.seed(seed)
     return LearnedRewardVecEnv(venv, task_name=task.name, term_names=task.reward_terms,
                                has_success=task.success_key is not None, frame_reward=frame_reward,
-                               vlm_weight=vlm_weight)
+                               vlm_weight=vlm_weight, frame_stride=frame_stride)
 
 
 def needs_states(cfg: DictConfig, task: TaskSpec) -> bool:

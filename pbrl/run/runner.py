@@ -58,7 +58,8 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     venv = builder.make_venv(task, seed=int(cfg.seed), n_envs=int(cfg.algo.get("n_envs", 1)),
                              episode_length=cfg.episode_length, frame_reward=builder.build_vlm_reward(cfg, task),
                              vlm_weight=builder.vlm_weight(cfg), randomisation=builder.build_randomisation(cfg, task),
-                             record_states=builder.needs_states(cfg, task))
+                             record_states=builder.needs_states(cfg, task),
+                             frame_stride=builder.vlm_frame_stride(cfg))
     obs_dim, act_dim = venv.observation_space.shape[0], venv.action_space.shape[0]
     labeller_rng = np.random.default_rng([int(cfg.seed), 1])
     labeller, source = builder.build_labeller(cfg, task, labeller_rng)

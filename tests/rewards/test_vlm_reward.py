@@ -1,8 +1,10 @@
 """VLM-RM reward: the projection formula, preprocessing, batching, open_clip loading, and the dense term.
 
-open_clip cannot be imported on the CPU-only dev/CI machines (it imports torchvision, whose PyPI wheels are
-CUDA builds that do not load beside torch's CPU wheel), so most tests drive the reward through a small
-CLIP-shaped torch model (``encode_image``/``encode_text``); the open_clip path is tested where it imports.
+open_clip does not import in the main (CPU torch 2.13) environment: it imports torchvision, whose PyPI
+wheels are CUDA builds that do not load beside torch's CPU wheel. Most tests therefore drive the reward
+through a small CLIP-shaped torch model (``encode_image``/``encode_text``), and ``make test`` runs this file a
+second time in ``.venv-vlm`` (torch 2.14.1 + torchvision 0.29.1 + open_clip, ``make test-vlm``), where the
+real open_clip path runs with a tiny random model. Each environment skips the one test meant for the other.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ def test_clip_reward_bad_input_is_one_line() -> None:
         tiny_reward()(random_frames(2).astype(np.float32))
 
 
-@pytest.mark.skipif(HAS_OPEN_CLIP, reason="open_clip is installed here: the tiny-model test below runs instead")
+@pytest.mark.skipif(HAS_OPEN_CLIP, reason="open_clip is installed here (.venv-vlm): the tiny-model test below runs instead")
 def test_missing_open_clip_names_the_extra() -> None:
     from omegaconf import OmegaConf
 
@@ -118,7 +120,7 @@ def test_missing_open_clip_names_the_extra() -> None:
         build_vlm_reward(cfg, load_task("halfcheetah"))  # the CLI's one-line error
 
 
-@pytest.mark.skipif(not HAS_OPEN_CLIP, reason="open_clip (the vlm extra) is not installed")
+@pytest.mark.skipif(not HAS_OPEN_CLIP, reason="open_clip not installed here: `make test-vlm` runs this in .venv-vlm")
 def test_tiny_open_clip_model_gives_rewards_and_offline_error_says_what_to_download() -> None:
     torch.manual_seed(0)
     backbone = load_open_clip("tiny", device="cpu")
@@ -156,6 +158,37 @@ def test_dense_term_is_scored_per_episode_and_written_into_the_replay_buffer() -
     buf.relabel(lambda obs, act: np.ones(len(obs), dtype=np.float32))
     np.testing.assert_allclose(buf.rewards[:10, 0], 1.0 + 2.0 * vlm, atol=1e-6)
     venv.close()
+
+
+def test_frame_stride_renders_every_kth_step_and_interpolates_between() -> None:
+    from pbrl.envs.tasks import load_task
+    from pbrl.run.builder import make_venv
+
+    seen: list[np.ndarray] = []
+    clip = tiny_reward()
+
+    def frame_reward(frames: np.ndarray) -> np.ndarray:
+        seen.append(frames)
+        return clip(frames)
+
+    task = load_task("halfcheetah", {"camera": {"width": 32, "height": 32}})
+    strided = make_venv(task, seed=0, episode_length=7, frame_reward=frame_reward, frame_stride=3)
+    every = make_venv(task, seed=0, episode_length=7, frame_reward=clip)
+    for venv in (strided, every):
+        venv.reset()
+        rng = np.random.default_rng(0)  # the same actions in both
+        for _ in range(7):
+            venv.step(rng.uniform(-1, 1, (1, 6)).astype(np.float32))
+    assert [len(f) for f in seen] == [3]  # steps 0, 3, 6 of the 7-step episode, in one batch
+    full = every.episodes[0].terms["vlm"]
+    got = strided.episodes[0].terms["vlm"]
+    np.testing.assert_allclose(got[[0, 3, 6]], full[[0, 3, 6]], atol=1e-5)  # same frames, same scores
+    np.testing.assert_allclose(got[1], (2 * full[0] + full[3]) / 3, atol=1e-5)  # linear in between
+    np.testing.assert_allclose(got[5], (full[3] + 2 * full[6]) / 3, atol=1e-5)
+    with pytest.raises(PbrlError, match="reward.vlm.frame_stride: expected an integer >= 1, got 0"):
+        make_venv(task, seed=0, frame_reward=clip, frame_stride=0)
+    strided.close()
+    every.close()
 
 
 def test_buffer_writes_an_episode_term_across_the_ring_wraparound() -> None:
