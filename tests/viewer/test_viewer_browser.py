@@ -57,12 +57,12 @@ def browser(tmp_path_factory):
 def _open(browser, port: int):
     page = browser.new_page()
     page.goto(f"http://127.0.0.1:{port}/?annotator=kb")
-    page.wait_for_function("document.getElementById('left').readyState >= 2", timeout=20_000)
+    page.wait_for_function("document.getElementById('left').readyState >= 2", timeout=60_000)
     return page
 
 
 def _acked(page, n: int) -> None:
-    page.wait_for_function(f"window.pbrlAcked.length >= {n}", timeout=20_000)
+    page.wait_for_function(f"window.pbrlAcked.length >= {n}", timeout=60_000)
 
 
 def test_keys_label_pairs_in_the_store(browser, tmp_path) -> None:
@@ -77,10 +77,10 @@ def test_keys_label_pairs_in_the_store(browser, tmp_path) -> None:
             page.keyboard.press(key)
             _acked(page, n)
         page.keyboard.press("u")  # withdraws the last answer (ArrowRight on qids[4])
-        page.wait_for_function("document.getElementById('status').textContent === 'undone'", timeout=20_000)
+        page.wait_for_function("document.getElementById('status').textContent === 'undone'", timeout=60_000)
         page.keyboard.press("ArrowDown")
         _acked(page, 5)
-        page.wait_for_selector("#empty", state="visible", timeout=20_000)
+        page.wait_for_selector("#empty", state="visible", timeout=60_000)
         assert "5 labelled / 0 queued" in page.inner_text("#progress")
         timings = page.evaluate("window.pbrlTimings")  # ms from a key press to the next pair's first frames
         assert len(timings) >= 4 and all(0 < t < 10_000 for t in timings)
