@@ -16,7 +16,9 @@ torchvision transforms nor PIL sit in the reward path. Rewards are always comput
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol, Sequence
 
@@ -178,13 +180,35 @@ def _missing_weights_error(open_clip: Any, model_name: str, pretrained: str, cac
     )
 
 
+@contextlib.contextmanager
+def _hub_offline(offline: bool):
+    """With ``offline``, huggingface_hub answers from its cache only: a missing file fails at once instead of
+    after a minute of network retries, and nothing is downloaded during a training run."""
+    if not offline:
+        yield
+        return
+    import huggingface_hub.constants as hub
+
+    env, const = os.environ.get("HF_HUB_OFFLINE"), hub.HF_HUB_OFFLINE
+    os.environ["HF_HUB_OFFLINE"], hub.HF_HUB_OFFLINE = "1", True
+    try:
+        yield
+    finally:
+        hub.HF_HUB_OFFLINE = const
+        if env is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = env
+
+
 def load_open_clip(model_name: str = "ViT-B-32", *, pretrained: Optional[str] = "laion2b_s34b_b79k",
                    checkpoint: Optional[str] = None, cache_dir: Optional[str] = None,
-                   device: Optional[str] = None) -> ClipBackbone:
+                   device: Optional[str] = None, allow_download: bool = False) -> ClipBackbone:
     """An open_clip model in eval mode: ``checkpoint`` file > ``pretrained`` tag (cache) > random init.
 
     ``model_name="tiny"`` builds :data:`TINY_CLIP_CONFIG` with random weights (tests, CPU benchmarks).
-    ``pretrained=None`` without a checkpoint is also random init (architecture only).
+    ``pretrained=None`` without a checkpoint is also random init (architecture only). A ``pretrained`` tag
+    is looked up in open_clip's cache only, unless ``allow_download`` lets open_clip fetch it.
     """
     open_clip = _import_open_clip()
     device = device or default_device()
@@ -201,7 +225,8 @@ def load_open_clip(model_name: str = "ViT-B-32", *, pretrained: Optional[str] = 
             raise PbrlError(f"reward.vlm.checkpoint: {checkpoint} is not a file; "
                             "expected an open_clip .bin/.pt/.safetensors")
         try:
-            model = open_clip.create_model(model_name, pretrained=weights, cache_dir=cache_dir)
+            with _hub_offline(not allow_download):
+                model = open_clip.create_model(model_name, pretrained=weights, cache_dir=cache_dir)
         except (OSError, RuntimeError, ValueError) as exc:  # offline hub / missing cache entry
             if checkpoint is not None:
                 raise PbrlError(f"reward.vlm.checkpoint: cannot load {checkpoint} into {model_name} ({exc})") from None
@@ -219,6 +244,6 @@ def clip_reward_from_config(vlm: Any, prompts: dict[str, str]) -> ClipReward:
     """Build the reward from a ``reward.vlm``/``feedback`` config node and the task's ``prompts``."""
     backbone = load_open_clip(str(vlm.get("model", "ViT-B-32")), pretrained=vlm.get("pretrained"),
                               checkpoint=vlm.get("checkpoint"), cache_dir=vlm.get("cache_dir"),
-                              device=vlm.get("device"))
+                              device=vlm.get("device"), allow_download=bool(vlm.get("allow_download", False)))
     return ClipReward(backbone, goal=prompts.get("goal", ""), baseline=prompts.get("baseline", ""),
                       alpha=float(vlm.get("alpha", 0.5)), batch_size=int(vlm.get("batch_size", 64)))

@@ -10,6 +10,7 @@ real open_clip path runs with a tiny random model. Each environment skips the on
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import numpy as np
 import pytest
@@ -131,6 +132,19 @@ def test_tiny_open_clip_model_gives_rewards_and_offline_error_says_what_to_downl
         load_open_clip("ViT-B-32", checkpoint="/nonexistent/open_clip_model.bin", device="cpu")
     with pytest.raises(PbrlError, match="reward.vlm.model: 'no-such-net' is not an open_clip model"):
         load_open_clip("no-such-net", device="cpu")
+
+
+@pytest.mark.skipif(not HAS_OPEN_CLIP, reason="open_clip not installed here: `make test-vlm` runs this in .venv-vlm")
+def test_weights_missing_offline_fail_fast_naming_the_file(tmp_path) -> None:
+    import time
+
+    before, t0 = os.environ.get("HF_HUB_OFFLINE"), time.monotonic()
+    with pytest.raises(PbrlError, match=r"no weights for ViT-B-32/laion2b_s34b_b79k here .* download "
+                                        r"hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K \(open_clip_pytorch_model.bin\) "
+                                        r"and set reward.vlm.checkpoint="):
+        load_open_clip("ViT-B-32", pretrained="laion2b_s34b_b79k", cache_dir=str(tmp_path), device="cpu")
+    assert time.monotonic() - t0 < 30  # the cache is asked, the network is not retried for a minute
+    assert os.environ.get("HF_HUB_OFFLINE") == before  # the offline switch is put back
 
 
 def test_dense_term_is_scored_per_episode_and_written_into_the_replay_buffer() -> None:
