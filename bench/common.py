@@ -20,3 +20,10 @@ def update_section(path: Path, name: str, block: str) -> None:
     text = pattern.sub(lambda _: section, text, count=1) if pattern.search(text) else \
         text.rstrip("\n") + "\n\n" + section + "\n"
     atomic_write_text(path, text)
+
+
+def publish(block: str, mark: str, update: bool) -> None:
+    """Print a benchmark's markdown block and, with ``update``, write it into its BENCHMARKS.md section."""
+    print(block)
+    if update:
+        update_section(BENCHMARKS, mark, block)

@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 from omegaconf import OmegaConf
 
-from common import ROOT, update_section  # noqa: E402  (bench/ is on sys.path when run as a script)
+from common import ROOT, publish  # noqa: E402  (bench/ is on sys.path when run as a script)
 sys.path.insert(0, str(ROOT / "sim2real"))
 MARK = "export-latency"
 BLOCKS = 10
@@ -79,7 +79,7 @@ def main() -> None:
 
     p99 = np.percentile(rows[next(iter(rows))], 99)
     quiet = quietest_block_p99(rows[next(iter(rows))])
-    lines = [f"## Export: single-observation inference latency (`bench/export_latency.py`)", "",
+    lines = ["## Export: single-observation inference latency (`bench/export_latency.py`)", "",
              f"Default SAC actor ({'x'.join(map(str, net))} ReLU, HalfCheetah 17 -> 6), one observation per call, "
              f"one CPU thread, {ns.n} timed calls after warm-up; microseconds. The last column is the p99 of the "
              f"quietest of {BLOCKS} consecutive blocks of calls (discounts preemption by other processes).", "",
@@ -95,9 +95,7 @@ def main() -> None:
               f"onnxruntime {onnxruntime.__version__}, torch {torch.__version__}. "
               f"Date {time.strftime('%Y-%m-%d', time.gmtime())}."]
     block = "\n".join(lines)
-    print(block)
-    if ns.update_benchmarks:
-        update_section(ROOT / "BENCHMARKS.md", MARK, block)
+    publish(block, MARK, ns.update_benchmarks)
 
 
 if __name__ == "__main__":

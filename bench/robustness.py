@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 from omegaconf import OmegaConf
 
-from common import ROOT, update_section
+from common import publish
 
 MARK = "robustness"
 
@@ -126,9 +126,7 @@ def main() -> None:
              f"{len(results)} trainings in {time.perf_counter() - t0:.0f} s wall with {ns.workers} workers. "
              f"Date {time.strftime('%Y-%m-%d', time.gmtime())}."]
     block = "\n".join(lines)
-    print(block)
-    if ns.update_benchmarks:
-        update_section(ROOT / "BENCHMARKS.md", MARK, block)
+    publish(block, MARK, ns.update_benchmarks)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import update_section
+from common import publish, update_section
 from pbrl.envs.tasks import load_task
 from pbrl.feedback.ot import FeatureSpec, GWSettings
 from pbrl.feedback.query import random_pairs
@@ -158,9 +158,7 @@ def main() -> None:
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
     (ROOT / "bench" / "results" / "transfer_accuracy.json").write_text(json.dumps({**res, "args": vars(args)}, default=str, indent=1))
     table = render(res, args)
-    print(table)
-    if args.update_benchmarks:
-        update_section(ROOT / "BENCHMARKS.md", MARK, table)
+    publish(table, MARK, args.update_benchmarks)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import update_section
+from common import publish
 from pbrl.envs.tasks import load_task
 from pbrl.feedback.teachers import teacher_from_preset
 from pbrl.feedback.transfer_data import noisy_expert_segments, write_labelled_store
@@ -97,9 +97,7 @@ def main() -> None:
             lines.append(f"| {r['feedback']} | {r['return']:.1f} | {_num(r['success'])} | {_num(r['reward_accuracy'])} | "
                          f"{r['wall_s']} s |")
     table = "\n".join(lines)
-    print(table)
-    if args.update_benchmarks:
-        update_section(ROOT / "BENCHMARKS.md", MARK, table)
+    publish(table, MARK, args.update_benchmarks)
 
 
 if __name__ == "__main__":
