@@ -11,6 +11,7 @@ import numpy as np
 
 from pbrl.data.trajectory import Trajectory
 from pbrl.envs.make import make_env
+from pbrl.envs.simstate import recorded_states
 from pbrl.envs.tasks import TaskSpec
 from pbrl.types import PbrlError
 
@@ -56,8 +57,7 @@ def rollout(
         frames=np.asarray(frames, dtype=np.uint8) if render else None,
         episode_id=episode_id,
         task=task_name,
-        states=np.asarray(states, np.float64) if states else None,
-        scene=info.get("sim_scene") if states else None,
+        **recorded_states(states, len(actions), info),
     )
 
 

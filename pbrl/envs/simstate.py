@@ -65,3 +65,11 @@ def restore(base: Any, state: np.ndarray, scene: np.ndarray) -> None:
         offset += size
     mujoco.mj_setState(model, base.data, np.asarray(state, np.float64), _full_physics())
     mujoco.mj_forward(model, base.data)
+
+
+def recorded_states(states: list, n_steps: int, info: dict) -> dict[str, np.ndarray]:
+    """``states``/``scene`` keyword arguments of a finished episode's Trajectory (``info``: its last step's),
+    or none when not every one of its ``n_steps`` steps was recorded."""
+    if len(states) != n_steps or not states or "sim_scene" not in info:
+        return {}
+    return {"states": np.asarray(states, np.float64), "scene": info["sim_scene"]}

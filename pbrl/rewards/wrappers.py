@@ -10,6 +10,7 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from pbrl.data.trajectory import Trajectory
+from pbrl.envs.simstate import recorded_states
 from pbrl.types import PbrlError
 
 RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -143,7 +144,7 @@ class LearnedRewardVecEnv(VecEnvWrapper):
             success=np.asarray(ep["succ"], dtype=bool) if self.has_success else None,
             episode_id=self.episodes_done,
             task=self.task_name,
-            **_recorded_states(ep["states"], len(ep["acts"]), info),
+            **recorded_states(ep["states"], len(ep["acts"]), info),
         ))
         self.episodes_done += 1
         self._open[i] = self._new_episode()
@@ -159,9 +160,3 @@ class LearnedRewardVecEnv(VecEnvWrapper):
             info["vlm_reward_term"] = self.vlm_weight * scores
         return scores
 
-
-def _recorded_states(states: list, n_steps: int, info: dict) -> dict[str, Optional[np.ndarray]]:
-    """``states``/``scene`` for the finished episode's Trajectory when every step was recorded."""
-    if len(states) != n_steps or "sim_scene" not in info:
-        return {}
-    return {"states": np.asarray(states, np.float64), "scene": info["sim_scene"]}
