@@ -1,7 +1,7 @@
 """Benchmark: reward-free offline learning from preferences (CPL, OPPO) against BC on Meta-World.
 
-For every task: roll out the scripted expert mixture once (noisy expert, heavily-noised sub-optimal and random
-episodes), cut 64-step segments, and build two datasets from them as in CPL (Hejna et al. 2024, Sec. 5):
+For every task: roll out the scripted expert mixture once (noisy expert, a consistently mis-aimed sub-optimal
+expert -- a constant action offset shared by its episodes -- and random episodes), cut 64-step segments, and build two datasets from them as in CPL (Hejna et al. 2024, Sec. 5):
 
 * ``dense``: ``--dense-segments`` segments, every pair inside groups of ``--group-size`` labelled;
 * ``sparse``: ``--sparse-segments`` segments in disjoint pairs.
@@ -50,10 +50,15 @@ METHODS = {  # name -> (algo config file, overrides)
 def parse() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tasks", default="drawer-open,button-press,door-open,sweep-into,plate-slide,bin-picking")
-    ap.add_argument("--episodes", type=int, default=300, help="rollouts per task (shared by both datasets)")
+    ap.add_argument("--episodes", type=int, default=None,
+                    help="rollouts per task, shared by both datasets (default: enough for the larger dataset)")
     ap.add_argument("--episode-length", type=int, default=150)
     ap.add_argument("--dense-segments", type=int, default=2500)
     ap.add_argument("--sparse-segments", type=int, default=20000)
+    ap.add_argument("--noise", type=float, default=0.3, help="action-noise std of expert and sub-optimal episodes")
+    ap.add_argument("--suboptimal-frac", type=float, default=0.4)
+    ap.add_argument("--suboptimal-bias", type=float, default=1.0, help="norm of the sub-optimal action offset")
+    ap.add_argument("--random-frac", type=float, default=0.2)
     ap.add_argument("--group-size", type=int, default=8)
     ap.add_argument("--stride", type=int, default=8, help="steps between segment starts within an episode")
     ap.add_argument("--steps", type=int, default=20000, help="gradient steps per method")
@@ -75,14 +80,18 @@ def parse() -> argparse.Namespace:
             "drawer-open,button-press,plate-slide", 48, 320, 1000)
         args.stride = 4
         args.steps, args.eval_episodes, args.hidden, args.batch_pairs, args.lr = 300, 8, "128,128", 16, 1e-3
+    if args.episodes is None:  # every episode yields (length - 64) // stride + 1 aligned segments
+        per_episode = (args.episode_length - 64) // args.stride + 1
+        args.episodes = -(-max(args.dense_segments, args.sparse_segments) // per_episode)
     return args
 
 
-def make_datasets(task_name: str, args: argparse.Namespace, out: Path) -> dict[str, Path]:
+def make_datasets(task_name: str, args: argparse.Namespace, out: Path) -> dict[str, tuple[Path, dict]]:
     """Collect once, then write the dense and sparse stores (segment subsets of the same rollouts)."""
     task = load_task(task_name)
     base = dict(episodes=args.episodes, episode_length=args.episode_length, segment_length=64, stride=args.stride,
-                noise_std=0.3, random_frac=0.2, suboptimal_frac=0.4, suboptimal_noise=1.0)
+                noise_std=args.noise, random_frac=args.random_frac, suboptimal_frac=args.suboptimal_frac,
+                suboptimal_noise=args.noise, suboptimal_bias=args.suboptimal_bias)
     trajs = collect_episodes(task, expert_policy(task), CollectSpec(**base), args.seed)
     paths = {}
     for pairing, n in (("dense", args.dense_segments), ("sparse", args.sparse_segments)):
@@ -92,8 +101,9 @@ def make_datasets(task_name: str, args: argparse.Namespace, out: Path) -> dict[s
         teacher = teacher_from_preset("oracle", rng=np.random.default_rng(args.seed))
         with PreferenceStore(path) as store:
             store.set_meta("task", task_name)
-            build_dataset(store, trajs, spec, teacher.label, seed=args.seed)
-        paths[pairing] = path
+            counts = build_dataset(store, trajs, spec, teacher.label, seed=args.seed)
+        print(json.dumps({"task": task_name, "dataset": pairing, **counts}), flush=True)
+        paths[pairing] = (path, counts)
     return paths
 
 
@@ -161,14 +171,14 @@ def main() -> None:
     rows, t_start = [], time.time()
     for task_name in args.tasks.split(","):
         paths = make_datasets(task_name, args, out)
-        for pairing, path in paths.items():
+        for pairing, (path, counts) in paths.items():
             with PreferenceStore(path, create=False) as store:
                 data = OfflineData.from_store(store)
             for method in METHODS:
-                rows.append(run_method(task_name, data, method, pairing, args))
+                rows.append({**run_method(task_name, data, method, pairing, args), **counts})
                 print(json.dumps(rows[-1]), flush=True)
-        if not args.keep_data:  # tens of MB per task; the rows are what the benchmark keeps
-            for path in paths.values():
+        if not args.keep_data:  # hundreds of MB per task; the rows are what the benchmark keeps
+            for path, _ in paths.values():
                 path.unlink(missing_ok=True)
         (out / "rows.json").write_text(json.dumps({"args": vars(args), "rows": rows,
                                                    "wall_s": time.time() - t_start}, indent=1))
@@ -196,18 +206,39 @@ NOTE = ("The issue's target scale (6 tasks, 2.5k dense / 20k sparse segments, ~2
         "converged after 300 steps; whether the goals hold at the target scale is untested.")
 
 
+def sizes(rows: list[dict], pairing: str) -> str:
+    """Segments (pairs) per dataset as built, e.g. ``2496 (8736 pairs)``; a range when tasks differ."""
+    got = {(r["segments"], r["pairs"]) for r in rows if r["dataset"] == pairing and "segments" in r}
+    if not got:
+        return "?"
+    segs, pairs = sorted(g[0] for g in got), sorted(g[1] for g in got)
+    span = lambda v: f"{v[0]}" if v[0] == v[-1] else f"{v[0]}-{v[-1]}"  # noqa: E731
+    return f"{span(segs)} ({span(pairs)} pairs)"
+
+
+def mixture(args: argparse.Namespace) -> str:
+    """The behaviour mixture in words (older rows.json files lack the mixture flags: the old default)."""
+    bias, sub = getattr(args, "suboptimal_bias", 0.0), getattr(args, "suboptimal_frac", 0.4)
+    rand, noise = getattr(args, "random_frac", 0.2), getattr(args, "noise", 0.3)
+    if not bias:
+        return (f"scripted Meta-World expert mixture: 40% expert + N(0, 0.3) noise, 40% expert + N(0, 1) noise, "
+                f"20% random")
+    return (f"scripted Meta-World expert mixture: {100 * (1 - sub - rand):.0f}% expert + N(0, {noise}) noise, "
+            f"{100 * sub:.0f}% mis-aimed expert (a constant action offset of norm {bias}, one direction for all its "
+            f"episodes, + the same noise), {100 * rand:.0f}% random")
+
+
 def report(rows: list[dict], args: argparse.Namespace, t_start: float) -> None:
     """Print the table (and update BENCHMARKS.md) with every task finished so far."""
     done = list(dict.fromkeys(r["task"] for r in rows))
     scale = (f"{len(done)} task(s) ({', '.join(done)}), {args.episodes} episodes x {args.episode_length} steps per task, "
-             f"dense {args.dense_segments} / sparse {args.sparse_segments} segments of 64 steps, {args.steps} "
+             f"dense {sizes(rows, 'dense')} / sparse {sizes(rows, 'sparse')} segments of 64 steps, {args.steps} "
              f"gradient steps per method (hidden {args.hidden or 'config'}, batch {args.batch_pairs or 'config'}, lr "
              f"{args.lr or 'config'}), {args.eval_episodes} eval episodes, seed {args.seed}; "
              f"total wall {time.time() - t_start:.0f} s")
     text = (f"### Offline preferences: CPL / OPPO vs BC (`bench/offline_prefs.py`)\n\n"
             f"Success rate (%) in the environment after offline training on datasets from `pbrl.data.collect` "
-            f"(scripted Meta-World expert mixture: 40% expert + N(0, 0.3) noise, 40% expert + N(0, 1) noise, 20% "
-            f"random; rational return teacher; time-aligned pairs; dense = all pairs in groups of "
+            f"({mixture(args)}; rational return teacher; time-aligned pairs; dense = all pairs in groups of "
             f"{args.group_size}, sparse = disjoint pairs). Scale run: {scale}.\n\n{table(rows, args)}\n\n"
             f"{verdict(rows)}\n\n{NOTE}")
     print(text)

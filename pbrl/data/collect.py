@@ -41,8 +41,12 @@ class CollectSpec:
         episode_length: steps per episode (None = the task's horizon).
         noise_std: Gaussian action noise of the expert episodes (std, actions in [-1, 1]).
         random_frac: share of episodes with uniformly random actions.
-        suboptimal_frac: share of episodes with heavy noise (``suboptimal_noise``) -- partly successful behaviour.
+        suboptimal_frac: share of sub-optimal episodes: the expert with ``suboptimal_noise`` and ``suboptimal_bias``.
         suboptimal_noise: action-noise std of the sub-optimal episodes.
+        suboptimal_bias: norm of a constant action offset added in every sub-optimal episode, in one direction drawn
+            once per dataset (a consistently mis-aimed expert). Zero-mean noise alone leaves the expert as the mean
+            action, so cloning all data recovers it; a shared bias makes the average behaviour wrong, like the
+            partly trained SAC policies behind CPL's datasets, and only the preference contrast can undo it.
         segment_length: steps per segment (CPL uses 64).
         stride: steps between the starts of consecutive segments of one episode.
         pairing: ``sparse`` or ``dense`` (see the module docstring).
@@ -57,6 +61,7 @@ class CollectSpec:
     random_frac: float = 0.1
     suboptimal_frac: float = 0.3
     suboptimal_noise: float = 1.0
+    suboptimal_bias: float = 0.0
     segment_length: int = 64
     stride: int = 16
     pairing: str = "sparse"
@@ -71,6 +76,8 @@ class CollectSpec:
             raise PbrlError("collect: episodes, segment_length and stride must be >= 1")
         if not (0 <= self.random_frac and 0 <= self.suboptimal_frac and self.random_frac + self.suboptimal_frac <= 1):
             raise PbrlError("collect.random_frac + collect.suboptimal_frac: expected shares in [0, 1] summing to <= 1")
+        if self.suboptimal_bias < 0:
+            raise PbrlError(f"collect.suboptimal_bias: expected >= 0, got {self.suboptimal_bias}")
         if self.group_size < 2:
             raise PbrlError(f"collect.group_size: expected >= 2, got {self.group_size}")
 
@@ -111,12 +118,20 @@ def behaviour_kinds(spec: CollectSpec, rng: np.random.Generator) -> list[str]:
     return kinds
 
 
-def noisy(policy: PolicyFn, kind: str, spec: CollectSpec, rng: np.random.Generator, act_dim: int) -> PolicyFn:
-    """The expert with the episode's action noise, clipped to the [-1, 1] action box."""
+def bias_vector(spec: CollectSpec, act_dim: int, seed: int) -> np.ndarray:
+    """The sub-optimal episodes' shared action offset: norm ``spec.suboptimal_bias``, direction fixed by ``seed``."""
+    direction = np.random.default_rng([seed, 13]).standard_normal(act_dim)
+    return (spec.suboptimal_bias * direction / np.linalg.norm(direction)).astype(np.float32)
+
+
+def noisy(policy: PolicyFn, kind: str, spec: CollectSpec, rng: np.random.Generator, bias: np.ndarray) -> PolicyFn:
+    """The expert with the episode's action noise (and offset, if sub-optimal), clipped to the [-1, 1] box."""
+    act_dim = len(bias)
     if kind == "random":
         return lambda obs: rng.uniform(-1.0, 1.0, act_dim).astype(np.float32)
     std = spec.noise_std if kind == "expert" else spec.suboptimal_noise
-    return lambda obs: np.clip(policy(obs) + std * rng.standard_normal(act_dim), -1.0, 1.0).astype(np.float32)
+    offset = bias if kind == "suboptimal" else np.zeros_like(bias)
+    return lambda obs: np.clip(policy(obs) + offset + std * rng.standard_normal(act_dim), -1.0, 1.0).astype(np.float32)
 
 
 def collect_episodes(task: TaskSpec, expert: PolicyFn, spec: CollectSpec, seed: int) -> list[Trajectory]:
@@ -124,9 +139,9 @@ def collect_episodes(task: TaskSpec, expert: PolicyFn, spec: CollectSpec, seed: 
     rng = np.random.default_rng([seed, 11])
     # Tasks whose observations cannot pose the simulator keep its states, so the viewer can show them.
     env = make_env(task, seed=seed, episode_length=spec.episode_length, record_states=not obs_renderable(task))
-    act_dim = int(env.action_space.shape[0])
+    bias = bias_vector(spec, int(env.action_space.shape[0]), seed)
     try:
-        return [rollout(env, noisy(expert, kind, spec, rng, act_dim), seed=seed + i, episode_id=i, task_name=task.name)
+        return [rollout(env, noisy(expert, kind, spec, rng, bias), seed=seed + i, episode_id=i, task_name=task.name)
                 for i, kind in enumerate(behaviour_kinds(spec, rng))]
     finally:
         env.close()

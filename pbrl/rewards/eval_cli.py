@@ -70,7 +70,8 @@ def model_from_checkpoint(path: Path, cfg: Optional[DictConfig], obs_dim: int, a
     if cfg is not None:
         model = build_reward_model(cfg, obs_dim, act_dim, int(cfg.get("seed", 0)))
     elif arch.get("kind") == "gaussian":
-        model = GaussianReward(obs_dim, act_dim, hidden=arch["hidden"], kl_weight=arch["kl_weight"])
+        model = GaussianReward(obs_dim, act_dim, hidden=arch["hidden"], kl_weight=arch["kl_weight"],
+                               members=arch.get("members", 1))
     else:
         model = EnsembleReward(obs_dim, act_dim, n_members=arch["n_members"], hidden=arch["hidden"])
     model.load_state_dict(state)  # type: ignore[attr-defined]

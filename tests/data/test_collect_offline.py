@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pbrl.data.collect import (CollectSpec, behaviour_kinds, build_dataset, critic_advantage, cut_segments,
-                               pair_indices)
+from pbrl.data.collect import (CollectSpec, behaviour_kinds, bias_vector, build_dataset, critic_advantage,
+                               cut_segments, noisy, pair_indices)
 from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Trajectory
 from pbrl.envs import load_task, make_env
@@ -24,6 +24,22 @@ def test_spec_validation_names_the_field() -> None:
         CollectSpec(pairing="all")
     with pytest.raises(PbrlError, match="random_frac"):
         CollectSpec(random_frac=0.7, suboptimal_frac=0.5)
+    with pytest.raises(PbrlError, match="collect.suboptimal_bias"):
+        CollectSpec(suboptimal_bias=-0.5)
+
+
+def test_suboptimal_bias_is_one_shared_offset(rng: np.random.Generator) -> None:
+    """Sub-optimal episodes act with expert + the dataset's offset (same direction every episode); experts do not."""
+    spec = CollectSpec(noise_std=0.0, suboptimal_noise=0.0, suboptimal_bias=0.5)
+    bias = bias_vector(spec, 4, seed=3)
+    assert np.isclose(np.linalg.norm(bias), 0.5) and np.array_equal(bias, bias_vector(spec, 4, seed=3))
+    assert not np.allclose(bias, bias_vector(spec, 4, seed=4))  # the direction follows the dataset seed
+    expert = lambda obs: np.full(4, 0.1, np.float32)  # noqa: E731
+    obs = np.zeros(3, np.float32)
+    assert np.allclose(noisy(expert, "suboptimal", spec, rng, bias)(obs), np.clip(0.1 + bias, -1, 1))
+    assert np.allclose(noisy(expert, "expert", spec, rng, bias)(obs), 0.1)
+    rand = noisy(expert, "random", spec, rng, bias)(obs)
+    assert rand.shape == (4,) and np.all(np.abs(rand) <= 1)
 
 
 def test_behaviour_kinds_follow_the_shares(rng: np.random.Generator) -> None:

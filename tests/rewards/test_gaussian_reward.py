@@ -98,7 +98,43 @@ def test_return_samples_and_checkpoint_round_trip() -> None:
         model(kl_weight=0.5).load_state_dict(m.state_dict())
 
 
+def test_gaussian_ensemble_learns_and_its_std_holds_sigma_and_disagreement() -> None:
+    m = model(members=3, eval_samples=9)
+    assert m.fit(pairs(160, seed=11), epochs=12)["train_acc"] > 0.85
+    test = pairs(200, seed=97)
+    assert heldout_acc(m, test) > 0.8
+    mu_m, sigma_m = (t.numpy() for t in m._mu_sigma(test.obs1, test.act1))  # per model: (3, n, L)
+    assert mu_m.shape == (3, 200, L) and np.ptp(mu_m, axis=0).max() > 1e-3  # the models differ
+    mean, std = m.predict_std(test.obs1, test.act1)
+    assert np.allclose(mean, mu_m.mean(0), atol=1e-6) and np.allclose(mean, m.predict(test.obs1, test.act1))
+    # mixture variance = mean sigma^2 + var of the means: above the average sigma wherever the models disagree
+    assert np.allclose(std ** 2, (sigma_m ** 2).mean(0) + mu_m.var(0), rtol=1e-4, atol=1e-7)
+    assert (std ** 2 > (sigma_m ** 2).mean(0)).mean() > 0.99
+    samples = m.segment_return_samples(test.obs1[:5], test.act1[:5])  # sample k from model k mod 3
+    assert samples.shape == (9, 5)
+    ret_std = np.sqrt((sigma_m[:, :5] ** 2).sum(-1))
+    z = (samples[3] - mu_m[0, :5].sum(-1)) / ret_std[0]  # sample 3 comes from model 0: a plausible draw
+    assert np.all(np.abs(z) < 6)
+    other = model(members=3, eval_samples=9)
+    other.load_state_dict(m.state_dict())
+    assert np.array_equal(other.predict(test.obs1, test.act1), m.predict(test.obs1, test.act1))
+    with pytest.raises(PbrlError, match="does not match"):
+        model(members=2).load_state_dict(m.state_dict())
+
+
+def test_one_member_is_plain_rrl() -> None:
+    """members=1: predict_std is the model's own sigma (no disagreement term)."""
+    m = model()
+    m.fit(pairs(64, seed=12), epochs=2)
+    seg = pairs(10, seed=13)
+    mu, sigma = (t.numpy() for t in m._mu_sigma(seg.obs1, seg.act1))
+    mean, std = m.predict_std(seg.obs1, seg.act1)
+    assert np.array_equal(mean, mu[0]) and np.allclose(std, sigma[0])
+
+
 def test_bad_arguments_and_inputs() -> None:
+    with pytest.raises(PbrlError, match="members"):
+        model(members=0)
     with pytest.raises(PbrlError, match="kl_weight"):
         model(kl_weight=-1.0)
     with pytest.raises(PbrlError, match="n_samples"):
