@@ -143,7 +143,7 @@ def render(rows: list[dict], args: argparse.Namespace, info: dict) -> str:
     counts, tasks = args.counts, list(dict.fromkeys(r["task"] for r in rows))
     hdr = "| teacher | model | " + " | ".join(str(n) for n in counts) + " |\n|---|---|" + "---:|" * len(counts)
     out = [f"Held-out accuracy (%) on clean pairs, mean over {len(tasks)} tasks ({', '.join(tasks)}), "
-           f"seed {args.seed}:\n", hdr]
+           f"seeds {', '.join(str(x) for x in sorted({r.get('seed', 0) for r in rows}))}:\n", hdr]
     imit_tasks = sorted({r["task"] for r in rows if r["lib"] == "imitation"})
     for teacher in args.teachers:
         for lib, kind in [("pbrl", m) for m in args.models] + [("imitation", "ensemble")]:
@@ -152,10 +152,11 @@ def render(rows: list[dict], args: argparse.Namespace, info: dict) -> str:
                 name = kind if lib == "pbrl" else f"imitation/{kind} ({', '.join(imit_tasks)} only)"
                 out.append(f"| {teacher} | {name} | " + " | ".join(_pct(c) for c in cells) + " |")
     out.append("\n" + goals(rows, args))
-    out.append("\nPer task (pbrl ensemble / gaussian / imitation ensemble, rational teacher):\n")
+    out.append("\nPer task (pbrl ensemble / gaussian / gaussian-ensemble / imitation ensemble, rational teacher, mean over seeds):\n")
     out.append("| task | model | " + " | ".join(str(n) for n in counts) + " |\n|---|---|" + "---:|" * len(counts))
     for task in tasks:
-        for lib, kind in (("pbrl", "ensemble"), ("pbrl", "gaussian"), ("imitation", "ensemble")):
+        for lib, kind in (("pbrl", "ensemble"), ("pbrl", "gaussian"), ("pbrl", "gaussian-ensemble"),
+                          ("imitation", "ensemble")):
             cells = [_mean(rows, task=task, teacher="rational", lib=lib, model=kind, n=n) for n in counts]
             if not all(math.isnan(c) for c in cells):
                 out.append(f"| {task} | {lib}/{kind} | " + " | ".join(_pct(c) for c in cells) + " |")
@@ -175,11 +176,10 @@ def goals(rows: list[dict], args: argparse.Namespace) -> str:
                          f"drop per label count {', '.join(_pct(d) for d in drops)} points (mean "
                          f"{_pct(float(np.nanmean(drops)))}, worst {_pct(worst)}); goal ≤ 3.0 → "
                          f"**{'met' if worst <= 0.03 else 'not met'}**.")
-    diffs = []
-    for r in rows:
-        if r["lib"] == "imitation":
-            mine = _mean(rows, task=r["task"], teacher=r["teacher"], lib="pbrl", model="ensemble", n=r["n"])
-            diffs.append((mine - r["accuracy"], r["task"], r["teacher"], r["n"]))
+    diffs = []  # per (task, teacher, count) cell, each side averaged over the seeds
+    for task, teacher, n in dict.fromkeys((r["task"], r["teacher"], r["n"]) for r in rows if r["lib"] == "imitation"):
+        cell = dict(task=task, teacher=teacher, n=n, model="ensemble")
+        diffs.append((_mean(rows, lib="pbrl", **cell) - _mean(rows, lib="imitation", **cell), task, teacher, n))
     if diffs:
         bad = [d for d in diffs if d[0] < 0]
         lines.append(f"- pbrl ensemble vs imitation ensemble, same pairs: pbrl ≥ imitation in "
@@ -225,12 +225,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--tasks", type=lst(str), default="halfcheetah,drawer-open,button-press")
     p.add_argument("--counts", type=lst(int), default="50,100,250,500,1000,2000")
     p.add_argument("--teachers", type=lst(str), default=",".join(TEACHERS))
-    p.add_argument("--models", type=lst(str), default="single,ensemble,gaussian")
+    p.add_argument("--models", type=lst(str), default="single,ensemble,gaussian,gaussian-ensemble")
     p.add_argument("--imitation-teachers", type=lst(str), default="rational")
     p.add_argument("--imitation-tasks", type=lst(str), default="drawer-open",
                    help="imitation is ~20x slower to train: compared on these tasks only (default budget)")
     p.add_argument("--imitation-python", default="/work/imitation-venv/bin/python")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=lst(int), default="0",
+                   help="data, label and model seeds; tables show the mean over seeds (and tasks)")
     p.add_argument("--segment-length", type=int, default=25)
     p.add_argument("--episodes", type=int, default=16, help="episodes collected per task")
     p.add_argument("--episode-length", type=int, default=200)
@@ -245,6 +246,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--policy", type=Path, help="SAC policy.zip for tasks without a scripted expert "
                    "(default: the newest runs/bench/online_<task>_*/sac/policy.zip, else a sine gait)")
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--suffix", default="", help="results file: bench/results/reward_learning<SUFFIX>.json")
     p.add_argument("--update-benchmarks", action="store_true")
     p.add_argument("--render", type=Path, help="only re-render the tables from a saved results .json")
     p.add_argument("--benchmarks-file", type=Path, default=BENCH_DIR.parent / "BENCHMARKS.md")
@@ -271,29 +273,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     torch.set_num_threads(1)  # a benchmark script, not library code: one thread for both libraries
     t0, rows, jobs = time.perf_counter(), [], []
     n_train = max(args.counts)
-    for task in args.tasks:
-        pairs = make_task_pairs(task, n_train=n_train, n_test=args.n_test, segment_length=args.segment_length,
-                                episodes=args.episodes, episode_length=args.episode_length, seed=args.seed,
-                                policy_path=args.policy or partial_policy(task))
-        print(f"{task}: behaviours {pairs.behaviours}, {pairs.test.n_pairs} held-out pairs "
-              f"({time.perf_counter() - t0:.0f}s)", flush=True)
-        rows += run_task(pairs, args, jobs)
-    for job, task, teacher in jobs:
-        rows += finish_imitation(job, task, teacher)
+    for seed in args.seeds:
+        args.seed = seed  # what the fits, labels and imitation jobs of this pass read
+        for task in args.tasks:
+            pairs = make_task_pairs(task, n_train=n_train, n_test=args.n_test, segment_length=args.segment_length,
+                                    episodes=args.episodes, episode_length=args.episode_length, seed=seed,
+                                    policy_path=args.policy or partial_policy(task))
+            print(f"{task} seed {seed}: behaviours {pairs.behaviours}, {pairs.test.n_pairs} held-out pairs "
+                  f"({time.perf_counter() - t0:.0f}s)", flush=True)
+            rows += [{**r, "seed": seed} for r in run_task(pairs, args, jobs)]
+        for job, task, teacher in jobs:  # one seed's imitation jobs at a time: at most one per teacher and task
+            rows += [{**r, "seed": seed} for r in finish_imitation(job, task, teacher)]
+        jobs.clear()
     info = {"machine": machine_info(), "command": "python bench/reward_learning.py " + " ".join(argv or sys.argv[1:]),
             "wall_s": time.perf_counter() - t0,
             "setup": (f"segments of {args.segment_length} steps from {args.episodes} episodes x {args.episode_length} "
                       f"steps per task (random, noisy expert / SAC / gait behaviour); train pairs from 3/4 of the "
                       f"episodes, {args.n_test} held-out pairs from the rest; MLP {args.hidden}, lr {args.lr}, "
                       f"batch {args.batch_size}, ~{args.updates} gradient steps per fit "
-                      f"({args.min_epochs}-{args.max_epochs} epochs), 1 seed, torch 1 thread; Gaussian "
+                      f"({args.min_epochs}-{args.max_epochs} epochs), {len(args.seeds)} seed(s), torch 1 thread; Gaussian "
                       f"kl_weight {args.kl_weight}; imitation on teachers {args.imitation_teachers}, tasks {args.imitation_tasks}")}
     info["machine"] = f"{info['machine']['cpu']}, {info['machine']['nproc']} cores, {info['machine']['date']}"
     block = "## Reward learning: label efficiency and noise robustness\n\n" + render(rows, args, info)
     print("\n" + block)
     results = BENCH_DIR / "results"
     results.mkdir(exist_ok=True)
-    suffix = "_quick" if args.quick else ""
+    suffix = "_quick" if args.quick else args.suffix
     atomic_write_json(results / f"reward_learning{suffix}.json", {"rows": rows, "info": info})
     atomic_write_text(results / f"reward_learning{suffix}.md", block + "\n")
     if args.update_benchmarks:
