@@ -1,11 +1,17 @@
 """Policy from transferred labels vs true labels on a Meta-World target task (PEARL end to end).
 
-Builds a source store (noisy button-press expert, rational labels), then trains the target task
-(button-press-topdown) twice with the Gaussian (RRL) reward and SAC at the same label budget and seed:
-``feedback=transfer`` (zero-shot: no target label) and ``feedback=scripted`` (rational, true target return).
-A meaningful comparison needs ~1e5-1e6 env steps per run (hours on a CPU); ``--tiny`` is a smoke run.
+Builds a source store (noisy button-press expert, rational labels) and a target pool (unlabelled noisy-expert
+segments of the target task, PEARL's unlabelled target dataset), then trains the target task
+(button-press-topdown) with the Gaussian (RRL) reward and SAC at the same label budget and seed, in parallel:
 
-    python bench/transfer_policy.py [--steps 100000 --labels 1000] [--tiny] [--update-benchmarks]
+* ``transfer+pool``: ``feedback=transfer`` with ``feedback.target_pool`` and ``--pool-pairs`` transferred pool
+  labels (zero-shot: no target label);
+* ``transfer``: ``feedback=transfer`` on the online segments alone (what failed before the pool existed);
+* ``scripted``: rational labels from the true target return (the upper reference).
+
+A converged comparison needs ~1e5-1e6 env steps per run (hours on a CPU); ``--tiny`` is a smoke run.
+
+    python bench/transfer_policy.py [--steps 20000 --labels 500] [--tiny] [--update-benchmarks]
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from common import publish
+from pbrl.data.store import PreferenceStore
 from pbrl.envs.tasks import load_task
 from pbrl.feedback.teachers import teacher_from_preset
 from pbrl.feedback.transfer_data import noisy_expert_segments, write_labelled_store
@@ -42,31 +49,63 @@ def build_source(path: Path, task: str, n_episodes: int, segment_length: int, n_
     write_labelled_store(path, segs, n_pairs=n_pairs, labeller=teacher_from_preset("oracle", rng=rng), rng=rng).close()
 
 
-def train(args, feedback: str, out: Path, source: Path) -> dict:
+def build_pool(path: Path, task: str, n_episodes: int, segment_length: int) -> None:
+    """Unlabelled target-task segments (noisy expert, action noise 0-2): the transfer's target pool."""
+    if path.exists():
+        return
+    segs = noisy_expert_segments(load_task(task), n_episodes=n_episodes, episode_length=150,
+                                 segment_length=segment_length, per_episode=10, seed=1)
+    with PreferenceStore(path) as store:
+        store.add_segments(segs)
+
+
+VARIANTS = ("transfer+pool", "transfer", "scripted")
+
+
+def command(args, variant: str, out: Path, source: Path, pool: Path) -> list[str]:
+    feedback = "scripted" if variant == "scripted" else "transfer"
     cmd = [sys.executable, "-m", "pbrl.cli", "train", f"out={out}", f"task={args.target}", f"feedback={feedback}",
            "reward=gaussian", f"budget.env_steps={args.steps}", f"budget.labels={args.labels}",
            f"budget.per_round={args.per_round}", f"budget.every={args.every}", f"algo.seed_steps={args.every}",
            f"segment_length={args.segment_length}", f"episode_length={args.episode_length}", f"eval.every={args.steps}",
-           f"checkpoint_every={args.steps}", "eval.video=false", f"seed={args.seed}", *args.extra]
+           f"checkpoint_every={args.steps}", "eval.video=false", f"seed={args.seed}", "threads=1", *args.extra]
     if feedback == "transfer":
         cmd.append(f"feedback.source_store={source}")
-    t0 = time.time()
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    if res.returncode != 0:
-        return {"feedback": feedback, "error": res.stderr.strip().splitlines()[-1:]}
-    s = json.loads((out / "summary.json").read_text())
-    return {"feedback": feedback, "return": s["return_mean"], "success": s["success_rate"],
-            "reward_accuracy": s["reward_accuracy"], "wall_s": round(time.time() - t0, 1)}
+    if variant == "transfer+pool":
+        cmd += [f"feedback.target_pool={pool}", f"feedback.pool_pairs={args.pool_pairs}"]
+    return cmd
+
+
+def train_all(args, source: Path, pool: Path) -> list[dict]:
+    """All variants side by side (one process each), then their summaries."""
+    jobs = {}
+    for v in args.variants:
+        out = args.out / f"{v}-s{args.seed}-{args.steps}"
+        jobs[v] = (out, time.time(), subprocess.Popen(command(args, v, out, source, pool), stdout=subprocess.DEVNULL,
+                                                      stderr=subprocess.PIPE, text=True))
+    rows = []
+    for v, (out, t0, proc) in jobs.items():
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            rows.append({"feedback": v, "error": err.strip().splitlines()[-1:]})
+            continue
+        s = json.loads((out / "summary.json").read_text())
+        rows.append({"feedback": v, "return": s["return_mean"], "success": s["success_rate"],
+                     "reward_accuracy": s["reward_accuracy"], "wall_s": round(time.time() - t0, 1)})
+    return rows
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--source", default="button-press")
     p.add_argument("--target", default="button-press-topdown")
-    p.add_argument("--steps", type=int, default=100_000)
-    p.add_argument("--labels", type=int, default=1000)
-    p.add_argument("--per-round", type=int, default=100)
-    p.add_argument("--every", type=int, default=5000)
+    p.add_argument("--steps", type=int, default=20_000)
+    p.add_argument("--labels", type=int, default=500)
+    p.add_argument("--per-round", type=int, default=50)
+    p.add_argument("--every", type=int, default=2000)
+    p.add_argument("--pool-episodes", type=int, default=50, help="target-pool episodes (10 segments each)")
+    p.add_argument("--pool-pairs", type=int, default=2000, help="transferred labels on target-pool pairs")
+    p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--segment-length", type=int, default=50)
     p.add_argument("--episode-length", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
@@ -77,16 +116,25 @@ def main() -> None:
     args = p.parse_args()
     if args.tiny:
         args.steps, args.labels, args.per_round, args.every, args.episode_length = 1000, 40, 20, 400, 150
+        args.pool_episodes, args.pool_pairs = 10, 200
         args.extra = ["reward.epochs=10", "eval.episodes=2", "eval.final_episodes=3", *args.extra]
+    args.variants = [v for v in args.variants.split(",") if v]
+    unknown = set(args.variants) - set(VARIANTS)
+    if unknown:
+        p.error(f"--variants: unknown {sorted(unknown)}; expected some of {VARIANTS}")
     args.out.mkdir(parents=True, exist_ok=True)
     source = args.out / f"source-{args.source}.sqlite"
     build_source(source, args.source, n_episodes=30, segment_length=args.segment_length, n_pairs=3000)
-    rows = [train(args, fb, args.out / f"{fb}-s{args.seed}-{args.steps}", source) for fb in ("transfer", "scripted")]
+    pool = args.out / f"pool-{args.target}-{args.segment_length}.sqlite"
+    build_pool(pool, args.target, n_episodes=args.pool_episodes, segment_length=args.segment_length)
+    rows = train_all(args, source, pool)
     lines = ["## PEARL transfer: policy on the target task", "",
              f"`python bench/transfer_policy.py {' '.join(sys.argv[1:])}` · {platform.machine()} · "
              f"{time.strftime('%Y-%m-%d')}", "",
-             f"{args.source} -> {args.target}, SAC + Gaussian reward, {args.steps} env steps, {args.labels} labels, "
-             f"seed {args.seed}." + (" **Smoke scale only** (--tiny): it shows the pipeline runs end to end, not "
+             f"{args.source} -> {args.target}, SAC + Gaussian reward, {args.steps} env steps, {args.labels} labels "
+             f"({args.per_round} every {args.every} steps), seed {args.seed}; target pool: "
+             f"{args.pool_episodes * 10} unlabelled noisy-expert segments, {args.pool_pairs} transferred pool labels "
+             f"(transfer+pool only, outside the label budget)." + (" **Smoke scale only** (--tiny): it shows the pipeline runs end to end, not "
                                      "which labels train the better policy." if args.tiny else ""), "",
              "| labels | final return | success | reward acc. (vs true target return) | wall |", "|---|---|---|---|---|"]
     for r in rows:

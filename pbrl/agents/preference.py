@@ -18,6 +18,9 @@ from pbrl.agents.metrics import pair_accuracy
 from pbrl.rewards.wrappers import RewardNormalizer
 from pbrl.types import Labels, PbrlError, RewardModel
 
+#: annotator of the free labels a labeller hands over once (:meth:`PreferenceLearner.seed_initial_pairs`)
+INITIAL_ANNOTATOR = "initial-pairs"
+
 
 class Labeller(Protocol):
     """Anything that answers queries: scripted teachers, HERON, a human through the viewer."""
@@ -88,7 +91,28 @@ class PreferenceLearner:
 
     @property
     def labels_used(self) -> int:
-        return self.store.count_labels(include_skipped=True, sources=[self.source])
+        """Labels of this run's source against ``budget.labels`` (free initial pairs not counted)."""
+        rows = self.store.labels(sources=[self.source], include_skipped=True)
+        return sum(r.annotator != INITIAL_ANNOTATOR for r in rows)
+
+    def seed_initial_pairs(self) -> int:
+        """Store the free labels a labeller offers once (PEARL's target pool), before the first fit.
+
+        They are marked with the annotator :data:`INITIAL_ANNOTATOR`, which keeps them out of the label
+        budget and tells a resumed run they are already there. Returns how many were added.
+        """
+        if not hasattr(self.labeller, "initial_pairs"):
+            return 0
+        if any(r.annotator == INITIAL_ANNOTATOR for r in self.store.labels(sources=[self.source], include_skipped=True)):
+            return 0
+        first, second, labels = self.labeller.initial_pairs(self.rng)
+        bad = [len(s) for s in (*first, *second) if len(s) != self.schedule.segment_length]
+        if bad:
+            raise PbrlError(f"feedback.target_pool: segments of {bad[0]} steps; this run uses segment_length="
+                            f"{self.schedule.segment_length} (collect the pool with the same segment_length)")
+        self.store.add_pairs(first, second, labels, source=self.source, annotator=INITIAL_ANNOTATOR,
+                             weight=labels.weight)
+        return len(first)
 
     @property
     def budget_left(self) -> int:
@@ -124,6 +148,7 @@ class PreferenceLearner:
             self.labeller.set_pool(candidates)
         labels = self.labeller.label(first, second)
         heldout = self._accuracy_on(first, second, labels) if self.fitted else float("nan")
+        self.seed_initial_pairs()
         if not getattr(self.labeller, "stores_labels", False):  # the human viewer commits each answer itself
             self.store.add_pairs(first, second, labels, source=self.source, weight=labels.weight)  # one transaction: never half a pair
         fit = self.fit()

@@ -358,6 +358,10 @@ class PreferenceStore:
     def num_segments(self) -> int:
         return int(self._read("SELECT COUNT(*) FROM segments")[0][0])
 
+    def segment_ids(self) -> list[int]:
+        """Every stored segment's id, in insertion order (labelled or not)."""
+        return [int(r[0]) for r in self._read("SELECT id FROM segments ORDER BY id")]
+
     def next_episode_id(self) -> int:
         """One more than the largest stored episode id (0 when empty), for importers."""
         return int(self._read("SELECT COALESCE(MAX(episode_id) + 1, 0) FROM segments")[0][0])

@@ -13,6 +13,14 @@ where each source pair counts in both orders (``y_lk = 1 - y_kl``). The labels a
 confidence weight (``confidence=agreement``) is ``max(|2p - 1|, 1e-3)``: how unanimously the matched source
 pairs agree. No target label is used (zero-shot) unless ``target_labels > 0`` pairs per call are
 answered by a rational scripted teacher instead.
+
+A *target pool* (``target_pool``: segments of the target task from any store, its labels never read --
+PEARL's setting, an unlabelled target-task dataset) joins every alignment, and ``pool_pairs`` random pairs
+of it get transferred labels once, at the first feedback session. Online, the learner's first segments
+come from a near-random policy: their return differences say little about the task, GW has no structure to
+align them by, and alone they were labelled *against* the true order (36% agreement on button-press ->
+button-press-topdown); next to a pool of varied behaviour they are ranked at chance, and the pool's own
+pairs carry the transferred knowledge (85% agreement offline).
 """
 
 from __future__ import annotations
@@ -83,6 +91,16 @@ def load_source(path: str | Path, *, max_segments: int, rng: np.random.Generator
     return SourcePairs(segments, a[:, 0].astype(np.int64), a[:, 1].astype(np.int64), a[:, 2])
 
 
+def load_target_pool(path: str | Path, *, max_segments: int, rng: np.random.Generator) -> list[Segment]:
+    """Up to ``max_segments`` random segments of a target-task store (labels are not read)."""
+    with PreferenceStore(path, create=False) as store:
+        ids = store.segment_ids()
+        if len(ids) < 2:
+            raise PbrlError(f"feedback.target_pool: {path} holds {len(ids)} segment(s); expected >= 2")
+        keep = sorted(rng.choice(len(ids), min(len(ids), int(max_segments)), replace=False))
+        return store.get_segments([ids[i] for i in keep])
+
+
 def transfer_pair_labels(coupling: np.ndarray, src: SourcePairs, first: np.ndarray,
                          second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """CPA labels for target pairs ``(first[i], second[i])`` (indices into the coupling's columns).
@@ -119,12 +137,16 @@ class TransferLabeller:
         on_nonconvergence: ``warn`` or ``error``.
         target_teacher: labeller for up to ``target_labels`` pairs per call (few-shot); None = zero-shot.
         target_labels: pairs per call answered by ``target_teacher`` (weight 1).
+        target_pool: target-task segments aligned with every call (after the queried ones, before the
+            candidates).
+        pool_pairs: random pairs of the target pool that :meth:`initial_pairs` labels (once per run).
     """
 
     def __init__(self, source: SourcePairs, *, features: FeatureSpec = FeatureSpec(), gw: GWSettings = GWSettings(),
                  anchor: str = "hand_object",
                  max_target: int = 1000, confidence: str = "agreement", on_nonconvergence: str = "warn",
-                 target_teacher=None, target_labels: int = 0) -> None:
+                 target_teacher=None, target_labels: int = 0, target_pool: Sequence[Segment] = (),
+                 pool_pairs: int = 0) -> None:
         if confidence not in CONFIDENCE:
             raise PbrlError(f"feedback.confidence: expected one of {CONFIDENCE}, got {confidence!r}")
         if anchor not in ANCHORS:
@@ -133,6 +155,9 @@ class TransferLabeller:
             raise PbrlError(f"feedback.on_nonconvergence: expected warn | error, got {on_nonconvergence!r}")
         if target_labels < 0 or (target_labels > 0 and target_teacher is None):
             raise PbrlError("feedback.target_labels: expected >= 0 (and a target teacher when > 0)")
+        if pool_pairs < 0 or (pool_pairs > 0 and len(target_pool) < 2):
+            raise PbrlError(f"feedback.pool_pairs: expected 0, or > 0 with a feedback.target_pool of >= 2 segments; "
+                            f"got {pool_pairs}")
         self.source, self.features, self.gw = source, features, gw
         self.max_target, self.confidence, self.on_nonconvergence = int(max_target), confidence, on_nonconvergence
         self.target_teacher, self.target_labels = target_teacher, int(target_labels)
@@ -140,6 +165,7 @@ class TransferLabeller:
         self.cost_source = distance_matrix(segment_features(source.segments, features), features.metric)
         self._anchor_source = None if anchor == "none" else anchor_features(source.segments, anchor)
         self._pool: list[Segment] = []
+        self.target_pool, self.pool_pairs = distinct_segments(target_pool), int(pool_pairs)
         self.reports: list[dict] = []  # one per GW solve: sizes, epsilon, iterations, convergence, seconds
 
     def set_pool(self, candidates: Sequence[Segment]) -> None:
@@ -178,7 +204,7 @@ class TransferLabeller:
             return Labels(np.zeros(0, np.float32), np.zeros(0, bool), np.zeros(0, np.float32))
         queried = distinct_segments([*first, *second])
         index = {segment_key(s): i for i, s in enumerate(queried)}
-        extra = [s for s in distinct_segments(self._pool) if segment_key(s) not in index]
+        extra = [s for s in distinct_segments([*self.target_pool, *self._pool]) if segment_key(s) not in index]
         targets = (queried + extra)[: max(self.max_target, len(queried))]
         res = self.align(targets)
         i1 = np.array([index[segment_key(s)] for s in first])
@@ -193,11 +219,29 @@ class TransferLabeller:
             weight[:k] = np.where(true.skipped, weight[:k], 1.0)
         return Labels(p=p.astype(np.float32), skipped=np.zeros(n, bool), weight=weight.astype(np.float32))
 
+    def initial_pairs(self, rng: np.random.Generator) -> tuple[list[Segment], list[Segment], Labels]:
+        """Transferred labels for ``pool_pairs`` random pairs of the target pool (no teacher is asked).
+
+        The online learner stores them once, before its first fit, outside the label budget.
+        """
+        from pbrl.feedback.query import random_pairs
+
+        if self.pool_pairs == 0:
+            return [], [], Labels(np.zeros(0, np.float32), np.zeros(0, bool), np.zeros(0, np.float32))
+        a, b = random_pairs(len(self.target_pool), self.pool_pairs, rng)
+        first, second = [self.target_pool[i] for i in a], [self.target_pool[i] for i in b]
+        k, self.target_labels = self.target_labels, 0  # few-shot labels are for the queried pairs only
+        try:
+            return first, second, self.label(first, second)
+        finally:
+            self.target_labels = k
+
 
 def transfer_labeller(*, source_store: Optional[str], max_source: int, source_sources: Optional[Sequence[str]],
                       features: dict, gw: dict, anchor: str, max_target: int, confidence: str,
                       on_nonconvergence: str, target_labels: int, rng: np.random.Generator,
-                      target_teacher=None) -> TransferLabeller:
+                      target_teacher=None, target_pool: Optional[str] = None,
+                      pool_pairs: int = 0) -> TransferLabeller:
     """A :class:`TransferLabeller` from plain config values (``configs/feedback/transfer.yaml``)."""
     if not source_store:
         raise PbrlError("feedback.source_store: expected the path of a labelled source-task store (.sqlite)")
@@ -206,6 +250,7 @@ def transfer_labeller(*, source_store: Optional[str], max_source: int, source_so
     except TypeError as exc:
         raise PbrlError(f"feedback.features / feedback.gw: {exc}") from None
     source = load_source(source_store, max_segments=int(max_source), rng=rng, sources=source_sources)
+    pool = load_target_pool(target_pool, max_segments=int(max_target), rng=rng) if target_pool else []
     return TransferLabeller(source, features=spec, gw=settings, anchor=anchor, max_target=max_target,
-                            confidence=confidence, on_nonconvergence=on_nonconvergence,
-                            target_teacher=target_teacher, target_labels=target_labels)
+                            confidence=confidence, on_nonconvergence=on_nonconvergence, target_teacher=target_teacher,
+                            target_labels=target_labels, target_pool=pool, pool_pairs=int(pool_pairs))

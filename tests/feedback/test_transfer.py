@@ -14,8 +14,11 @@ import pytest
 from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Segment
 from pbrl.feedback.ot import FeatureSpec, GWSettings, distance_matrix, segment_features
+from pbrl.agents.preference import INITIAL_ANNOTATOR, FeedbackSchedule, PreferenceLearner
+from pbrl.data.trajectory import Trajectory
 from pbrl.feedback.transfer import (GWConvergenceWarning, SourcePairs, TransferLabeller, load_source,
-                                    transfer_labeller, transfer_pair_labels)
+                                    load_target_pool, transfer_labeller, transfer_pair_labels)
+from pbrl.rewards.ensemble import EnsembleReward
 from pbrl.feedback.transfer_data import true_return_labels, write_labelled_store
 from pbrl.feedback.teachers import teacher_from_preset
 from pbrl.types import PbrlError
@@ -120,6 +123,75 @@ def test_bad_config_is_one_line(tmp_path, rng, kwargs, match):
         transfer_labeller(**{**args, **kwargs})
 
 
+def _pool_labeller(n: int = 24, **kw) -> tuple[TransferLabeller, list[Segment]]:
+    """Source = the point cloud with its true labels; the target pool = its rotated, shuffled copy."""
+    source, target = _clouds(n)
+    rng = np.random.default_rng(3)
+    first, second = rng.integers(0, n, 300), rng.integers(0, n, 300)
+    keep = first != second
+    src = SourcePairs(source, first[keep], second[keep], true_return_labels(
+        [source[i] for i in first[keep]], [source[i] for i in second[keep]]))
+    lab = TransferLabeller(src, features=FeatureSpec(kind="mean", standardize=False), anchor="none",
+                           gw=GWSettings(epsilon=1e-3, max_iterations=100), target_pool=target, **kw)
+    return lab, target
+
+
+def test_target_pool_joins_the_alignment_and_labels_its_own_pairs():
+    lab, pool = _pool_labeller(pool_pairs=40)
+    first, second, labels = lab.initial_pairs(np.random.default_rng(0))
+    assert len(first) == len(second) == 40 and labels.weight.shape == (40,)
+    truth = true_return_labels(first, second)
+    assert np.mean((labels.p > 0.5) == (truth > 0.5)) >= 0.9  # the pool's structure carries the source labels
+    assert lab.reports[-1]["n_target"] == 24  # every pool segment aligned once (queried ones not twice)
+    # Two queried segments off the pool: aligned together with all 24 pool segments.
+    outside = [point_segment([9.0, 9.0], 0.0), point_segment([-9.0, 9.0], 1.0)]
+    lab.label(outside[:1], outside[1:])
+    assert lab.reports[-1]["n_target"] == 26
+    with pytest.raises(PbrlError, match="feedback.pool_pairs"):
+        TransferLabeller(lab.source, pool_pairs=5)  # pairs of a pool that is not there
+
+
+def test_load_target_pool_reads_segments_not_labels(tmp_path, rng):
+    _, target = _clouds(12)
+    with PreferenceStore(tmp_path / "pool.sqlite") as store:  # unlabelled segments are enough
+        store.add_segments(target)
+    pool = load_target_pool(tmp_path / "pool.sqlite", max_segments=5, rng=rng)
+    assert len(pool) == 5 and all(s.obs.shape == (3, 2) for s in pool)
+    assert len(load_target_pool(tmp_path / "pool.sqlite", max_segments=100, rng=rng)) == 12
+    with PreferenceStore(tmp_path / "one.sqlite") as store:
+        store.add_segments(target[:1])
+    with pytest.raises(PbrlError, match="feedback.target_pool: .* holds 1 segment"):
+        load_target_pool(tmp_path / "one.sqlite", max_segments=5, rng=rng)
+
+
+def _learner(lab: TransferLabeller, store: PreferenceStore, segment_length: int = 3) -> PreferenceLearner:
+    return PreferenceLearner(reward_model=EnsembleReward(2, 1, n_members=1, hidden=(8,), seed=0), labeller=lab,
+                             store=store, source="transfer", rng=np.random.default_rng(0),
+                             schedule=FeedbackSchedule(max_labels=6, per_round=3, every=1,
+                                                       segment_length=segment_length, strategy="uniform",
+                                                       reward_epochs=1))
+
+
+def test_learner_stores_pool_pairs_once_outside_the_budget(tmp_path):
+    lab, _ = _pool_labeller(pool_pairs=30)
+    obs = np.random.default_rng(1).normal(size=(13, 2)).astype(np.float32)
+    episode = Trajectory(obs=obs, acts=np.zeros((12, 1), np.float32), rewards=obs[:-1, 0].copy(), episode_id=0)
+    with PreferenceStore(tmp_path / "run.sqlite") as store:
+        learner = _learner(lab, store)
+        assert learner.round([episode]).asked == 3
+        rows = store.labels(sources=["transfer"])
+        assert sum(r.annotator == INITIAL_ANNOTATOR for r in rows) == 30 and len(rows) == 33
+        assert learner.labels_used == 3 and learner.budget_left == 3
+        learner.round([episode])
+        resumed = _learner(lab, store)  # a resumed run finds them and does not add them again
+        assert resumed.seed_initial_pairs() == 0
+        assert store.count_labels(sources=["transfer"]) == 36 and resumed.labels_used == 6
+    with PreferenceStore(tmp_path / "other.sqlite") as store:
+        with pytest.raises(PbrlError, match="feedback.target_pool: segments of 3 steps; this run uses segment_length=4"):
+            _learner(lab, store, segment_length=4).round([episode])
+        assert store.count_labels() == 0  # nothing half-written
+
+
 def test_features_and_distances():
     segs = [point_segment([x, 0.0], 0.0) for x in (0.0, 1.0, 3.0)]
     D = distance_matrix(segment_features(segs, FeatureSpec(kind="mean", standardize=False)), "euclidean")
@@ -139,8 +211,12 @@ def test_train_feedback_transfer_end_to_end(tmp_path: Path):
                                  per_episode=6, seed=0)
     write_labelled_store(tmp_path / "src.sqlite", segs, n_pairs=100, labeller=teacher_from_preset("oracle", rng=rng),
                          rng=rng).close()
+    with PreferenceStore(tmp_path / "pool.sqlite") as pool:  # unlabelled target-task segments (PEARL's setting)
+        pool.add_segments(noisy_expert_segments(load_task("button-press-topdown"), n_episodes=4, episode_length=60,
+                                                segment_length=20, per_episode=6, seed=1))
     res = subprocess.run([sys.executable, "-m", "pbrl.cli", "train", f"out={tmp_path}/run", "task=button-press-topdown",
                           "feedback=transfer", f"feedback.source_store={tmp_path}/src.sqlite", "reward=gaussian",
+                          f"feedback.target_pool={tmp_path}/pool.sqlite", "feedback.pool_pairs=40",
                           "episode_length=100", "segment_length=20", "budget.labels=10", "budget.per_round=10",
                           "budget.every=200", "budget.env_steps=400", "algo.seed_steps=200", "algo.sac.batch_size=32",
                           "algo.sac.policy_kwargs.net_arch=[32,32]", "eval.every=400", "eval.episodes=1",
@@ -153,4 +229,5 @@ def test_train_feedback_transfer_end_to_end(tmp_path: Path):
     assert summary["feedback"] == "transfer" and summary["labels_used"] == 10
     with PreferenceStore(tmp_path / "run" / "store.sqlite", create=False) as store:
         rows = store.labels(sources=["transfer"])
-        assert len(rows) == 10 and all(0.0 <= r.label <= 1.0 and 0.0 <= r.weight <= 1.0 for r in rows)
+        assert len(rows) == 50 and all(0.0 <= r.label <= 1.0 and 0.0 <= r.weight <= 1.0 for r in rows)
+        assert sum(r.annotator == INITIAL_ANNOTATOR for r in rows) == 40  # the pool's pairs, outside the budget
