@@ -10,7 +10,7 @@ ensemble comparison and a throughput ratio (pairs/s over all members, timed in t
 Goals: Gaussian loses <= 3 accuracy points from rational to 10%-mistake labels; pbrl's accuracy >=
 imitation's at every label count; pbrl's training throughput >= 3x imitation's.
 
-    python bench/reward_learning.py --update-benchmarks          # default: 36 min measured at load 9-12 on 2 cores
+    python bench/reward_learning.py --seeds 0,1,2 --n-test 1000 --update-benchmarks   # 33 min at load 6 on 2 cores
     python bench/reward_learning.py --render bench/results/reward_learning.json   # re-draw the tables
     python bench/reward_learning.py --quick                      # smoke test, ~2 min
 """
