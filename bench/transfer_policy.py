@@ -71,9 +71,16 @@ def command(args, variant: str, out: Path, source: Path, pool: Path) -> list[str
            f"checkpoint_every={args.steps}", "eval.video=false", f"seed={args.seed}", "threads=1", *args.extra]
     if feedback == "transfer":
         cmd.append(f"feedback.source_store={source}")
-    if variant == "transfer+pool":
-        cmd += [f"feedback.target_pool={pool}", f"feedback.pool_pairs={args.pool_pairs}"]
+    if variant == "transfer+pool":  # its fits see the pool's labels from the first session: fewer epochs
+        cmd += [f"feedback.target_pool={pool}", f"feedback.pool_pairs={args.pool_pairs}",
+                f"reward.epochs={args.pool_epochs}"]
     return cmd
+
+
+def summary_row(variant: str, out: Path, wall_s: float) -> dict:
+    s = json.loads((out / "summary.json").read_text())
+    return {"feedback": variant, "return": s["return_mean"], "success": s["success_rate"],
+            "reward_accuracy": s["reward_accuracy"], "labels": s["labels_used"], "wall_s": round(wall_s, 1)}
 
 
 def train_all(args, source: Path, pool: Path) -> list[dict]:
@@ -89,9 +96,16 @@ def train_all(args, source: Path, pool: Path) -> list[dict]:
         if proc.returncode != 0:
             rows.append({"feedback": v, "error": err.strip().splitlines()[-1:]})
             continue
-        s = json.loads((out / "summary.json").read_text())
-        rows.append({"feedback": v, "return": s["return_mean"], "success": s["success_rate"],
-                     "reward_accuracy": s["reward_accuracy"], "wall_s": round(time.time() - t0, 1)})
+        rows.append(summary_row(v, out, time.time() - t0))
+    return rows
+
+
+def collect(args) -> list[dict]:
+    """Rows from finished runs in ``--out`` (``--collect``: re-render without training)."""
+    rows = []
+    for v in args.variants:
+        out = args.out / f"{v}-s{args.seed}-{args.steps}"
+        rows.append(summary_row(v, out, json.loads((out / "summary.json").read_text())["wall_s"]))
     return rows
 
 
@@ -104,7 +118,9 @@ def main() -> None:
     p.add_argument("--per-round", type=int, default=50)
     p.add_argument("--every", type=int, default=2000)
     p.add_argument("--pool-episodes", type=int, default=50, help="target-pool episodes (10 segments each)")
-    p.add_argument("--pool-pairs", type=int, default=2000, help="transferred labels on target-pool pairs")
+    p.add_argument("--pool-pairs", type=int, default=300, help="transferred labels on target-pool pairs")
+    p.add_argument("--pool-epochs", type=int, default=10, help="reward.epochs of the transfer+pool run")
+    p.add_argument("--collect", action="store_true", help="only read the finished runs in --out and print the table")
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--segment-length", type=int, default=50)
     p.add_argument("--episode-length", type=int, default=500)
@@ -127,23 +143,24 @@ def main() -> None:
     build_source(source, args.source, n_episodes=30, segment_length=args.segment_length, n_pairs=3000)
     pool = args.out / f"pool-{args.target}-{args.segment_length}.sqlite"
     build_pool(pool, args.target, n_episodes=args.pool_episodes, segment_length=args.segment_length)
-    rows = train_all(args, source, pool)
+    rows = collect(args) if args.collect else train_all(args, source, pool)
     lines = ["## PEARL transfer: policy on the target task", "",
              f"`python bench/transfer_policy.py {' '.join(sys.argv[1:])}` · {platform.machine()} · "
              f"{time.strftime('%Y-%m-%d')}", "",
              f"{args.source} -> {args.target}, SAC + Gaussian reward, {args.steps} env steps, {args.labels} labels "
              f"({args.per_round} every {args.every} steps), seed {args.seed}; target pool: "
              f"{args.pool_episodes * 10} unlabelled noisy-expert segments, {args.pool_pairs} transferred pool labels "
-             f"(transfer+pool only, outside the label budget)." + (" **Smoke scale only** (--tiny): it shows the pipeline runs end to end, not "
+             ff"(transfer+pool only, outside the label budget; its reward.epochs={args.pool_epochs}, the others' 50)." + (" **Smoke scale only** (--tiny): it shows the pipeline runs end to end, not "
                                      "which labels train the better policy." if args.tiny else ""), "",
-             "| labels | final return | success | reward acc. (vs true target return) | wall |", "|---|---|---|---|---|"]
+             "| labels | final return | success | reward acc. (vs true target return) | labels used | wall |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
         print(json.dumps(r), flush=True)
         if "error" in r:
-            lines.append(f"| {r['feedback']} | error: {r['error']} | | | |")
+            lines.append(f"| {r['feedback']} | error: {r['error']} | | | | |")
         else:
             lines.append(f"| {r['feedback']} | {r['return']:.1f} | {_num(r['success'])} | {_num(r['reward_accuracy'])} | "
-                         f"{r['wall_s']} s |")
+                         f"{r['labels']} | {r['wall_s']} s |")
     table = "\n".join(lines)
     publish(table, MARK, args.update_benchmarks)
 
