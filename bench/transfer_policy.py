@@ -150,8 +150,9 @@ def main() -> None:
              f"{args.source} -> {args.target}, SAC + Gaussian reward, {args.steps} env steps, {args.labels} labels "
              f"({args.per_round} every {args.every} steps), seed {args.seed}; target pool: "
              f"{args.pool_episodes * 10} unlabelled noisy-expert segments, {args.pool_pairs} transferred pool labels "
-             ff"(transfer+pool only, outside the label budget; its reward.epochs={args.pool_epochs}, the others' 50)." + (" **Smoke scale only** (--tiny): it shows the pipeline runs end to end, not "
-                                     "which labels train the better policy." if args.tiny else ""), "",
+             f"(transfer+pool only, outside the label budget; its reward.epochs={args.pool_epochs}, the others' 50)."
+             + (" **Smoke scale only** (--tiny): it shows the pipeline runs end to end, not which labels train the "
+                "better policy." if args.tiny else ""), "",
              "| labels | final return | success | reward acc. (vs true target return) | labels used | wall |",
              "|---|---|---|---|---|---|"]
     for r in rows:
