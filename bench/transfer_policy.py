@@ -30,7 +30,9 @@ from common import publish
 from pbrl.data.store import PreferenceStore
 from pbrl.envs.tasks import load_task
 from pbrl.feedback.teachers import teacher_from_preset
-from pbrl.feedback.transfer_data import noisy_expert_segments, write_labelled_store
+from pbrl.agents.preference import INITIAL_ANNOTATOR
+from pbrl.feedback.query import random_pairs
+from pbrl.feedback.transfer_data import noisy_expert_segments, true_return_labels, write_labelled_store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,10 +79,48 @@ def command(args, variant: str, out: Path, source: Path, pool: Path) -> list[str
     return cmd
 
 
-def summary_row(variant: str, out: Path, wall_s: float) -> dict:
+def heldout_segments(task: str, segment_length: int) -> list:
+    """Noisy-expert target segments no run saw (another seed): where the learned rewards are compared."""
+    return noisy_expert_segments(load_task(task), n_episodes=30, episode_length=150, segment_length=segment_length,
+                                 per_episode=10, seed=7)
+
+
+def model_accuracy(out: Path, segments: list, n_pairs: int = 2000) -> float:
+    """The run's final reward model ranked against the true return on random pairs of ``segments``."""
+    from pbrl.rewards.eval_cli import model_from_checkpoint
+
+    model = model_from_checkpoint(out / "reward_model.pt", None, segments[0].obs.shape[-1], segments[0].acts.shape[-1])
+    a, b = random_pairs(len(segments), n_pairs, np.random.default_rng(0))
+    first, second = [segments[i] for i in a], [segments[i] for i in b]
+    truth = true_return_labels(first, second)
+    ret = lambda segs: model.predict(np.stack([x.obs for x in segs]), np.stack([x.acts for x in segs])).sum(-1)  # noqa: E731
+    ok = truth != 0.5
+    return float(((ret(first) > ret(second)) == (truth > 0.5))[ok].mean())
+
+
+def label_agreement(out: Path) -> dict[str, float]:
+    """Share of the run's stored labels that agree with the true return, for queried and free pool pairs."""
+    with PreferenceStore(out / "store.sqlite", create=False) as store:
+        rows = store.labels()
+        ids = sorted({r.first_id for r in rows} | {r.second_id for r in rows})
+        segs = dict(zip(ids, store.get_segments(ids)))
+    res = {}
+    for name, keep in (("queried", lambda r: r.annotator != INITIAL_ANNOTATOR),
+                       ("pool", lambda r: r.annotator == INITIAL_ANNOTATOR)):
+        rr = [r for r in rows if keep(r)]
+        if rr:
+            truth = true_return_labels([segs[r.first_id] for r in rr], [segs[r.second_id] for r in rr])
+            ok = truth != 0.5
+            res[name] = float(((np.array([r.label for r in rr]) > 0.5) == (truth > 0.5))[ok].mean())
+    return res
+
+
+def summary_row(variant: str, out: Path, wall_s: float, heldout: list) -> dict:
     s = json.loads((out / "summary.json").read_text())
     return {"feedback": variant, "return": s["return_mean"], "success": s["success_rate"],
-            "reward_accuracy": s["reward_accuracy"], "labels": s["labels_used"], "wall_s": round(wall_s, 1)}
+            "random_return": s.get("random_return"), "reward_accuracy": s["reward_accuracy"],
+            "heldout_accuracy": model_accuracy(out, heldout), "agreement": label_agreement(out),
+            "labels": s["labels_used"], "wall_s": round(wall_s, 1)}
 
 
 def train_all(args, source: Path, pool: Path) -> list[dict]:
@@ -96,7 +136,7 @@ def train_all(args, source: Path, pool: Path) -> list[dict]:
         if proc.returncode != 0:
             rows.append({"feedback": v, "error": err.strip().splitlines()[-1:]})
             continue
-        rows.append(summary_row(v, out, time.time() - t0))
+        rows.append(summary_row(v, out, time.time() - t0, heldout_segments(args.target, args.segment_length)))
     return rows
 
 
@@ -105,7 +145,8 @@ def collect(args) -> list[dict]:
     rows = []
     for v in args.variants:
         out = args.out / f"{v}-s{args.seed}-{args.steps}"
-        rows.append(summary_row(v, out, json.loads((out / "summary.json").read_text())["wall_s"]))
+        rows.append(summary_row(v, out, json.loads((out / "summary.json").read_text())["wall_s"],
+                                heldout_segments(args.target, args.segment_length)))
     return rows
 
 
@@ -153,15 +194,17 @@ def main() -> None:
              f"(transfer+pool only, outside the label budget; its reward.epochs={args.pool_epochs}, the others' 50)."
              + (" **Smoke scale only** (--tiny): it shows the pipeline runs end to end, not which labels train the "
                 "better policy." if args.tiny else ""), "",
-             "| labels | final return | success | reward acc. (vs true target return) | labels used | wall |",
-             "|---|---|---|---|---|---|"]
+             "| labels | final return | success | reward acc. on the run's own segments | reward acc. on held-out "
+             "target segments | labels agreeing with the true return | labels used | wall |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         print(json.dumps(r), flush=True)
         if "error" in r:
-            lines.append(f"| {r['feedback']} | error: {r['error']} | | | | |")
+            lines.append(f"| {r['feedback']} | error: {r['error']} | | | | | | |")
         else:
+            agree = ", ".join(f"{k} {v:.0%}" for k, v in r["agreement"].items())
             lines.append(f"| {r['feedback']} | {r['return']:.1f} | {_num(r['success'])} | {_num(r['reward_accuracy'])} | "
-                         f"{r['labels']} | {r['wall_s']} s |")
+                         f"{_num(r['heldout_accuracy'])} | {agree} | {r['labels']} | {r['wall_s']:.0f} s |")
     table = "\n".join(lines)
     publish(table, MARK, args.update_benchmarks)
 
