@@ -191,19 +191,28 @@ def verdict(rows: list[dict]) -> str:
     for pairing in ("dense", "sparse"):
         mean = {m: 100 * np.mean([r["success"] for r in rows if r["dataset"] == pairing and r["method"] == m])
                 for m in METHODS}
-        cpl_gap = mean["CPL"] - mean["BC (preferred)"]
-        oppo_gap = mean["OPPO"] - mean["BC (all)"]
+        cpl_gap = round(mean["CPL"] - mean["BC (preferred)"], 6)  # 94 - 84 must read as 10, not 9.999...
+        oppo_gap = round(mean["OPPO"] - mean["BC (all)"], 6)
         out.append(f"{pairing}: CPL - preferred-BC = {cpl_gap:+.0f} points (goal >= +10: "
                    f"{'met' if cpl_gap >= 10 else 'NOT met'}), OPPO - BC(all) = {oppo_gap:+.0f} points (goal > 0: "
                    f"{'met' if oppo_gap > 0 else 'NOT met'})")
     return "Goals at this scale: " + "; ".join(out) + "."
 
 
-NOTE = ("The issue's target scale (6 tasks, 2.5k dense / 20k sparse segments, ~20k gradient steps, 25 eval episodes "
-        "per method: `python bench/offline_prefs.py --update-md`) was NOT run: the shared 2-core machine allowed "
-        "only the `--quick` scale above (~300 gradient steps per method, 8 evaluation episodes, so one episode is "
-        "12.5 points). Expert-derived data makes BC strong here and OPPO's encoder/contextual policy is far from "
-        "converged after 300 steps; whether the goals hold at the target scale is untested.")
+def note(args: argparse.Namespace) -> str:
+    """How to read the table: what the data are and what the scale leaves out."""
+    if args.quick:
+        return ("Reduced `--quick` scale (~300 gradient steps per method, 8 evaluation episodes, so one episode is "
+                "12.5 points): a smoke run, not a result. The target scale is `python bench/offline_prefs.py "
+                "--update-md`.")
+    return (f"Why the mis-aimed expert: with zero-mean action noise only (the earlier data recipe) the expert "
+            f"stays the mean action, so cloning *all* data already reached 88-96% success and no preference method "
+            f"could show anything; a sub-optimal behaviour that is wrong in one consistent direction (like the "
+            f"partly trained SAC policies behind CPL's datasets) makes the average behaviour fail, and only the "
+            f"preference contrast can undo it. One seed, {args.eval_episodes} evaluation episodes per cell (one "
+            f"episode = {100 / args.eval_episodes:.0f} points); all methods use the configs' networks (256x256 MLP, "
+            f"dropout 0.25, lr 3e-4) and {args.steps} gradient steps (CPL: the first {args.steps // 5} of them BC "
+            f"warm-up). Two tasks ran per process, two processes side by side on the 2-core machine.")
 
 
 def sizes(rows: list[dict], pairing: str) -> str:
@@ -221,8 +230,7 @@ def mixture(args: argparse.Namespace) -> str:
     bias, sub = getattr(args, "suboptimal_bias", 0.0), getattr(args, "suboptimal_frac", 0.4)
     rand, noise = getattr(args, "random_frac", 0.2), getattr(args, "noise", 0.3)
     if not bias:
-        return (f"scripted Meta-World expert mixture: 40% expert + N(0, 0.3) noise, 40% expert + N(0, 1) noise, "
-                f"20% random")
+        return "scripted Meta-World expert mixture: 40% expert + N(0, 0.3) noise, 40% expert + N(0, 1) noise, 20% random"
     return (f"scripted Meta-World expert mixture: {100 * (1 - sub - rand):.0f}% expert + N(0, {noise}) noise, "
             f"{100 * sub:.0f}% mis-aimed expert (a constant action offset of norm {bias}, one direction for all its "
             f"episodes, + the same noise), {100 * rand:.0f}% random")
@@ -240,7 +248,7 @@ def report(rows: list[dict], args: argparse.Namespace, t_start: float) -> None:
             f"Success rate (%) in the environment after offline training on datasets from `pbrl.data.collect` "
             f"({mixture(args)}; rational return teacher; time-aligned pairs; dense = all pairs in groups of "
             f"{args.group_size}, sparse = disjoint pairs). Scale run: {scale}.\n\n{table(rows, args)}\n\n"
-            f"{verdict(rows)}\n\n{NOTE}")
+            f"{verdict(rows)}\n\n{note(args)}")
     print(text)
     if args.update_md:
         update_md(text)
