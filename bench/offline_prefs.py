@@ -8,8 +8,9 @@ expert -- a constant action offset shared by its episodes -- and random episodes
 
 Labels come from the rational scripted teacher on the true return. On each dataset we train BC on all segments,
 BC on the preferred segment of each pair, CPL and OPPO for ``--steps`` gradient steps and report the evaluation
-success rate (``--eval-episodes`` episodes). Full scale (the issue's target): 6 tasks, 2.5k dense / 20k sparse
-segments, 20k+ steps; ``--quick`` is what fits a shared 2-core machine in ~25 minutes.
+success rate (``--eval-episodes`` episodes). Issue scale: 2.5k dense / 20k sparse segments per task; measured in
+BENCHMARKS.md with ``--steps 10000`` on 4 tasks (~30 min per task on a quiet core, ~60 on a shared one);
+``--quick`` is a ~25 minute smoke run.
 
 Usage:  python bench/offline_prefs.py [--quick] [--tasks drawer-open,button-press] [--update-md]
 """
@@ -196,7 +197,12 @@ def verdict(rows: list[dict]) -> str:
         out.append(f"{pairing}: CPL - preferred-BC = {cpl_gap:+.0f} points (goal >= +10: "
                    f"{'met' if cpl_gap >= 10 else 'NOT met'}), OPPO - BC(all) = {oppo_gap:+.0f} points (goal > 0: "
                    f"{'met' if oppo_gap > 0 else 'NOT met'})")
-    return "Goals at this scale: " + "; ".join(out) + "."
+    cells = [(c["success"], p["success"]) for c in rows if c["method"] == "CPL" for p in rows
+             if p["method"] == "BC (preferred)" and (p["task"], p["dataset"]) == (c["task"], c["dataset"])]
+    ahead = sum(c >= p for c, p in cells)
+    ceiling = sum(p >= 1.0 for _, p in cells)
+    return ("Goals at this scale: " + "; ".join(out) + f". CPL >= preferred-BC in {ahead}/{len(cells)} cells; "
+            f"preferred-BC is at 100% in {ceiling} of them, where no method can gain 10 points.")
 
 
 def note(args: argparse.Namespace) -> str:
