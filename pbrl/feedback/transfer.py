@@ -196,8 +196,11 @@ class TransferLabeller:
             warnings.warn(msg, GWConvergenceWarning, stacklevel=2)
         return res
 
-    def label(self, first: Sequence[Segment], second: Sequence[Segment]) -> Labels:
-        """Soft transferred labels (with confidence weights) for the pairs ``(first[i], second[i])``."""
+    def label(self, first: Sequence[Segment], second: Sequence[Segment], *, few_shot: bool = True) -> Labels:
+        """Soft transferred labels (with confidence weights) for the pairs ``(first[i], second[i])``.
+
+        ``few_shot=False`` leaves out the ``target_labels`` teacher answers (the pool's free pairs).
+        """
         if len(first) != len(second):
             raise PbrlError(f"transfer label: {len(first)} first and {len(second)} second segments; expected equal")
         n = len(first)
@@ -213,7 +216,7 @@ class TransferLabeller:
         p, _mass = transfer_pair_labels(res.coupling, self.source, i1, i2)
         # floor: an all-0.5 round must not leave the reward model a batch of zero total weight
         weight = np.maximum(np.abs(2.0 * p - 1.0), MIN_WEIGHT) if self.confidence == "agreement" else np.ones(n)
-        k = min(self.target_labels, n)
+        k = min(self.target_labels, n) if few_shot else 0
         if k:  # few-shot: a handful of true target labels, full weight
             true = self.target_teacher.label(list(first[:k]), list(second[:k]))
             p[:k] = np.where(true.skipped, p[:k], true.p)
@@ -231,11 +234,7 @@ class TransferLabeller:
             return [], [], Labels(np.zeros(0, np.float32), np.zeros(0, bool), np.zeros(0, np.float32))
         a, b = random_pairs(len(self.target_pool), self.pool_pairs, rng)
         first, second = [self.target_pool[i] for i in a], [self.target_pool[i] for i in b]
-        k, self.target_labels = self.target_labels, 0  # few-shot labels are for the queried pairs only
-        try:
-            return first, second, self.label(first, second)
-        finally:
-            self.target_labels = k
+        return first, second, self.label(first, second, few_shot=False)  # teacher answers are for queries only
 
 
 def transfer_labeller(*, source_store: Optional[str], max_source: int, source_sources: Optional[Sequence[str]],
