@@ -92,8 +92,11 @@ class PreferenceLearner:
     @property
     def labels_used(self) -> int:
         """Labels of this run's source against ``budget.labels`` (free initial pairs not counted)."""
+        return self.store.count_labels(include_skipped=True, sources=[self.source]) - self._n_initial()
+
+    def _n_initial(self) -> int:
         rows = self.store.labels(sources=[self.source], include_skipped=True)
-        return sum(r.annotator != INITIAL_ANNOTATOR for r in rows)
+        return sum(r.annotator == INITIAL_ANNOTATOR for r in rows)
 
     def seed_initial_pairs(self) -> int:
         """Store the free labels a labeller offers once (PEARL's target pool), before the first fit.
@@ -103,13 +106,9 @@ class PreferenceLearner:
         """
         if not hasattr(self.labeller, "initial_pairs"):
             return 0
-        if any(r.annotator == INITIAL_ANNOTATOR for r in self.store.labels(sources=[self.source], include_skipped=True)):
+        if self._n_initial():
             return 0
-        first, second, labels = self.labeller.initial_pairs(self.rng)
-        bad = [len(s) for s in (*first, *second) if len(s) != self.schedule.segment_length]
-        if bad:
-            raise PbrlError(f"feedback.target_pool: segments of {bad[0]} steps; this run uses segment_length="
-                            f"{self.schedule.segment_length} (collect the pool with the same segment_length)")
+        first, second, labels = self.labeller.initial_pairs(self.rng, self.schedule.segment_length)
         self.store.add_pairs(first, second, labels, source=self.source, annotator=INITIAL_ANNOTATOR,
                              weight=labels.weight)
         return len(first)

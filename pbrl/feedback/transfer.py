@@ -37,6 +37,7 @@ import numpy as np
 from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Segment
 from pbrl.feedback.heron import distinct_segments, segment_key
+from pbrl.feedback.query import random_pairs
 from pbrl.feedback.ot import (ANCHORS, FeatureSpec, GWResult, GWSettings, anchor_features, cross_distance,
                              distance_matrix, segment_features, solve_gw)
 from pbrl.types import Labels, PbrlError
@@ -205,7 +206,7 @@ class TransferLabeller:
             raise PbrlError(f"transfer label: {len(first)} first and {len(second)} second segments; expected equal")
         n = len(first)
         if n == 0:
-            return Labels(np.zeros(0, np.float32), np.zeros(0, bool), np.zeros(0, np.float32))
+            return _no_labels()
         queried = distinct_segments([*first, *second])
         index = {segment_key(s): i for i, s in enumerate(queried)}
         extra = [s for s in distinct_segments([*self.target_pool, *self._pool]) if segment_key(s) not in index]
@@ -223,18 +224,26 @@ class TransferLabeller:
             weight[:k] = np.where(true.skipped, weight[:k], 1.0)
         return Labels(p=p.astype(np.float32), skipped=np.zeros(n, bool), weight=weight.astype(np.float32))
 
-    def initial_pairs(self, rng: np.random.Generator) -> tuple[list[Segment], list[Segment], Labels]:
+    def initial_pairs(self, rng: np.random.Generator,
+                      segment_length: int) -> tuple[list[Segment], list[Segment], Labels]:
         """Transferred labels for ``pool_pairs`` random pairs of the target pool (no teacher is asked).
 
-        The online learner stores them once, before its first fit, outside the label budget.
+        The online learner stores them once, before its first fit, outside the label budget; its segments
+        are ``segment_length`` long, and pool segments must match to share a training batch with them.
         """
-        from pbrl.feedback.query import random_pairs
-
         if self.pool_pairs == 0:
-            return [], [], Labels(np.zeros(0, np.float32), np.zeros(0, bool), np.zeros(0, np.float32))
+            return [], [], _no_labels()
+        bad = {len(s) for s in self.target_pool} - {segment_length}
+        if bad:
+            raise PbrlError(f"feedback.target_pool: segments of {min(bad)} steps; this run uses segment_length="
+                            f"{segment_length} (collect the pool with the same segment_length)")
         a, b = random_pairs(len(self.target_pool), self.pool_pairs, rng)
         first, second = [self.target_pool[i] for i in a], [self.target_pool[i] for i in b]
         return first, second, self.label(first, second, few_shot=False)  # teacher answers are for queries only
+
+
+def _no_labels() -> Labels:
+    return Labels(np.zeros(0, np.float32), np.zeros(0, bool), np.zeros(0, np.float32))
 
 
 def transfer_labeller(*, source_store: Optional[str], max_source: int, source_sources: Optional[Sequence[str]],

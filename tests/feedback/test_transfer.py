@@ -138,7 +138,7 @@ def _pool_labeller(n: int = 24, **kw) -> tuple[TransferLabeller, list[Segment]]:
 
 def test_target_pool_joins_the_alignment_and_labels_its_own_pairs():
     lab, pool = _pool_labeller(pool_pairs=40)
-    first, second, labels = lab.initial_pairs(np.random.default_rng(0))
+    first, second, labels = lab.initial_pairs(np.random.default_rng(0), 3)
     assert len(first) == len(second) == 40 and labels.weight.shape == (40,)
     truth = true_return_labels(first, second)
     assert np.mean((labels.p > 0.5) == (truth > 0.5)) >= 0.9  # the pool's structure carries the source labels
