@@ -35,6 +35,21 @@ def cpl_loss(s1: torch.Tensor, s2: torch.Tensor, p: torch.Tensor, bias: float) -
     return -(p * F.logsigmoid(s1 - bias * s2) + (1.0 - p) * F.logsigmoid(s2 - bias * s1)).mean()
 
 
+BC_DATA = ("all", "preferred")
+
+
+def preference_weights(n_segs: int, i1: np.ndarray, i2: np.ndarray, p: np.ndarray) -> torch.Tensor:
+    """How often each batch segment was preferred: ``w[i1] += p``, ``w[i2] += 1 - p`` (a tie gives 0.5 each).
+
+    Weighting the BC term by this clones the winners of the batch's pairs only (CPL's ``bc_data`` = positive
+    segments), so the regulariser does not pull the policy toward the dispreferred behaviour.
+    """
+    w = np.zeros(n_segs, np.float32)
+    np.add.at(w, i1, p)
+    np.add.at(w, i2, 1.0 - p)
+    return torch.as_tensor(w)
+
+
 class CPLLearner(OfflineLearner):
     """CPL on an :class:`OfflineData` set.
 
@@ -44,6 +59,8 @@ class CPLLearner(OfflineLearner):
         bias: conservative bias λ on the dispreferred score.
         bc_weight: weight of the BC regulariser ``-mean log π`` over the batch's segments (0 = off).
         bc_steps: BC warm-up steps before the contrastive loss starts.
+        bc_data: segments the BC warm-up and regulariser clone: ``all`` scored segments, or only the
+            ``preferred`` ends of the batch's pairs (weighted by preference, see :func:`preference_weights`).
         pairing: ``sparse`` (uniform pairs) or ``dense`` (whole comparison groups, each segment scored once).
         hidden, dropout, lr, batch_pairs: actor/optimiser settings.
         rng: batch sampling.
@@ -51,8 +68,10 @@ class CPLLearner(OfflineLearner):
 
     def __init__(self, data: OfflineData, *, alpha: float, bias: float, bc_weight: float, bc_steps: int,
                  pairing: str, hidden: Sequence[int], dropout: float, lr: float, batch_pairs: int,
-                 rng: np.random.Generator) -> None:
-        self.data, self.rng, self.lr = data, rng, float(lr)
+                 rng: np.random.Generator, bc_data: str = "all") -> None:
+        if bc_data not in BC_DATA:
+            raise PbrlError(f"algo.bc_data: expected one of {BC_DATA}, got {bc_data!r}")
+        self.data, self.rng, self.lr, self.bc_data = data, rng, float(lr), bc_data
         self.alpha, self.bias, self.bc_weight, self.bc_steps = float(alpha), float(bias), float(bc_weight), int(bc_steps)
         cpl_loss(torch.zeros(1), torch.zeros(1), torch.zeros(1), self.bias)  # validate lambda early
         self.sampler = PairSampler(data, batch_pairs=batch_pairs, pairing=pairing, rng=rng)
@@ -66,7 +85,7 @@ class CPLLearner(OfflineLearner):
         batch = self.sampler.sample()
         obs, acts = tensors(self.data, batch.segs)
         logp = self.policy.log_prob(obs, acts)  # (U, L)
-        bc = bc_loss(logp)
+        bc = self.bc_term(logp, batch)
         out = {"bc_loss": float(bc.detach())}
         if step < self.bc_steps:
             loss = bc
@@ -82,3 +101,10 @@ class CPLLearner(OfflineLearner):
         self.optims["actor"].step()
         out["loss"] = float(loss.detach())
         return out
+
+    def bc_term(self, logp: torch.Tensor, batch) -> torch.Tensor:
+        """``-mean log pi`` over all scored segments, or weighted by how often each was preferred."""
+        if self.bc_data == "all":
+            return bc_loss(logp)
+        w = preference_weights(len(batch.segs), batch.i1, batch.i2, np.asarray(batch.p, np.float32))
+        return -(w[:, None] * logp).sum() / (w.sum() * logp.shape[1])

@@ -80,6 +80,8 @@ class CollectSpec:
             raise PbrlError(f"collect.suboptimal_bias: expected >= 0, got {self.suboptimal_bias}")
         if self.group_size < 2:
             raise PbrlError(f"collect.group_size: expected >= 2, got {self.group_size}")
+        if self.n_segments is not None and self.n_segments < 2:
+            raise PbrlError(f"collect.n_segments: expected >= 2 (at least one pair) or null, got {self.n_segments}")
 
 
 def load_expert(task: TaskSpec, checkpoint: Optional[str]) -> PolicyFn:

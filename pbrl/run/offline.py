@@ -125,7 +125,8 @@ def build_learner(algo: DictConfig, data: OfflineData, rng: np.random.Generator)
         from pbrl.agents.cpl import CPLLearner
 
         return CPLLearner(data, alpha=float(algo.alpha), bias=float(algo.bias), bc_weight=float(algo.bc_weight),
-                          bc_steps=int(algo.bc_steps), pairing=str(algo.pairing), dropout=float(algo.dropout),
+                          bc_data=str(algo.get("bc_data", "all")), bc_steps=int(algo.bc_steps),
+                          pairing=str(algo.pairing), dropout=float(algo.dropout),
                           batch_pairs=int(algo.batch_pairs), rng=rng, **common)
     if algo.name == "oppo":
         from pbrl.agents.oppo import OPPOLearner

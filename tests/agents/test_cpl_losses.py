@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pbrl.agents.bc import BCLearner, GaussianActor, bc_loss
-from pbrl.agents.cpl import CPLLearner, cpl_loss, cpl_scores
+from pbrl.agents.cpl import CPLLearner, cpl_loss, cpl_scores, preference_weights
 from pbrl.agents.offline_data import OfflineData, PairSampler
 from pbrl.types import PbrlError
 
@@ -96,6 +96,33 @@ def test_bc_preferred_only_clones_preferred_segments(rng: np.random.Generator) -
     tie = OfflineData(data.obs, data.acts, data.first, data.second, np.full_like(data.p, 0.5))
     with pytest.raises(PbrlError, match="algo.preferred_only"):
         BCLearner(tie, preferred_only=True, hidden=(8,), dropout=0.0, lr=1e-3, batch_segments=4, rng=rng)
+
+
+def test_preference_weights_count_wins_and_split_ties() -> None:
+    # pairs (0 > 1), (2 < 1), (0 = 2): segment 0 wins once and ties once, 1 wins once, 2 ties once
+    w = preference_weights(3, np.array([0, 2, 0]), np.array([1, 1, 2]), np.array([1.0, 0.0, 0.5], np.float32))
+    assert w.tolist() == [1.5, 1.0, 0.5]
+
+
+def _bc_only_learner(data: OfflineData, bc_data: str, rng: np.random.Generator) -> CPLLearner:
+    """CPL in its BC warm-up for the whole run, so only the BC term (and its data choice) trains the actor."""
+    return CPLLearner(data, alpha=0.1, bias=0.5, bc_weight=1.0, bc_steps=10_000, bc_data=bc_data, pairing="sparse",
+                      hidden=(16,), dropout=0.0, lr=3e-3, batch_pairs=8, rng=rng)
+
+
+def test_cpl_bc_data_preferred_clones_only_the_winners(rng: np.random.Generator) -> None:
+    """BC on all scored segments averages good (+0.8) and bad (-0.8) actions; on preferred ones it is good."""
+    data = _toy_data(rng)
+    means = {}
+    for bc_data in ("all", "preferred"):
+        torch.manual_seed(0)
+        learner = _bc_only_learner(data, bc_data, np.random.default_rng(1))
+        for step in range(300):
+            learner.update(step)
+        means[bc_data] = float(np.mean(learner.policy.act(data.obs.reshape(-1, 2))))
+    assert means["preferred"] > 0.6 and abs(means["all"]) < 0.4, means
+    with pytest.raises(PbrlError, match="algo.bc_data"):
+        _bc_only_learner(data, "winners", rng)
 
 
 def test_dense_sampler_takes_whole_components(rng: np.random.Generator) -> None:

@@ -26,6 +26,8 @@ def test_spec_validation_names_the_field() -> None:
         CollectSpec(random_frac=0.7, suboptimal_frac=0.5)
     with pytest.raises(PbrlError, match="collect.suboptimal_bias"):
         CollectSpec(suboptimal_bias=-0.5)
+    with pytest.raises(PbrlError, match="collect.n_segments: expected >= 2"):
+        CollectSpec(n_segments=0)
 
 
 def test_suboptimal_bias_is_one_shared_offset(rng: np.random.Generator) -> None:
