@@ -55,7 +55,7 @@ def epochs_for(n: int, args: argparse.Namespace) -> int:
 
 
 def build_model(kind: str, obs_dim: int, act_dim: int, args: argparse.Namespace, seed: int):
-    common = dict(hidden=args.hidden, lr=args.lr, batch_size=args.batch_size, seed=seed)
+    common = dict(hidden=args.hidden, lr=args.lr, batch_size=args.batch_size, seed=seed, label_noise=args.label_noise)
     if kind in GAUSSIANS:
         return GaussianReward(obs_dim, act_dim, kl_weight=args.kl_weight, members=GAUSSIANS[kind], **common)
     return EnsembleReward(obs_dim, act_dim, n_members=1 if kind == "single" else 3, **common)
@@ -240,6 +240,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--kl-weight", type=float, default=0.01)
+    p.add_argument("--label-noise", type=float, default=0.0,
+                   help="noise-robust Bradley-Terry: assumed share of random answers for every pbrl model")
     p.add_argument("--updates", type=int, default=60, help="target gradient steps per fit")
     p.add_argument("--min-epochs", type=int, default=3)
     p.add_argument("--max-epochs", type=int, default=40)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pbrl.rewards.losses import bradley_terry_loss, preference_accuracy
+from pbrl.rewards.losses import bradley_terry_loss, check_label_noise, preference_accuracy
 from pbrl.types import PairBatch, PbrlError, validate_label_values
 
 BOOTSTRAP_MODES: tuple[str, ...] = ("permutation", "bootstrap")
@@ -61,7 +61,8 @@ class EnsembleReward:
     """Ensemble of per-step reward networks r(s, a) trained with the Bradley-Terry loss.
 
     Each member sees its own permutation (or bootstrap resample) of the labelled pairs every epoch,
-    as in B-Pref's ``train_reward``; the training loss is the sum of the members' losses.
+    as in B-Pref's ``train_reward``; the training loss is the sum of the members' losses. ``label_noise`` > 0
+    trains with the noise-robust likelihood of :func:`~pbrl.rewards.losses.bradley_terry_loss`.
     """
 
     def __init__(
@@ -75,9 +76,11 @@ class EnsembleReward:
         batch_size: int = 128,
         weight_decay: float = 0.0,
         bootstrap: str = "permutation",
+        label_noise: float = 0.0,
         seed: int = 0,
         device: str = "cpu",
     ) -> None:
+        self.label_noise = check_label_noise(label_noise, "reward.model.label_noise")
         if bootstrap not in BOOTSTRAP_MODES:
             raise PbrlError(f"EnsembleReward.bootstrap: expected one of {BOOTSTRAP_MODES}, got {bootstrap!r}")
         for name, value in (("obs_dim", obs_dim), ("act_dim", act_dim), ("n_members", n_members),
@@ -154,7 +157,7 @@ class EnsembleReward:
         """(objective to minimise, reported loss, predicted return gap R1-R2, labels) of one minibatch."""
         r1, r2 = self._pair_returns(data, idx)
         p, w = data["p"][idx], data["weight"][idx]
-        loss = bradley_terry_loss(r1, r2, p, w)
+        loss = bradley_terry_loss(r1, r2, p, w, self.label_noise)
         # Sum over members (B-Pref sums member losses): each member's gradient is its own loss's.
         return loss * self.n_members, loss, (r1 - r2).detach(), p
 

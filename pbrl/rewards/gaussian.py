@@ -47,7 +47,7 @@ class GaussianReward(EnsembleReward):
         kl_weight: weight of the per-step KL(N(mu, sigma^2) || N(0, 1)) regulariser.
         n_samples: reparameterised return samples per pair and update (training).
         eval_samples: return samples given to query selection by :meth:`segment_return_samples`.
-        lr, batch_size, weight_decay, seed, device: as :class:`EnsembleReward`.
+        lr, batch_size, weight_decay, label_noise, seed, device: as :class:`EnsembleReward`.
     """
 
     def __init__(
@@ -63,6 +63,7 @@ class GaussianReward(EnsembleReward):
         lr: float = 3e-4,
         batch_size: int = 128,
         weight_decay: float = 0.0,
+        label_noise: float = 0.0,
         seed: int = 0,
         device: str = "cpu",
     ) -> None:
@@ -74,7 +75,8 @@ class GaussianReward(EnsembleReward):
         self.members = int(members)
         # 2M stacked networks: rows [0, M) are the mean networks, rows [M, 2M) the log-std networks.
         super().__init__(obs_dim, act_dim, n_members=2 * self.members, hidden=hidden, lr=lr, batch_size=batch_size,
-                         weight_decay=weight_decay, bootstrap="permutation", seed=seed, device=device)
+                         weight_decay=weight_decay, bootstrap="permutation", label_noise=label_noise, seed=seed,
+                         device=device)
         self.kl_weight = float(kl_weight)
         self.n_samples, self.eval_samples = int(n_samples), int(eval_samples)
         self._eval_seed = int(seed) + 1
@@ -107,7 +109,7 @@ class GaussianReward(EnsembleReward):
         eps = torch.randn(self.n_samples, m, 2 * b, generator=self._gen).to(self.device)
         ret = ret_mu + ret_std * eps  # (S, M, 2B) reparameterised segment returns
         p = data["p"][sel]
-        bt = bradley_terry_loss(ret[..., :b], ret[..., b:], p, data["weight"][sel])
+        bt = bradley_terry_loss(ret[..., :b], ret[..., b:], p, data["weight"][sel], self.label_noise)
         kl = gaussian_kl_standard_normal(mu, log_std).mean()
         loss = bt + self.kl_weight * kl
         # Sum over models, as the ensemble sums member losses: each model's gradient is its own loss's.

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pbrl.types import PbrlError
+
 ArrayLike = Union[torch.Tensor, np.ndarray, float]
 
 
@@ -27,6 +29,7 @@ def bradley_terry_loss(
     ret2: torch.Tensor,
     p: ArrayLike,
     weight: Optional[ArrayLike] = None,
+    label_noise: float = 0.0,
 ) -> torch.Tensor:
     """Bradley-Terry cross-entropy over summed segment rewards.
 
@@ -38,23 +41,49 @@ def bradley_terry_loss(
     ``p`` is a soft target (0.5 for ties, as in PEBBLE's ``train_soft_reward``). Computed with
     ``binary_cross_entropy_with_logits`` so large return gaps do not overflow.
 
+    With ``label_noise = eps > 0`` the likelihood assumes the annotator answers at random with probability eps
+    (B-Pref's "mistake" teacher, a human's slips): ``P(1 > 2) = eps / 2 + (1 - eps) sigmoid(R1 - R2)``. A label
+    that contradicts a confident model then costs at most ``-log(eps / 2)``, so a few wrong labels cannot
+    drag the reward toward them (the noise-robust Bradley-Terry form, cf. Mnih & Hinton 2012 on noisy labels).
+
     Args:
         ret1, ret2: ``(..., n)`` segment returns; leading axes (e.g. ensemble members) are averaged.
         p: ``(n,)`` or ``(..., n)`` labels, P(first preferred).
         weight: optional ``(n,)`` or ``(..., n)`` per-label weights; a weighted mean is taken over the
             last axis.
+        label_noise: assumed share of random answers, in [0, 1); 0 is the plain Bradley-Terry loss.
 
     Returns:
         Scalar tensor: the mean over leading axes of the weighted mean over pairs.
     """
     logits = ret1 - ret2
     target = _as_tensor(p, logits).expand_as(logits)
-    per_pair = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    if label_noise:
+        per_pair = _noisy_bt(logits, target, float(label_noise))
+    else:
+        per_pair = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     if weight is None:
         return per_pair.mean()
     w = _as_tensor(weight, logits).expand_as(logits)
     per_row = (per_pair * w).sum(dim=-1) / w.sum(dim=-1).clamp_min(1e-12)
     return per_row.mean()
+
+
+def check_label_noise(eps: float, where: str) -> float:
+    """``eps`` as a float in [0, 1), or a one-line error naming ``where``."""
+    if not (math.isfinite(float(eps)) and 0.0 <= float(eps) < 1.0):
+        raise PbrlError(f"{where}: expected a share of random answers in [0, 1), got {eps}")
+    return float(eps)
+
+
+def _noisy_bt(logits: torch.Tensor, target: torch.Tensor, eps: float) -> torch.Tensor:
+    """Per-pair ``-[p log P1 + (1 - p) log P2]`` with ``P = eps / 2 + (1 - eps) sigmoid(+-logits)`` (log space)."""
+    check_label_noise(eps, "label_noise")
+    floor = torch.full_like(logits, math.log(eps / 2.0))
+    keep = math.log1p(-eps)
+    log_p1 = torch.logaddexp(floor, keep + F.logsigmoid(logits))
+    log_p2 = torch.logaddexp(floor, keep + F.logsigmoid(-logits))
+    return -(target * log_p1 + (1.0 - target) * log_p2)
 
 
 def preference_accuracy(ret1: ArrayLike, ret2: ArrayLike, p: ArrayLike) -> float:

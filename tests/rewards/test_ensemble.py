@@ -145,6 +145,23 @@ def test_learns_linear_reward_from_oracle_labels():
     assert time.perf_counter() - start < 15
 
 
+def flipped(pairs: PairBatch, share: float, seed: int) -> PairBatch:
+    """``pairs`` with a ``share`` of labels flipped (B-Pref's mistake teacher)."""
+    flip = np.random.default_rng(seed).random(len(pairs.p)) < share
+    return replaced(pairs, p=np.where(flip, 1.0 - pairs.p, pairs.p).astype(np.float32))
+
+
+def test_label_noise_model_learns_through_wrong_labels():
+    """With 10% flipped labels the noise-aware likelihood learns the reward (and the share is validated)."""
+    train, test = flipped(oracle_pairs(300, 10), 0.1, 0), oracle_pairs(300, 11)
+    model = small(n_members=1, seed=0, label_noise=0.1)
+    before = model.evaluate(test)["accuracy"]
+    model.fit(train, epochs=40)
+    assert model.evaluate(test)["accuracy"] > max(0.8, before + 0.2)
+    with pytest.raises(PbrlError, match="reward.model.label_noise"):
+        small(label_noise=1.5)
+
+
 def test_ties_and_weights_are_accepted():
     pairs = oracle_pairs(40, 3)
     p = pairs.p.copy()

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from pbrl.rewards.losses import bradley_terry_loss, gaussian_kl_standard_normal, preference_accuracy
+from pbrl.types import PbrlError
 
 
 def t(*values: float) -> torch.Tensor:
@@ -61,6 +62,35 @@ def test_bt_gradient_pushes_preferred_return_up():
     r1 = torch.tensor([0.0], requires_grad=True)
     bradley_terry_loss(r1, torch.tensor([0.0]), t(1.0)).backward()
     assert r1.grad.item() == pytest.approx(-0.5)  # d/dR1 of -log sigmoid(R1 - R2) at 0
+
+
+def test_noisy_bt_matches_hand_value_and_zero_noise_is_plain_bt():
+    # eps = 0.2, R1 - R2 = 1, p = 1: -log(0.1 + 0.8 sigmoid(1)); p = 0.5 mixes both directions
+    s = 1.0 / (1.0 + math.exp(-1.0))
+    first, second = -math.log(0.1 + 0.8 * s), -math.log(0.1 + 0.8 * (1 - s))
+    assert bradley_terry_loss(t(1.0), t(0.0), t(1.0), label_noise=0.2).item() == pytest.approx(first, rel=1e-5)
+    assert bradley_terry_loss(t(1.0), t(0.0), t(0.5), label_noise=0.2).item() == pytest.approx(
+        0.5 * (first + second), rel=1e-5)
+    r1, r2, p = t(0.3, -1.0, 4.0), t(1.5, 2.0, -3.0), t(1.0, 0.5, 0.0)
+    assert bradley_terry_loss(r1, r2, p, label_noise=0.0).item() == bradley_terry_loss(r1, r2, p).item()
+
+
+def test_noisy_bt_caps_the_cost_and_pull_of_a_contradicted_label():
+    """A wrong label against a confident model costs at most -log(eps / 2), and its gradient vanishes."""
+    r1 = torch.tensor([-40.0], requires_grad=True)
+    loss = bradley_terry_loss(r1, t(0.0), t(1.0), label_noise=0.1)
+    loss.backward()
+    assert loss.item() == pytest.approx(-math.log(0.05), rel=1e-4)
+    assert abs(r1.grad.item()) < 1e-6
+    r1.grad = None
+    bradley_terry_loss(r1, t(0.0), t(1.0)).backward()  # plain BT keeps pulling with full force
+    assert r1.grad.item() == pytest.approx(-1.0, rel=1e-6)
+
+
+@pytest.mark.parametrize("eps", [-0.1, 1.0, float("nan")])
+def test_noisy_bt_rejects_shares_outside_unit_interval(eps):
+    with pytest.raises(PbrlError, match=r"label_noise: expected a share of random answers in \[0, 1\)"):
+        bradley_terry_loss(t(1.0), t(0.0), t(1.0), label_noise=eps)
 
 
 def test_preference_accuracy_hand_values():
