@@ -7,7 +7,10 @@ segments of the target task, PEARL's unlabelled target dataset), then trains the
 * ``transfer+pool``: ``feedback=transfer`` with ``feedback.target_pool`` and ``--pool-pairs`` transferred pool
   labels (zero-shot: no target label);
 * ``transfer``: ``feedback=transfer`` on the online segments alone (what failed before the pool existed);
-* ``scripted``: rational labels from the true target return (the upper reference).
+* ``scripted``: rational labels from the true target return (the upper reference);
+* ``scripted+pool``: the same, plus true labels on the same ``--pool-pairs`` pool pairs (``feedback=scripted
+  feedback.target_pool=... feedback.pool_pairs=...``): the reference for ``transfer+pool``, where only the labels'
+  source differs.
 
 A converged comparison needs ~1e5-1e6 env steps per run (hours on a CPU); ``--tiny`` is a smoke run.
 
@@ -61,11 +64,11 @@ def build_pool(path: Path, task: str, n_episodes: int, segment_length: int) -> N
         store.add_segments(segs)
 
 
-VARIANTS = ("transfer+pool", "transfer", "scripted")
+VARIANTS = ("transfer+pool", "transfer", "scripted", "scripted+pool")
 
 
 def command(args, variant: str, out: Path, source: Path, pool: Path) -> list[str]:
-    feedback = "scripted" if variant == "scripted" else "transfer"
+    feedback = "scripted" if variant.startswith("scripted") else "transfer"
     cmd = [sys.executable, "-m", "pbrl.cli", "train", f"out={out}", f"task={args.target}", f"feedback={feedback}",
            "reward=gaussian", f"budget.env_steps={args.steps}", f"budget.labels={args.labels}",
            f"budget.per_round={args.per_round}", f"budget.every={args.every}", f"algo.seed_steps={args.every}",
@@ -73,7 +76,7 @@ def command(args, variant: str, out: Path, source: Path, pool: Path) -> list[str
            f"checkpoint_every={args.steps}", "eval.video=false", f"seed={args.seed}", "threads=1", *args.extra]
     if feedback == "transfer":
         cmd.append(f"feedback.source_store={source}")
-    if variant == "transfer+pool":  # its fits see the pool's labels from the first session: fewer epochs
+    if variant.endswith("+pool"):  # its fits see the pool's labels from the first session: fewer epochs
         cmd += [f"feedback.target_pool={pool}", f"feedback.pool_pairs={args.pool_pairs}",
                 f"reward.epochs={args.pool_epochs}"]
     return cmd
@@ -191,7 +194,7 @@ def main() -> None:
              f"{args.source} -> {args.target}, SAC + Gaussian reward, {args.steps} env steps, {args.labels} labels "
              f"({args.per_round} every {args.every} steps), seed {args.seed}; target pool: "
              f"{args.pool_episodes * 10} unlabelled noisy-expert segments, {args.pool_pairs} transferred pool labels "
-             f"(transfer+pool only, outside the label budget; its reward.epochs={args.pool_epochs}, the others' 50)."
+             f"(the +pool runs only, outside the label budget; their reward.epochs={args.pool_epochs}, the others' 50)."
              + (" **Smoke scale only** (--tiny): it shows the pipeline runs end to end, not which labels train the "
                 "better policy." if args.tiny else ""), "",
              "| labels | final return | success | reward acc. on the run's own segments | reward acc. on held-out "

@@ -37,6 +37,7 @@ import numpy as np
 from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Segment
 from pbrl.feedback.heron import distinct_segments, segment_key
+from pbrl.feedback.pool import check_pool_length
 from pbrl.feedback.query import random_pairs
 from pbrl.feedback.ot import (ANCHORS, FeatureSpec, GWResult, GWSettings, anchor_features, cross_distance,
                              distance_matrix, segment_features, solve_gw)
@@ -233,10 +234,7 @@ class TransferLabeller:
         """
         if self.pool_pairs == 0:
             return [], [], _no_labels()
-        bad = {len(s) for s in self.target_pool} - {segment_length}
-        if bad:
-            raise PbrlError(f"feedback.target_pool: segments of {min(bad)} steps; this run uses segment_length="
-                            f"{segment_length} (collect the pool with the same segment_length)")
+        check_pool_length(self.target_pool, segment_length)
         a, b = random_pairs(len(self.target_pool), self.pool_pairs, rng)
         first, second = [self.target_pool[i] for i in a], [self.target_pool[i] for i in b]
         return first, second, self.label(first, second, few_shot=False)  # teacher answers are for queries only

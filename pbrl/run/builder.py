@@ -56,7 +56,14 @@ def _scripted(fb: DictConfig, task: TaskSpec, rng: np.random.Generator) -> tuple
     key = fb.get("reward_key")
     if key is not None and key not in task.reward_terms:
         raise PbrlError(f"feedback.reward_key: {key!r} is not a reward term of {task.name} {task.reward_terms}")
-    return teacher_from_preset(str(fb.preset), rng=rng, reward_key=key, **container(fb.overrides)), "scripted"
+    teacher = teacher_from_preset(str(fb.preset), rng=rng, reward_key=key, **container(fb.overrides))
+    if fb.get("target_pool") is None and not fb.get("pool_pairs"):
+        return teacher, "scripted"
+    from pbrl.feedback.pool import PoolPairs
+    from pbrl.feedback.transfer import load_target_pool
+
+    pool = load_target_pool(fb.target_pool, max_segments=10**9, rng=rng) if fb.get("target_pool") else []
+    return PoolPairs(teacher, pool, int(fb.get("pool_pairs", 0))), "scripted"
 
 
 def _vlm(fb: DictConfig, task: TaskSpec, rng: np.random.Generator) -> tuple[Labeller, str]:

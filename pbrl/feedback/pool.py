@@ -1,0 +1,51 @@
+"""Free labels on a pool of this task's segments, stored once before the first reward fit, for any teacher.
+
+``feedback=transfer`` labels its target pool by optimal transport (PEARL). The same pool labelled by the
+scripted teacher is the reference a transfer result must be compared with: identical segments and pairs,
+only the labels' source differs (``feedback=scripted feedback.target_pool=STORE feedback.pool_pairs=N``).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from pbrl.data.trajectory import Segment
+from pbrl.feedback.query import random_pairs
+from pbrl.types import Labels, PbrlError
+
+
+def check_pool_length(pool: Sequence[Segment], segment_length: int) -> None:
+    """Pool segments must have the run's length to share a training batch with its queried pairs."""
+    bad = {len(s) for s in pool} - {segment_length}
+    if bad:
+        raise PbrlError(f"feedback.target_pool: segments of {min(bad)} steps; this run uses segment_length="
+                        f"{segment_length} (collect the pool with the same segment_length)")
+
+
+class PoolPairs:
+    """A labeller that also answers ``pool_pairs`` random pairs of ``pool`` once (see the module docstring).
+
+    Queries go to the wrapped labeller unchanged; :meth:`initial_pairs` is what
+    :meth:`~pbrl.agents.preference.PreferenceLearner.seed_initial_pairs` stores outside the label budget.
+    """
+
+    def __init__(self, labeller, pool: Sequence[Segment], pool_pairs: int) -> None:
+        if pool_pairs < 1 or len(pool) < 2:
+            raise PbrlError(f"feedback.pool_pairs: expected > 0 with a feedback.target_pool of >= 2 segments; "
+                            f"got {pool_pairs} pairs, {len(pool)} segments")
+        self.inner, self.pool, self.pool_pairs = labeller, list(pool), int(pool_pairs)
+
+    def label(self, first: Sequence[Segment], second: Sequence[Segment]) -> Labels:
+        return self.inner.label(first, second)
+
+    def initial_pairs(self, rng: np.random.Generator,
+                      segment_length: int) -> tuple[list[Segment], list[Segment], Labels]:
+        check_pool_length(self.pool, segment_length)
+        a, b = random_pairs(len(self.pool), self.pool_pairs, rng)
+        first, second = [self.pool[i] for i in a], [self.pool[i] for i in b]
+        return first, second, self.inner.label(first, second)
+
+    def __getattr__(self, name: str):  # everything else (e.g. a teacher's settings) is the wrapped labeller's
+        return getattr(self.inner, name)
