@@ -74,7 +74,9 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--update-md", action="store_true", help="write the table into BENCHMARKS.md")
     ap.add_argument("--out", default=str(ROOT / "results" / "offline_prefs"))
     ap.add_argument("--keep-data", action="store_true", help="keep the datasets (stores) in --out")
-    ap.add_argument("--from-rows", default=None, help="re-render the table from a finished run's rows.json")
+    ap.add_argument("--from-rows", default=None,
+                    help="re-render the table from finished runs' rows.json (comma-separated: runs of other tasks "
+                         "with the same settings are merged)")
     args = ap.parse_args()
     if args.quick:
         args.tasks, args.episodes, args.dense_segments, args.sparse_segments = (
@@ -141,6 +143,24 @@ def run_method(task_name: str, data: OfflineData, method: str, pairing: str, arg
             "return": res.return_mean, "train_s": train_s, "eval_s": time.time() - t0 - train_s}
 
 
+#: settings that must agree for runs on different tasks to share one table
+SETTINGS = ("episode_length", "dense_segments", "sparse_segments", "noise", "suboptimal_frac", "suboptimal_bias",
+            "random_frac", "group_size", "stride", "steps", "bc_steps", "eval_episodes", "seed", "hidden",
+            "batch_pairs", "lr")
+
+
+def merge_runs(runs: list[dict]) -> dict:
+    """One ``rows.json`` from runs on different tasks with the same settings (an error names the one that differs)."""
+    first = runs[0]["args"]
+    for run in runs[1:]:
+        bad = [k for k in SETTINGS if run["args"].get(k) != first.get(k)]
+        if bad:
+            raise SystemExit(f"--from-rows: runs differ in {bad[0]} ({first.get(bad[0])} vs {run['args'].get(bad[0])})")
+    tasks = [t for run in runs for t in run["args"]["tasks"].split(",")]
+    return {"args": {**first, "tasks": ",".join(tasks)}, "rows": [r for run in runs for r in run["rows"]],
+            "wall_s": sum(run.get("wall_s", 0.0) for run in runs)}
+
+
 def table(rows: list[dict], args) -> str:
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     lines = ["| task | dataset | " + " | ".join(METHODS) + " |", "|---|---|" + "---|" * len(METHODS)]
@@ -162,7 +182,7 @@ def update_md(text: str) -> None:
 def main() -> None:
     args = parse()
     if args.from_rows:
-        saved = json.loads(Path(args.from_rows).read_text())
+        saved = merge_runs([json.loads(Path(p).read_text()) for p in args.from_rows.split(",")])
         args = argparse.Namespace(**{**saved["args"], "update_md": args.update_md})
         report(saved["rows"], args, time.time() - saved.get("wall_s", 0.0))
         return
