@@ -48,4 +48,6 @@ class PoolPairs:
         return first, second, self.inner.label(first, second)
 
     def __getattr__(self, name: str):  # everything else (e.g. a teacher's settings) is the wrapped labeller's
+        if name == "inner":  # not set yet (e.g. while unpickling): no recursion
+            raise AttributeError(name)
         return getattr(self.inner, name)
