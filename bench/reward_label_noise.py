@@ -47,17 +47,31 @@ def render(results: dict[str, dict], args: argparse.Namespace) -> str:
              f"tasks and seeds {args.seeds}; every run sees the same pairs and labels (same seeds), only the "
              f"assumed share of random answers differs. Setup as reward-learning above.", "",
              head, "|---|---|" + "---|" * (len(counts) + 1)]
+    verdicts: list[str] = []
+    costs: list[str] = []
+    base, clean0 = next(iter(results)), []
     for model in args.models.split(","):
         for eps, res in results.items():
-            rows, cells, drops = res["rows"], [], []
+            rows, cells, drops, cleans = res["rows"], [], [], []
             for n in counts:
                 clean = mean_acc(rows, model=model, n=n, teacher="rational", lib="pbrl")
                 noisy = mean_acc(rows, model=model, n=n, teacher="mistake0.1", lib="pbrl")
                 drops.append(clean - noisy)
+                cleans.append(clean)
                 cells.append(f"{clean:.1f} / {noisy:.1f} / **{clean - noisy:.1f}**")
             lines.append(f"| {model} | {eps} | " + " | ".join(cells) + f" | {np.mean(drops):.1f} |")
-    runs = "; ".join(f"label_noise {eps}: {r['info']['machine']}, {r['info']['wall_s']:.0f} s" for eps, r in results.items())
-    lines += ["", f"Runs: {runs}."]
+            if eps == base:
+                clean0 = cleans
+            else:
+                costs.append(f"{model} {eps}: {max(c0 - c for c0, c in zip(clean0, cleans)):.1f}")
+            if model == "gaussian":
+                met = "met" if max(drops) <= 3 else "NOT met"
+                verdicts.append(f"label_noise {eps}: worst drop {max(drops):.1f} ({met})")
+    runs = "; ".join(f"label_noise {eps}: {r['info']['machine']}, {r['info']['wall_s']:.0f} s"
+                     for eps, r in results.items())
+    lines += ["", "Goal, the Gaussian model loses <= 3 points at every label count: " + "; ".join(verdicts) + ". "
+              f"Largest loss of clean-label accuracy against label_noise {base} (any count): " + "; ".join(costs)
+              + ".", "", f"Runs: {runs}."]
     return "\n".join(lines)
 
 
