@@ -209,7 +209,7 @@ def main() -> None:
             lines.append(f"| {r['feedback']} | {r['return']:.1f} | {_num(r['success'])} | {_num(r['reward_accuracy'])} | "
                          f"{_num(r['heldout_accuracy'])} | {agree} | {r['labels']} | {r['wall_s']:.0f} s |")
     table = "\n".join(lines)
-    publish(table, MARK, args.update_benchmarks)
+    publish(table, f"{MARK}:{args.target}", args.update_benchmarks)
 
 
 if __name__ == "__main__":
