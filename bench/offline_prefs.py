@@ -238,7 +238,8 @@ def note(args: argparse.Namespace) -> str:
             f"preference contrast can undo it. One seed, {args.eval_episodes} evaluation episodes per cell (one "
             f"episode = {100 / args.eval_episodes:.0f} points); all methods use the configs' networks (256x256 MLP, "
             f"dropout 0.25, lr 3e-4) and {args.steps} gradient steps (CPL: the first {args.steps // 5} of them BC "
-            f"warm-up). Two tasks ran per process, two processes side by side on the 2-core machine.")
+            f"warm-up). Tasks ran one after another per process, beside other benchmark processes on the 2-core "
+            f"machine (wall times are inflated by that).")
 
 
 def sizes(rows: list[dict], pairing: str) -> str:
