@@ -18,3 +18,17 @@ TINY_TRAIN: tuple[str, ...] = (
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run ``pbrl ARGS`` in a fresh interpreter and capture its output."""
     return subprocess.run([sys.executable, "-m", "pbrl.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def tiny_learner(labeller, store, *, source: str, max_labels: int, per_round: int, segment_length: int = 3):
+    """A PreferenceLearner over 2-d observations / 1-d actions with a one-member 8-unit reward (unit tests)."""
+    import numpy as np
+
+    from pbrl.agents.preference import FeedbackSchedule, PreferenceLearner
+    from pbrl.rewards.ensemble import EnsembleReward
+
+    return PreferenceLearner(reward_model=EnsembleReward(2, 1, n_members=1, hidden=(8,), seed=0), labeller=labeller,
+                             store=store, source=source, rng=np.random.default_rng(0),
+                             schedule=FeedbackSchedule(max_labels=max_labels, per_round=per_round, every=1,
+                                                       segment_length=segment_length, strategy="uniform",
+                                                       reward_epochs=1))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from pbrl.agents.preference import INITIAL_ANNOTATOR, FeedbackSchedule, PreferenceLearner
+from pbrl.agents.preference import INITIAL_ANNOTATOR
 from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Segment, Trajectory
 from pbrl.envs.tasks import load_task
@@ -14,8 +14,8 @@ from pbrl.feedback.pool import PoolPairs
 from pbrl.feedback.teachers import teacher_from_preset
 from pbrl.feedback.transfer_data import true_return_labels
 from pbrl.resources import resource_dir
-from pbrl.rewards.ensemble import EnsembleReward
 from pbrl.run.builder import build_labeller
+from pbrl.testing import tiny_learner
 from pbrl.types import PbrlError
 
 
@@ -25,12 +25,8 @@ def _segments(n: int, length: int, seed: int) -> list[Segment]:
                     rewards=rng.normal(size=length).astype(np.float32)) for _ in range(n)]
 
 
-def _learner(labeller, store: PreferenceStore, segment_length: int = 3) -> PreferenceLearner:
-    return PreferenceLearner(reward_model=EnsembleReward(2, 1, n_members=1, hidden=(8,), seed=0), labeller=labeller,
-                             store=store, source="scripted", rng=np.random.default_rng(0),
-                             schedule=FeedbackSchedule(max_labels=4, per_round=2, every=1,
-                                                       segment_length=segment_length, strategy="uniform",
-                                                       reward_epochs=1))
+def _learner(labeller, store: PreferenceStore, segment_length: int = 3):
+    return tiny_learner(labeller, store, source="scripted", max_labels=4, per_round=2, segment_length=segment_length)
 
 
 def test_scripted_pool_pairs_are_true_labels_stored_once_outside_the_budget(tmp_path):

@@ -14,13 +14,13 @@ import pytest
 from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Segment
 from pbrl.feedback.ot import FeatureSpec, GWSettings, distance_matrix, segment_features
-from pbrl.agents.preference import INITIAL_ANNOTATOR, FeedbackSchedule, PreferenceLearner
+from pbrl.agents.preference import INITIAL_ANNOTATOR, PreferenceLearner
 from pbrl.data.trajectory import Trajectory
 from pbrl.feedback.transfer import (GWConvergenceWarning, SourcePairs, TransferLabeller, load_source,
                                     load_target_pool, transfer_labeller, transfer_pair_labels)
-from pbrl.rewards.ensemble import EnsembleReward
 from pbrl.feedback.transfer_data import true_return_labels, write_labelled_store
 from pbrl.feedback.teachers import teacher_from_preset
+from pbrl.testing import tiny_learner
 from pbrl.types import PbrlError
 
 
@@ -165,11 +165,7 @@ def test_load_target_pool_reads_segments_not_labels(tmp_path, rng):
 
 
 def _learner(lab: TransferLabeller, store: PreferenceStore, segment_length: int = 3) -> PreferenceLearner:
-    return PreferenceLearner(reward_model=EnsembleReward(2, 1, n_members=1, hidden=(8,), seed=0), labeller=lab,
-                             store=store, source="transfer", rng=np.random.default_rng(0),
-                             schedule=FeedbackSchedule(max_labels=6, per_round=3, every=1,
-                                                       segment_length=segment_length, strategy="uniform",
-                                                       reward_epochs=1))
+    return tiny_learner(lab, store, source="transfer", max_labels=6, per_round=3, segment_length=segment_length)
 
 
 def test_learner_stores_pool_pairs_once_outside_the_budget(tmp_path):
