@@ -7,21 +7,36 @@ only the labels' source differs (``feedback=scripted feedback.target_pool=STORE 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Segment
 from pbrl.feedback.query import random_pairs
 from pbrl.types import Labels, PbrlError
 
 
-def check_pool_length(pool: Sequence[Segment], segment_length: int) -> None:
-    """Pool segments must have the run's length to share a training batch with its queried pairs."""
+def load_target_pool(path: str | Path, *, max_segments: int, rng: np.random.Generator) -> list[Segment]:
+    """Up to ``max_segments`` random segments of a target-task store (labels are not read)."""
+    with PreferenceStore(path, create=False) as store:
+        ids = store.segment_ids()
+        if len(ids) < 2:
+            raise PbrlError(f"feedback.target_pool: {path} holds {len(ids)} segment(s); expected >= 2")
+        keep = sorted(rng.choice(len(ids), min(len(ids), int(max_segments)), replace=False))
+        return store.get_segments([ids[i] for i in keep])
+
+
+def draw_pool_pairs(pool: Sequence[Segment], n: int, rng: np.random.Generator,
+                    segment_length: int) -> tuple[list[Segment], list[Segment]]:
+    """``n`` random pairs of pool segments; they must have the run's length to share its training batches."""
     bad = {len(s) for s in pool} - {segment_length}
     if bad:
         raise PbrlError(f"feedback.target_pool: segments of {min(bad)} steps; this run uses segment_length="
                         f"{segment_length} (collect the pool with the same segment_length)")
+    a, b = random_pairs(len(pool), n, rng)
+    return [pool[i] for i in a], [pool[i] for i in b]
 
 
 class PoolPairs:
@@ -42,9 +57,7 @@ class PoolPairs:
 
     def initial_pairs(self, rng: np.random.Generator,
                       segment_length: int) -> tuple[list[Segment], list[Segment], Labels]:
-        check_pool_length(self.pool, segment_length)
-        a, b = random_pairs(len(self.pool), self.pool_pairs, rng)
-        first, second = [self.pool[i] for i in a], [self.pool[i] for i in b]
+        first, second = draw_pool_pairs(self.pool, self.pool_pairs, rng, segment_length)
         return first, second, self.inner.label(first, second)
 
     def __getattr__(self, name: str):  # everything else (e.g. a teacher's settings) is the wrapped labeller's

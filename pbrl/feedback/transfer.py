@@ -37,8 +37,7 @@ import numpy as np
 from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Segment
 from pbrl.feedback.heron import distinct_segments, segment_key
-from pbrl.feedback.pool import check_pool_length
-from pbrl.feedback.query import random_pairs
+from pbrl.feedback.pool import draw_pool_pairs, load_target_pool
 from pbrl.feedback.ot import (ANCHORS, FeatureSpec, GWResult, GWSettings, anchor_features, cross_distance,
                              distance_matrix, segment_features, solve_gw)
 from pbrl.types import Labels, PbrlError
@@ -92,16 +91,6 @@ def load_source(path: str | Path, *, max_segments: int, rng: np.random.Generator
         raise PbrlError(f"feedback.source_store: {path}: fewer than 2 source segments fit max_source={max_segments}")
     a = np.array(pairs)
     return SourcePairs(segments, a[:, 0].astype(np.int64), a[:, 1].astype(np.int64), a[:, 2])
-
-
-def load_target_pool(path: str | Path, *, max_segments: int, rng: np.random.Generator) -> list[Segment]:
-    """Up to ``max_segments`` random segments of a target-task store (labels are not read)."""
-    with PreferenceStore(path, create=False) as store:
-        ids = store.segment_ids()
-        if len(ids) < 2:
-            raise PbrlError(f"feedback.target_pool: {path} holds {len(ids)} segment(s); expected >= 2")
-        keep = sorted(rng.choice(len(ids), min(len(ids), int(max_segments)), replace=False))
-        return store.get_segments([ids[i] for i in keep])
 
 
 def transfer_pair_labels(coupling: np.ndarray, src: SourcePairs, first: np.ndarray,
@@ -234,9 +223,7 @@ class TransferLabeller:
         """
         if self.pool_pairs == 0:
             return [], [], _no_labels()
-        check_pool_length(self.target_pool, segment_length)
-        a, b = random_pairs(len(self.target_pool), self.pool_pairs, rng)
-        first, second = [self.target_pool[i] for i in a], [self.target_pool[i] for i in b]
+        first, second = draw_pool_pairs(self.target_pool, self.pool_pairs, rng, segment_length)
         return first, second, self.label(first, second, few_shot=False)  # teacher answers are for queries only
 
 

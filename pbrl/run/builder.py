@@ -59,8 +59,7 @@ def _scripted(fb: DictConfig, task: TaskSpec, rng: np.random.Generator) -> tuple
     teacher = teacher_from_preset(str(fb.preset), rng=rng, reward_key=key, **container(fb.overrides))
     if fb.get("target_pool") is None and not fb.get("pool_pairs"):
         return teacher, "scripted"
-    from pbrl.feedback.pool import PoolPairs
-    from pbrl.feedback.transfer import load_target_pool
+    from pbrl.feedback.pool import PoolPairs, load_target_pool
 
     pool = load_target_pool(fb.target_pool, max_segments=10**9, rng=rng) if fb.get("target_pool") else []
     return PoolPairs(teacher, pool, int(fb.get("pool_pairs", 0))), "scripted"
