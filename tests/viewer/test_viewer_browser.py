@@ -81,6 +81,9 @@ def test_keys_label_pairs_in_the_store(browser, tmp_path) -> None:
         page.keyboard.press("ArrowDown")
         _acked(page, 5)
         page.wait_for_selector("#empty", state="visible", timeout=60_000)
+        # the counter refreshes from the server after the last answer; wait for it instead of racing it
+        page.wait_for_function("document.getElementById('progress').textContent.includes('5 labelled / 0 queued')",
+                               timeout=60_000)
         assert "5 labelled / 0 queued" in page.inner_text("#progress")
         timings = page.evaluate("window.pbrlTimings")  # ms from a key press to the next pair's first frames
         assert len(timings) >= 4 and all(0 < t < 10_000 for t in timings)
