@@ -32,3 +32,13 @@ def tiny_learner(labeller, store, *, source: str, max_labels: int, per_round: in
                              schedule=FeedbackSchedule(max_labels=max_labels, per_round=per_round, every=1,
                                                        segment_length=segment_length, strategy="uniform",
                                                        reward_epochs=1))
+
+
+def tiny_episode(seed: int, steps: int = 12):
+    """A ``steps``-long episode with 2-d observations, 1-d zero actions and reward = first obs coordinate."""
+    import numpy as np
+
+    from pbrl.data.trajectory import Trajectory
+
+    obs = np.random.default_rng(seed).normal(size=(steps + 1, 2)).astype(np.float32)
+    return Trajectory(obs=obs, acts=np.zeros((steps, 1), np.float32), rewards=obs[:-1, 0].copy(), episode_id=0)

@@ -8,14 +8,14 @@ from omegaconf import OmegaConf
 
 from pbrl.agents.preference import INITIAL_ANNOTATOR
 from pbrl.data.store import PreferenceStore
-from pbrl.data.trajectory import Segment, Trajectory
+from pbrl.data.trajectory import Segment
 from pbrl.envs.tasks import load_task
 from pbrl.feedback.pool import PoolPairs
 from pbrl.feedback.teachers import teacher_from_preset
 from pbrl.feedback.transfer_data import true_return_labels
 from pbrl.resources import resource_dir
 from pbrl.run.builder import build_labeller
-from pbrl.testing import tiny_learner
+from pbrl.testing import tiny_episode, tiny_learner
 from pbrl.types import PbrlError
 
 
@@ -32,8 +32,7 @@ def _learner(labeller, store: PreferenceStore, segment_length: int = 3):
 def test_scripted_pool_pairs_are_true_labels_stored_once_outside_the_budget(tmp_path):
     pool = _segments(20, 3, seed=1)
     labeller = PoolPairs(teacher_from_preset("oracle", rng=np.random.default_rng(0)), pool, pool_pairs=15)
-    obs = np.random.default_rng(2).normal(size=(13, 2)).astype(np.float32)
-    episode = Trajectory(obs=obs, acts=np.zeros((12, 1), np.float32), rewards=obs[:-1, 0].copy(), episode_id=0)
+    episode = tiny_episode(2)
     with PreferenceStore(tmp_path / "run.sqlite") as store:
         learner = _learner(labeller, store)
         assert learner.round([episode]).asked == 2

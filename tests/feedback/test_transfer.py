@@ -15,12 +15,11 @@ from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Segment
 from pbrl.feedback.ot import FeatureSpec, GWSettings, distance_matrix, segment_features
 from pbrl.agents.preference import INITIAL_ANNOTATOR, PreferenceLearner
-from pbrl.data.trajectory import Trajectory
 from pbrl.feedback.transfer import (GWConvergenceWarning, SourcePairs, TransferLabeller, load_source,
                                     load_target_pool, transfer_labeller, transfer_pair_labels)
 from pbrl.feedback.transfer_data import true_return_labels, write_labelled_store
 from pbrl.feedback.teachers import teacher_from_preset
-from pbrl.testing import tiny_learner
+from pbrl.testing import tiny_episode, tiny_learner
 from pbrl.types import PbrlError
 
 
@@ -170,8 +169,7 @@ def _learner(lab: TransferLabeller, store: PreferenceStore, segment_length: int 
 
 def test_learner_stores_pool_pairs_once_outside_the_budget(tmp_path):
     lab, _ = _pool_labeller(pool_pairs=30)
-    obs = np.random.default_rng(1).normal(size=(13, 2)).astype(np.float32)
-    episode = Trajectory(obs=obs, acts=np.zeros((12, 1), np.float32), rewards=obs[:-1, 0].copy(), episode_id=0)
+    episode = tiny_episode(1)
     with PreferenceStore(tmp_path / "run.sqlite") as store:
         learner = _learner(lab, store)
         assert learner.round([episode]).asked == 3
