@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from common import ROOT, publish
+from reward_learning import _mean as mean_accuracy
 
 MARK = "reward-label-noise"
 RESULTS = ROOT / "bench" / "results"
@@ -35,10 +36,6 @@ def run(eps: str, args: argparse.Namespace) -> Path:
     return path
 
 
-def mean_acc(rows: list[dict], **match) -> float:
-    return 100 * float(np.mean([r["accuracy"] for r in rows if all(r[k] == v for k, v in match.items())]))
-
-
 def render(results: dict[str, dict], args: argparse.Namespace) -> str:
     counts = [int(c) for c in args.counts.split(",")]
     head = "| model | label_noise | " + " | ".join(f"{n}: clean / 10% / drop" for n in counts) + " | mean drop |"
@@ -54,8 +51,8 @@ def render(results: dict[str, dict], args: argparse.Namespace) -> str:
         for eps, res in results.items():
             rows, cells, drops, cleans = res["rows"], [], [], []
             for n in counts:
-                clean = mean_acc(rows, model=model, n=n, teacher="rational", lib="pbrl")
-                noisy = mean_acc(rows, model=model, n=n, teacher="mistake0.1", lib="pbrl")
+                clean = 100 * mean_accuracy(rows, model=model, n=n, teacher="rational", lib="pbrl")
+                noisy = 100 * mean_accuracy(rows, model=model, n=n, teacher="mistake0.1", lib="pbrl")
                 drops.append(clean - noisy)
                 cleans.append(clean)
                 cells.append(f"{clean:.1f} / {noisy:.1f} / **{clean - noisy:.1f}**")

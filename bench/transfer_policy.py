@@ -163,7 +163,7 @@ def main() -> None:
     p.add_argument("--every", type=int, default=2000)
     p.add_argument("--pool-episodes", type=int, default=50, help="target-pool episodes (10 segments each)")
     p.add_argument("--pool-pairs", type=int, default=300, help="transferred labels on target-pool pairs")
-    p.add_argument("--pool-epochs", type=int, default=10, help="reward.epochs of the transfer+pool run")
+    p.add_argument("--pool-epochs", type=int, default=10, help="reward.epochs of the +pool runs (their fits see the pool labels from the first session)")
     p.add_argument("--collect", action="store_true", help="only read the finished runs in --out and print the table")
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--segment-length", type=int, default=50)
