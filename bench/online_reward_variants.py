@@ -86,7 +86,8 @@ def summarise(dirs: dict[str, Path], walls: dict[str, float]) -> list[dict[str, 
     return rows
 
 
-def render(plan, rows: list[dict], cmds: dict[str, list[str]], machine: dict[str, Any]) -> str:
+def render(plan, rows: list[dict], cmds: dict[str, list[str]], machine: dict[str, Any],
+           reused: Sequence[str] = ()) -> str:
     fmt = lambda v, f=".2f": "–" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, f)  # noqa: E731
     lines = [f"## Online reward variants: {plan.task}, {plan.steps} steps, {plan.labels} labels, seed {plan.seed}"
              + (" (tiny smoke scale — not a result)" if plan.quick or plan.steps < 50_000 else ""), "",
@@ -96,8 +97,9 @@ def render(plan, rows: list[dict], cmds: dict[str, list[str]], machine: dict[str
         ret = fmt(r["return"], ".1f") + ("" if r.get("return_std") is None else f" ± {r['return_std']:.1f}")
         lines.append(f"| {r['variant']} | {ret} | {fmt(r.get('success'))} | {fmt(r['reward_accuracy'])} | "
                      f"{fmt(r['corr_segment'])} | {r['labels']} | {fmt(r['wall_s'] / 60, '.1f')} |")
-    lines += ["", f"Machine: {machine['cpu']}, {machine['nproc']} cores, {machine['date']}; all variants ran "
-              f"side by side (1 thread each).", "", "Commands:", ""]
+    lines += ["", f"Machine: {machine['cpu']}, {machine['nproc']} cores, {machine['date']}; the variants started "
+              f"here ran side by side (1 thread each)" + (f"; reused: {', '.join(reused)}." if reused else "."), "",
+              "Commands:", ""]
     lines += [f"- `{show(c)}`" for c in cmds.values()]
     return "\n".join(lines)
 
@@ -139,7 +141,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if started is None:
         return 1
     walls, machine = started
-    block = render(plan, summarise(dirs, walls), cmds, machine)
+    block = render(plan, summarise(dirs, walls), cmds, machine, reused=list(args.reuse))
     print("\n" + block)
     args.results_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.results_dir / f"variants_{plan.task}_{plan.steps}.md", block + "\n")
