@@ -21,6 +21,7 @@ import argparse
 import json
 import sys
 import time
+from typing import Optional
 from pathlib import Path
 
 import numpy as np
@@ -73,11 +74,16 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="the reduced scale run on a shared 2-core machine")
     ap.add_argument("--update-md", action="store_true", help="write the table into BENCHMARKS.md")
     ap.add_argument("--out", default=str(ROOT / "results" / "offline_prefs"))
+    ap.add_argument("--methods", default=",".join(METHODS),
+                    help=f"comma-separated subset of {list(METHODS)} (the others' cells stay empty)")
     ap.add_argument("--keep-data", action="store_true", help="keep the datasets (stores) in --out")
     ap.add_argument("--from-rows", default=None,
                     help="re-render the table from finished runs' rows.json (comma-separated: runs of other tasks "
                          "with the same settings are merged)")
     args = ap.parse_args()
+    unknown = [m for m in args.methods.split(",") if m not in METHODS]
+    if unknown:
+        ap.error(f"--methods: unknown {unknown}; expected some of {list(METHODS)}")
     if args.quick:
         args.tasks, args.episodes, args.dense_segments, args.sparse_segments = (
             "drawer-open,button-press,plate-slide", 48, 320, 1000)
@@ -150,14 +156,19 @@ SETTINGS = ("episode_length", "dense_segments", "sparse_segments", "noise", "sub
 
 
 def merge_runs(runs: list[dict]) -> dict:
-    """One ``rows.json`` from runs on different tasks with the same settings (an error names the one that differs)."""
+    """One ``rows.json`` from runs with the same settings (an error names the one that differs).
+
+    Runs of other tasks add rows; a later run's row replaces an earlier one for the same (task, dataset,
+    method), so one method can be re-run on the same data with ``--methods``.
+    """
     first = runs[0]["args"]
     for run in runs[1:]:
         bad = [k for k in SETTINGS if run["args"].get(k) != first.get(k)]
         if bad:
             raise SystemExit(f"--from-rows: runs differ in {bad[0]} ({first.get(bad[0])} vs {run['args'].get(bad[0])})")
-    tasks = [t for run in runs for t in run["args"]["tasks"].split(",")]
-    return {"args": {**first, "tasks": ",".join(tasks)}, "rows": [r for run in runs for r in run["rows"]],
+    tasks = list(dict.fromkeys(t for run in runs for t in run["args"]["tasks"].split(",")))
+    cells = {(r["task"], r["dataset"], r["method"]): r for run in runs for r in run["rows"]}  # later runs win
+    return {"args": {**first, "tasks": ",".join(tasks)}, "rows": list(cells.values()),
             "wall_s": sum(run.get("wall_s", 0.0) for run in runs)}
 
 
@@ -195,7 +206,7 @@ def main() -> None:
         for pairing, (path, counts) in paths.items():
             with PreferenceStore(path, create=False) as store:
                 data = OfflineData.from_store(store)
-            for method in METHODS:
+            for method in args.methods.split(","):
                 rows.append({**run_method(task_name, data, method, pairing, args), **counts})
                 print(json.dumps(rows[-1]), flush=True)
         if not args.keep_data:  # hundreds of MB per task; the rows are what the benchmark keeps
@@ -206,19 +217,27 @@ def main() -> None:
         report(rows, args, t_start)
 
 
+def paired(rows: list[dict], a: str, b: str, pairing: Optional[str] = None) -> list[tuple[float, float]]:
+    """(success of ``a``, success of ``b``) for every (task, dataset) cell that has both methods."""
+    got = {(r["task"], r["dataset"], r["method"]): r["success"] for r in rows}
+    return [(got[(t, d, a)], got[(t, d, b)]) for (t, d, m) in got
+            if m == a and (t, d, b) in got and pairing in (None, d)]
+
+
 def verdict(rows: list[dict]) -> str:
-    """The issue's two goals, checked on the rows at hand (means over tasks, in success points)."""
+    """The issue's two goals, checked on the rows at hand (mean paired gaps over tasks, in success points)."""
     out = []
     for pairing in ("dense", "sparse"):
-        mean = {m: 100 * np.mean([r["success"] for r in rows if r["dataset"] == pairing and r["method"] == m])
-                for m in METHODS}
-        cpl_gap = round(mean["CPL"] - mean["BC (preferred)"], 6)  # 94 - 84 must read as 10, not 9.999...
-        oppo_gap = round(mean["OPPO"] - mean["BC (all)"], 6)
-        out.append(f"{pairing}: CPL - preferred-BC = {cpl_gap:+.0f} points (goal >= +10: "
-                   f"{'met' if cpl_gap >= 10 else 'NOT met'}), OPPO - BC(all) = {oppo_gap:+.0f} points (goal > 0: "
-                   f"{'met' if oppo_gap > 0 else 'NOT met'})")
-    cells = [(c["success"], p["success"]) for c in rows if c["method"] == "CPL" for p in rows
-             if p["method"] == "BC (preferred)" and (p["task"], p["dataset"]) == (c["task"], c["dataset"])]
+        parts = []
+        for a, b, goal, ok in (("CPL", "BC (preferred)", ">= +10", lambda g: g >= 10),
+                               ("OPPO", "BC (all)", "> 0", lambda g: g > 0)):
+            cells = paired(rows, a, b, pairing)
+            if cells:
+                gap = round(100 * float(np.mean([x - y for x, y in cells])), 6)  # 94 - 84 reads as 10, not 9.99..
+                parts.append(f"{a} - {b} = {gap:+.0f} points (goal {goal}: {'met' if ok(gap) else 'NOT met'})")
+        if parts:
+            out.append(f"{pairing}: " + ", ".join(parts))
+    cells = paired(rows, "CPL", "BC (preferred)")
     ahead = sum(c >= p for c, p in cells)
     ceiling = sum(p >= 1.0 for _, p in cells)
     return ("Goals at this scale: " + "; ".join(out) + f". CPL >= preferred-BC in {ahead}/{len(cells)} cells; "
