@@ -21,8 +21,8 @@ import argparse
 import json
 import sys
 import time
-from typing import Optional
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
