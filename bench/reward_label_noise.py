@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from common import ROOT, publish
-from reward_learning import _mean as mean_accuracy
+from reward_learning import mean_accuracy
 
 MARK = "reward-label-noise"
 RESULTS = ROOT / "bench" / "results"

@@ -134,7 +134,7 @@ def _pct(x: float) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
 
 
-def _mean(rows: list[dict], **match: Any) -> float:
+def mean_accuracy(rows: list[dict], **match: Any) -> float:
     vals = [r["accuracy"] for r in rows if all(r.get(k) == v for k, v in match.items())]
     return float(np.mean(vals)) if vals else math.nan
 
@@ -147,7 +147,7 @@ def render(rows: list[dict], args: argparse.Namespace, info: dict) -> str:
     imit_tasks = sorted({r["task"] for r in rows if r["lib"] == "imitation"})
     for teacher in args.teachers:
         for lib, kind in [("pbrl", m) for m in args.models] + [("imitation", "ensemble")]:
-            cells = [_mean(rows, teacher=teacher, lib=lib, model=kind, n=n) for n in counts]
+            cells = [mean_accuracy(rows, teacher=teacher, lib=lib, model=kind, n=n) for n in counts]
             if not all(math.isnan(c) for c in cells):
                 name = kind if lib == "pbrl" else f"imitation/{kind} ({', '.join(imit_tasks)} only)"
                 out.append(f"| {teacher} | {name} | " + " | ".join(_pct(c) for c in cells) + " |")
@@ -157,7 +157,7 @@ def render(rows: list[dict], args: argparse.Namespace, info: dict) -> str:
     for task in tasks:
         for lib, kind in (("pbrl", "ensemble"), ("pbrl", "gaussian"), ("pbrl", "gaussian-ensemble"),
                           ("imitation", "ensemble")):
-            cells = [_mean(rows, task=task, teacher="rational", lib=lib, model=kind, n=n) for n in counts]
+            cells = [mean_accuracy(rows, task=task, teacher="rational", lib=lib, model=kind, n=n) for n in counts]
             if not all(math.isnan(c) for c in cells):
                 out.append(f"| {task} | {lib}/{kind} | " + " | ".join(_pct(c) for c in cells) + " |")
     out.append(f"\nSetup: {info['setup']}\nMachine: {info['machine']}\nCommand: `{info['command']}`; "
@@ -168,8 +168,8 @@ def render(rows: list[dict], args: argparse.Namespace, info: dict) -> str:
 def goals(rows: list[dict], args: argparse.Namespace) -> str:
     lines = []
     for kind in [k for k in args.models if k in GAUSSIANS]:
-        drops = [_mean(rows, teacher="rational", model=kind, lib="pbrl", n=n)
-                 - _mean(rows, teacher="mistake0.1", model=kind, lib="pbrl", n=n) for n in args.counts]
+        drops = [mean_accuracy(rows, teacher="rational", model=kind, lib="pbrl", n=n)
+                 - mean_accuracy(rows, teacher="mistake0.1", model=kind, lib="pbrl", n=n) for n in args.counts]
         if not all(math.isnan(d) for d in drops):
             worst = np.nanmax(drops)
             lines.append(f"- {kind} ({GAUSSIANS[kind]} model{'s' * (GAUSSIANS[kind] > 1)}), rational → 10% mistakes: "
@@ -179,7 +179,7 @@ def goals(rows: list[dict], args: argparse.Namespace) -> str:
     diffs = []  # per (task, teacher, count) cell, each side averaged over the seeds
     for task, teacher, n in dict.fromkeys((r["task"], r["teacher"], r["n"]) for r in rows if r["lib"] == "imitation"):
         cell = dict(task=task, teacher=teacher, n=n, model="ensemble")
-        diffs.append((_mean(rows, lib="pbrl", **cell) - _mean(rows, lib="imitation", **cell), task, teacher, n))
+        diffs.append((mean_accuracy(rows, lib="pbrl", **cell) - mean_accuracy(rows, lib="imitation", **cell), task, teacher, n))
     if diffs:
         bad = [d for d in diffs if d[0] < 0]
         lines.append(f"- pbrl ensemble vs imitation ensemble, same pairs: pbrl ≥ imitation in "
