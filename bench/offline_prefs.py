@@ -70,6 +70,9 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--hidden", default=None, help="MLP sizes for every method, e.g. 128,128 (default: configs)")
     ap.add_argument("--batch-pairs", type=int, default=None, help="pairs (BC: segments) per batch (default: configs)")
     ap.add_argument("--lr", type=float, default=None, help="learning rate of every method (default: configs)")
+    ap.add_argument("--std", default="learned",
+                    help="action std of BC and CPL actors: learned, or a fixed number (0.7071: CPL code's MSE actor)")
+    ap.add_argument("--cpl-bc-weight", type=float, default=None, help="CPL's BC regulariser (default: config)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a loaded machine)")
     ap.add_argument("--quick", action="store_true", help="the reduced scale run on a shared 2-core machine")
     ap.add_argument("--update-md", action="store_true", help="write the table into BENCHMARKS.md")
@@ -129,6 +132,10 @@ def algo_cfg(name: str, overrides: dict, args: argparse.Namespace, pairing: str)
         cfg["batch_segments" if name == "bc" else "batch_pairs"] = args.batch_pairs
     if args.lr:
         cfg.lr = args.lr
+    if name in ("bc", "cpl"):
+        cfg.std = getattr(args, "std", "learned")
+    if name == "cpl" and getattr(args, "cpl_bc_weight", None) is not None:
+        cfg.bc_weight = args.cpl_bc_weight
     for k, v in overrides.items():
         cfg[k] = v
     return cfg
@@ -146,7 +153,31 @@ def run_method(task_name: str, data: OfflineData, method: str, pairing: str, arg
     res = evaluate(load_task(task_name), learner.policy.act, n_episodes=args.eval_episodes, seed=10_000 + args.seed,
                    episode_length=args.episode_length)
     return {"task": task_name, "dataset": pairing, "method": method, "success": res.success_rate,
-            "return": res.return_mean, "train_s": train_s, "eval_s": time.time() - t0 - train_s}
+            "return": res.return_mean, "train_s": train_s, "eval_s": time.time() - t0 - train_s,
+            **method_settings(cfg)}
+
+
+#: method settings stamped on every row: key -> (value in rows that predate the stamp, algos that have it)
+ROW_SETTINGS = {"std": ("learned", ("bc", "cpl")), "bc_weight": (1.0, ("cpl",))}
+
+
+def method_settings(cfg) -> dict:
+    """The row's settings that only some methods have (see :data:`ROW_SETTINGS`)."""
+    return {k: cfg[k] for k, (_, algos) in ROW_SETTINGS.items() if cfg.name in algos}
+
+
+def row_settings(row: dict) -> dict:
+    """A row's method settings, with the old defaults for rows written before they were stamped."""
+    algo = METHODS[row["method"]][0]
+    return {k: row.get(k, old) for k, (old, algos) in ROW_SETTINGS.items() if algo in algos}
+
+
+def settings_of(rows: list[dict], method: str) -> dict:
+    """The one set of method settings behind every row of ``method`` (an error if merged rows disagree)."""
+    seen = {json.dumps(row_settings(r), sort_keys=True) for r in rows if r["method"] == method}
+    if len(seen) > 1:
+        raise SystemExit(f"--from-rows: {method} rows were trained with different settings: {sorted(seen)}")
+    return json.loads(seen.pop()) if seen else {}
 
 
 #: settings that must agree for runs on different tasks to share one table
@@ -168,6 +199,8 @@ def merge_runs(runs: list[dict]) -> dict:
             raise SystemExit(f"--from-rows: runs differ in {bad[0]} ({first.get(bad[0])} vs {run['args'].get(bad[0])})")
     tasks = list(dict.fromkeys(t for run in runs for t in run["args"]["tasks"].split(",")))
     cells = {(r["task"], r["dataset"], r["method"]): r for run in runs for r in run["rows"]}  # later runs win
+    for method in METHODS:
+        settings_of(list(cells.values()), method)
     return {"args": {**first, "tasks": ",".join(tasks)}, "rows": list(cells.values()),
             "wall_s": sum(run.get("wall_s", 0.0) for run in runs)}
 
@@ -282,6 +315,16 @@ def mixture(args: argparse.Namespace) -> str:
             f"episodes, + the same noise), {100 * rand:.0f}% random")
 
 
+def method_line(rows: list[dict]) -> str:
+    """The per-method settings of the table's rows, in words."""
+    parts = []
+    for method in METHODS:
+        got = settings_of(rows, method)
+        if got:
+            parts.append(f"{method}: " + ", ".join(f"{k} {v}" for k, v in got.items()))
+    return "Method settings (`--std`, `--cpl-bc-weight`): " + "; ".join(parts) + "." if parts else ""
+
+
 def report(rows: list[dict], args: argparse.Namespace, t_start: float) -> None:
     """Print the table (and update BENCHMARKS.md) with every task finished so far."""
     done = list(dict.fromkeys(r["task"] for r in rows))
@@ -294,7 +337,7 @@ def report(rows: list[dict], args: argparse.Namespace, t_start: float) -> None:
             f"Success rate (%) in the environment after offline training on datasets from `pbrl.data.collect` "
             f"({mixture(args)}; rational return teacher; time-aligned pairs; dense = all pairs in groups of "
             f"{args.group_size}, sparse = disjoint pairs). Scale run: {scale}.\n\n{table(rows, args)}\n\n"
-            f"{verdict(rows)}\n\n{note(args)}")
+            f"{verdict(rows)} {method_line(rows)}\n\n{note(args)}")
     print(text)
     if args.update_md:
         update_md(text)

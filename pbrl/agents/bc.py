@@ -25,18 +25,31 @@ class GaussianActor(nn.Module):
 
     The mean is squashed but the density is a plain Gaussian, so log pi(a|s) of dataset actions on the box's
     edge stays finite (CPL's scores sum these log-probabilities).
+
+    ``fixed_std`` replaces the learned, state-dependent sigma(s) by a constant: then log pi is the negative
+    squared error up to a constant (sigma = 1/sqrt(2) gives exactly ``-||mu(s) - a||^2``, the deterministic
+    actor of the CPL code), and the contrastive loss can only separate segments by moving the mean, not by
+    shaping the variance.
     """
 
     def __init__(self, obs_dim: int, act_dim: int, *, hidden: Sequence[int] = (256, 256), dropout: float = 0.0,
-                 obs_mean: np.ndarray | None = None, obs_std: np.ndarray | None = None) -> None:
+                 obs_mean: np.ndarray | None = None, obs_std: np.ndarray | None = None,
+                 fixed_std: float | None = None) -> None:
         super().__init__()
-        self.config = {"obs_dim": obs_dim, "act_dim": act_dim, "hidden": list(hidden), "dropout": dropout}
+        if fixed_std is not None and not fixed_std > 0:
+            raise PbrlError(f"algo.std: expected 'learned' or a positive number, got {fixed_std}")
+        self.config = {"obs_dim": obs_dim, "act_dim": act_dim, "hidden": list(hidden), "dropout": dropout,
+                       "fixed_std": None if fixed_std is None else float(fixed_std)}
         self.norm = ObsNorm(np.zeros(obs_dim) if obs_mean is None else obs_mean,
                             np.ones(obs_dim) if obs_std is None else obs_std)
-        self.net = mlp(obs_dim, hidden, 2 * act_dim, dropout)
+        self.fixed_log_std = None if fixed_std is None else math.log(fixed_std)
+        self.net = mlp(obs_dim, hidden, act_dim if fixed_std is not None else 2 * act_dim, dropout)
 
     def dist_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, log_std = self.net(self.norm(obs)).chunk(2, dim=-1)
+        out = self.net(self.norm(obs))
+        if self.fixed_log_std is not None:
+            return torch.tanh(out), torch.full_like(out, self.fixed_log_std)
+        mu, log_std = out.chunk(2, dim=-1)
         return torch.tanh(mu), log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
 
     def log_prob(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
@@ -65,10 +78,24 @@ def bc_loss(logp: torch.Tensor) -> torch.Tensor:
     return -logp.mean()
 
 
-def make_actor(data: OfflineData, hidden: Sequence[int], dropout: float) -> GaussianActor:
+def parse_std(value: object) -> float | None:
+    """Config ``algo.std``: ``learned`` (state-dependent sigma, None) or a positive constant."""
+    if value is None or str(value) == "learned":
+        return None
+    try:
+        std = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise PbrlError(f"algo.std: expected 'learned' or a positive number, got {value!r}") from None
+    if not std > 0:
+        raise PbrlError(f"algo.std: expected 'learned' or a positive number, got {value!r}")
+    return std
+
+
+def make_actor(data: OfflineData, hidden: Sequence[int], dropout: float, std: object = "learned") -> GaussianActor:
     obs_dim, act_dim = data.dims
-    mean, std = obs_stats(data.obs)
-    return GaussianActor(obs_dim, act_dim, hidden=hidden, dropout=dropout, obs_mean=mean, obs_std=std)
+    mean, obs_std = obs_stats(data.obs)
+    return GaussianActor(obs_dim, act_dim, hidden=hidden, dropout=dropout, obs_mean=mean, obs_std=obs_std,
+                         fixed_std=parse_std(std))
 
 
 class BCLearner(OfflineLearner):
@@ -79,15 +106,16 @@ class BCLearner(OfflineLearner):
         preferred_only: clone only preferred segments ("BC on preferred", CPL's baseline) instead of all data.
         hidden, dropout, lr, batch_segments: actor and optimiser settings.
         rng: batch sampling.
+        std: ``learned`` or a fixed action std (see :class:`GaussianActor`).
     """
 
     def __init__(self, data: OfflineData, *, preferred_only: bool, hidden: Sequence[int], dropout: float,
-                 lr: float, batch_segments: int, rng: np.random.Generator) -> None:
+                 lr: float, batch_segments: int, rng: np.random.Generator, std: object = "learned") -> None:
         self.data, self.rng, self.batch = data, rng, int(batch_segments)
         self.pool = data.preferred() if preferred_only else np.arange(len(data.obs))
         if len(self.pool) == 0:
             raise PbrlError("algo.preferred_only: the dataset has no strict preference (every label is 0.5)")
-        self.policy = make_actor(data, hidden, dropout)
+        self.policy = make_actor(data, hidden, dropout, std)
         self.modules = {"actor": self.policy}
         self.optims = {"actor": torch.optim.Adam(self.policy.parameters(), lr=lr)}
 

@@ -64,18 +64,19 @@ class CPLLearner(OfflineLearner):
         pairing: ``sparse`` (uniform pairs) or ``dense`` (whole comparison groups, each segment scored once).
         hidden, dropout, lr, batch_pairs: actor/optimiser settings.
         rng: batch sampling.
+        std: ``learned`` or a fixed action std (see :class:`~pbrl.agents.bc.GaussianActor`).
     """
 
     def __init__(self, data: OfflineData, *, alpha: float, bias: float, bc_weight: float, bc_steps: int,
                  pairing: str, hidden: Sequence[int], dropout: float, lr: float, batch_pairs: int,
-                 rng: np.random.Generator, bc_data: str = "all") -> None:
+                 rng: np.random.Generator, bc_data: str = "all", std: object = "learned") -> None:
         if bc_data not in BC_DATA:
             raise PbrlError(f"algo.bc_data: expected one of {BC_DATA}, got {bc_data!r}")
         self.data, self.rng, self.lr, self.bc_data = data, rng, float(lr), bc_data
         self.alpha, self.bias, self.bc_weight, self.bc_steps = float(alpha), float(bias), float(bc_weight), int(bc_steps)
         cpl_loss(torch.zeros(1), torch.zeros(1), torch.zeros(1), self.bias)  # validate lambda early
         self.sampler = PairSampler(data, batch_pairs=batch_pairs, pairing=pairing, rng=rng)
-        self.policy = make_actor(data, hidden, dropout)
+        self.policy = make_actor(data, hidden, dropout, std)
         self.modules = {"actor": self.policy}
         self.optims = {"actor": torch.optim.Adam(self.policy.parameters(), lr=self.lr)}
 

@@ -127,7 +127,7 @@ def build_learner(algo: DictConfig, data: OfflineData, rng: np.random.Generator)
         return CPLLearner(data, alpha=float(algo.alpha), bias=float(algo.bias), bc_weight=float(algo.bc_weight),
                           bc_data=str(algo.get("bc_data", "all")), bc_steps=int(algo.bc_steps),
                           pairing=str(algo.pairing), dropout=float(algo.dropout),
-                          batch_pairs=int(algo.batch_pairs), rng=rng, **common)
+                          batch_pairs=int(algo.batch_pairs), rng=rng, std=algo.get("std", "learned"), **common)
     if algo.name == "oppo":
         from pbrl.agents.oppo import OPPOLearner
 
@@ -138,7 +138,7 @@ def build_learner(algo: DictConfig, data: OfflineData, rng: np.random.Generator)
     from pbrl.agents.bc import BCLearner
 
     return BCLearner(data, preferred_only=bool(algo.preferred_only), dropout=float(algo.dropout),
-                     batch_segments=int(algo.batch_segments), rng=rng, **common)
+                     batch_segments=int(algo.batch_segments), rng=rng, std=algo.get("std", "learned"), **common)
 
 
 def save_policy(policy: torch.nn.Module, path: Path) -> None:

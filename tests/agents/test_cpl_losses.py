@@ -65,6 +65,32 @@ def test_actor_log_prob_matches_torch_normal_and_act_is_deterministic() -> None:
     assert np.array_equal(a1, a2) and actor.training and np.all(np.abs(a1) <= 1)
 
 
+def test_fixed_std_actor_scores_negative_squared_error_and_round_trips(tmp_path) -> None:
+    """std = 1/sqrt(2): log pi = -||mu - a||^2 + const (the CPL code's deterministic actor); saved and reloaded."""
+    from pbrl.run.offline import load_policy, save_policy
+
+    torch.manual_seed(0)
+    actor = GaussianActor(3, 2, hidden=(8,), dropout=0.0, fixed_std=1 / math.sqrt(2)).eval()
+    obs, act = torch.randn(5, 3), torch.rand(5, 2) * 2 - 1
+    mean, log_std = actor.dist_params(obs)
+    assert torch.allclose(log_std, torch.full_like(mean, -0.5 * math.log(2)))
+    const = -2 * (0.5 * math.log(math.pi))  # per action dim: -log sigma - log sqrt(2 pi) = -0.5 log(pi)
+    assert torch.allclose(actor.log_prob(obs, act), -(act - mean).pow(2).sum(-1) + const, atol=1e-5)
+    save_policy(actor, tmp_path / "policy.pt")
+    again = load_policy(tmp_path / "policy.pt")
+    assert again.config["fixed_std"] == pytest.approx(1 / math.sqrt(2))
+    assert torch.allclose(again(obs), actor(obs))
+
+
+def test_std_setting_is_checked() -> None:
+    from pbrl.agents.bc import parse_std
+
+    assert parse_std("learned") is None and parse_std(0.5) == 0.5 and parse_std("0.25") == 0.25
+    for bad in ("fixed", 0, -1.0):
+        with pytest.raises(PbrlError, match="algo.std: expected 'learned' or a positive number"):
+            parse_std(bad)
+
+
 def _toy_data(rng: np.random.Generator, n: int = 16, L: int = 5) -> OfflineData:
     """Pairs of one good (action +0.8) and one bad (action -0.8) segment in random order, plus one tie."""
     good = np.zeros(n, bool)
@@ -77,11 +103,12 @@ def _toy_data(rng: np.random.Generator, n: int = 16, L: int = 5) -> OfflineData:
                        first=first, second=second, p=p.astype(np.float32))
 
 
-def test_cpl_learner_prefers_good_actions_after_training(rng: np.random.Generator) -> None:
+@pytest.mark.parametrize("std", ["learned", 0.5])
+def test_cpl_learner_prefers_good_actions_after_training(rng: np.random.Generator, std: object) -> None:
     torch.manual_seed(0)
     data = _toy_data(rng)
     learner = CPLLearner(data, alpha=0.1, bias=0.5, bc_weight=0.0, bc_steps=5, pairing="sparse", hidden=(16,),
-                         dropout=0.0, lr=3e-3, batch_pairs=6, rng=rng)
+                         dropout=0.0, lr=3e-3, batch_pairs=6, rng=rng, std=std)
     metrics = [learner.update(step) for step in range(150)]
     assert "pref_acc" not in metrics[0] and "pref_acc" in metrics[-1]
     assert float(np.mean(learner.policy.act(data.obs.reshape(-1, 2)))) > 0.3

@@ -37,7 +37,7 @@ def test_collect_writes_a_labelled_store(store_path: Path) -> None:
             assert row.label == (1.0 if a.true_return > b.true_return else 0.0 if a.true_return < b.true_return else 0.5)
 
 
-@pytest.mark.parametrize("algo,extra", [("cpl", ["algo.bc_steps=2"]), ("oppo", ["algo.d_model=16"])])
+@pytest.mark.parametrize("algo,extra", [("cpl", ["algo.bc_steps=2", "algo.std=0.5"]), ("oppo", ["algo.d_model=16"])])
 def test_train_offline_algo_writes_artefacts(store_path: Path, tmp_path: Path, algo: str, extra: list[str]) -> None:
     out = tmp_path / algo
     main(["train", f"algo={algo}", f"data={store_path}", *TRAIN, *extra, f"out={out}"])
@@ -48,6 +48,8 @@ def test_train_offline_algo_writes_artefacts(store_path: Path, tmp_path: Path, a
         assert (out / name).is_file(), name
     assert json.loads((out / "checkpoint" / "state.json").read_text())["step"] == 4
     policy = load_policy(out / "policy.pt")
+    if algo == "cpl":  # the fixed action std reaches the saved actor
+        assert policy.config["fixed_std"] == 0.5
     obs = np.zeros((2, 39), np.float32)
     act = policy.act(obs)
     assert act.shape == (2, 4) and np.all(np.abs(act) <= 1.0)
