@@ -9,8 +9,9 @@ expert -- a constant action offset shared by its episodes -- and random episodes
 Labels come from the rational scripted teacher on the true return. On each dataset we train BC on all segments,
 BC on the preferred segment of each pair, CPL and OPPO for ``--steps`` gradient steps and report the evaluation
 success rate (``--eval-episodes`` episodes). Issue scale: 2.5k dense / 20k sparse segments per task; measured in
-BENCHMARKS.md with ``--steps 10000`` on 4 tasks (~30 min per task on a quiet core, ~60 on a shared one);
-``--quick`` is a ~25 minute smoke run.
+BENCHMARKS.md with ``--steps 10000`` on all 6 tasks (~30 min per task and process on the 2-core machine, two
+processes side by side); ``--std 0.7071 --cpl-bc-weight 0`` gives BC and CPL the CPL code's fixed-variance (MSE)
+actor and pure CPL; ``--quick`` is a ~25 minute smoke run.
 
 Usage:  python bench/offline_prefs.py [--quick] [--tasks drawer-open,button-press] [--update-md]
 """
@@ -70,8 +71,8 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--hidden", default=None, help="MLP sizes for every method, e.g. 128,128 (default: configs)")
     ap.add_argument("--batch-pairs", type=int, default=None, help="pairs (BC: segments) per batch (default: configs)")
     ap.add_argument("--lr", type=float, default=None, help="learning rate of every method (default: configs)")
-    ap.add_argument("--std", default="learned",
-                    help="action std of BC and CPL actors: learned, or a fixed number (0.7071: CPL code's MSE actor)")
+    ap.add_argument("--std", default=None, help="action std of BC and CPL actors: learned, or a fixed number "
+                                                 "(0.7071: the CPL code's MSE actor; default: configs)")
     ap.add_argument("--cpl-bc-weight", type=float, default=None, help="CPL's BC regulariser (default: config)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a loaded machine)")
     ap.add_argument("--quick", action="store_true", help="the reduced scale run on a shared 2-core machine")
@@ -132,8 +133,8 @@ def algo_cfg(name: str, overrides: dict, args: argparse.Namespace, pairing: str)
         cfg["batch_segments" if name == "bc" else "batch_pairs"] = args.batch_pairs
     if args.lr:
         cfg.lr = args.lr
-    if name in ("bc", "cpl"):
-        cfg.std = getattr(args, "std", "learned")
+    if name in ("bc", "cpl") and getattr(args, "std", None) is not None:
+        cfg.std = args.std
     if name == "cpl" and getattr(args, "cpl_bc_weight", None) is not None:
         cfg.bc_weight = args.cpl_bc_weight
     for k, v in overrides.items():
@@ -167,9 +168,17 @@ def method_settings(cfg) -> dict:
 
 
 def row_settings(row: dict) -> dict:
-    """A row's method settings, with the old defaults for rows written before they were stamped."""
+    """A row's method settings as text (``0.7071`` given as a flag or from a config read alike), with the old
+    defaults for rows written before they were stamped."""
     algo = METHODS[row["method"]][0]
-    return {k: row.get(k, old) for k, (old, algos) in ROW_SETTINGS.items() if algo in algos}
+    return {k: _as_text(row.get(k, old)) for k, (old, algos) in ROW_SETTINGS.items() if algo in algos}
+
+
+def _as_text(value: object) -> str:
+    try:
+        return str(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return str(value)
 
 
 def settings_of(rows: list[dict], method: str) -> dict:

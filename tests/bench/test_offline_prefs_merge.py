@@ -29,12 +29,12 @@ def _row(method: str, success: float, **stamp) -> dict:
 
 def test_later_run_replaces_cells_and_its_settings_are_reported(op) -> None:
     old = {"args": ARGS, "rows": [_row("CPL", 0.0), _row("BC (preferred)", 0.0), _row("OPPO", 1.0)]}
-    new = {"args": ARGS, "rows": [_row("CPL", 0.64, std=0.7071, bc_weight=0.0),
+    new = {"args": ARGS, "rows": [_row("CPL", 0.64, std="0.7071", bc_weight=0),  # flag text and config number
                                   _row("BC (preferred)", 0.0, std=0.7071)]}
     merged = op.merge_runs([old, new])
     got = {r["method"]: r for r in merged["rows"]}
     assert got["CPL"]["success"] == 0.64 and got["OPPO"]["success"] == 1.0
-    assert op.settings_of(merged["rows"], "CPL") == {"std": 0.7071, "bc_weight": 0.0}
+    assert op.settings_of(merged["rows"], "CPL") == {"std": "0.7071", "bc_weight": "0.0"}
     assert op.settings_of(merged["rows"], "OPPO") == {}
     assert "CPL: bc_weight 0.0, std 0.7071" in op.method_line(merged["rows"])
     assert "+64 points" in op.verdict(merged["rows"])
