@@ -9,9 +9,10 @@ expert -- a constant action offset shared by its episodes -- and random episodes
 Labels come from the rational scripted teacher on the true return. On each dataset we train BC on all segments,
 BC on the preferred segment of each pair, CPL and OPPO for ``--steps`` gradient steps and report the evaluation
 success rate (``--eval-episodes`` episodes). Issue scale: 2.5k dense / 20k sparse segments per task; measured in
-BENCHMARKS.md with ``--steps 10000`` on all 6 tasks (~30 min per task and process on the 2-core machine, two
-processes side by side); ``--std 0.7071 --cpl-bc-weight 0`` gives BC and CPL the CPL code's fixed-variance (MSE)
-actor and pure CPL; ``--quick`` is a ~25 minute smoke run.
+BENCHMARKS.md with ``--steps 10000`` on all 6 tasks: with two processes side by side on the 2-core machine a
+task took ~32 min for BC (all), BC (preferred) and CPL, ~40 min with OPPO. ``--std`` / ``--cpl-bc-weight``
+override the configs' actor std and CPL's BC regulariser for BC and CPL (rows record them); ``--quick`` is a
+~25 minute smoke run.
 
 Usage:  python bench/offline_prefs.py [--quick] [--tasks drawer-open,button-press] [--update-md]
 """
