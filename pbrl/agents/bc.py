@@ -37,7 +37,7 @@ class GaussianActor(nn.Module):
                  fixed_std: float | None = None) -> None:
         super().__init__()
         if fixed_std is not None and not fixed_std > 0:
-            raise PbrlError(f"algo.std: expected 'learned' or a positive number, got {fixed_std}")
+            raise PbrlError(f"fixed_std: expected a positive number or None, got {fixed_std}")
         self.config = {"obs_dim": obs_dim, "act_dim": act_dim, "hidden": list(hidden), "dropout": dropout,
                        "fixed_std": None if fixed_std is None else float(fixed_std)}
         self.norm = ObsNorm(np.zeros(obs_dim) if obs_mean is None else obs_mean,
@@ -85,7 +85,7 @@ def parse_std(value: object) -> float | None:
     try:
         std = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise PbrlError(f"algo.std: expected 'learned' or a positive number, got {value!r}") from None
+        std = float("nan")
     if not std > 0:
         raise PbrlError(f"algo.std: expected 'learned' or a positive number, got {value!r}")
     return std

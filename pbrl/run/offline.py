@@ -121,13 +121,14 @@ def load_data(cfg: DictConfig, task: TaskSpec, run_dir: Path) -> tuple[OfflineDa
 def build_learner(algo: DictConfig, data: OfflineData, rng: np.random.Generator) -> OfflineLearner:
     """The learner named by ``algo.name`` with its config's settings."""
     common = dict(hidden=list(algo.hidden), lr=float(algo.lr))
+    std = algo.get("std", "learned")  # a config written before ``algo.std`` existed meant the learned std
     if algo.name == "cpl":
         from pbrl.agents.cpl import CPLLearner
 
         return CPLLearner(data, alpha=float(algo.alpha), bias=float(algo.bias), bc_weight=float(algo.bc_weight),
                           bc_data=str(algo.get("bc_data", "all")), bc_steps=int(algo.bc_steps),
                           pairing=str(algo.pairing), dropout=float(algo.dropout),
-                          batch_pairs=int(algo.batch_pairs), rng=rng, std=algo.get("std", "learned"), **common)
+                          batch_pairs=int(algo.batch_pairs), rng=rng, std=std, **common)
     if algo.name == "oppo":
         from pbrl.agents.oppo import OPPOLearner
 
@@ -138,7 +139,7 @@ def build_learner(algo: DictConfig, data: OfflineData, rng: np.random.Generator)
     from pbrl.agents.bc import BCLearner
 
     return BCLearner(data, preferred_only=bool(algo.preferred_only), dropout=float(algo.dropout),
-                     batch_segments=int(algo.batch_segments), rng=rng, std=algo.get("std", "learned"), **common)
+                     batch_segments=int(algo.batch_segments), rng=rng, std=std, **common)
 
 
 def save_policy(policy: torch.nn.Module, path: Path) -> None:
