@@ -10,23 +10,26 @@ preferred)); skipped queries are rows with ``skipped = 1`` and ``label`` NULL, e
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import sqlite3
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Iterator, NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from pbrl.data.sqlite import SharedConnection, acquire, connect, release
 from pbrl.data.trajectory import Segment, stack_pairs
 from pbrl.types import SOURCES, Labels, PairBatch, PbrlError, validate_label_values
+from pbrl.utils import fsync_path
 
 SCHEMA_VERSION = 1
 _FORMAT = "pbrl-preference-store"
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-_BUSY_TIMEOUT_S = 30.0
+_RESERVED_META = ("schema_version", "format", "store_uid")
 _CHUNK = 500  # ids per `IN (...)` query; well under SQLite's bound-variable limit
 
 _SCHEMA = f"""
@@ -114,27 +117,12 @@ def _from_npz_blob(blob: bytes) -> dict[str, np.ndarray]:
         return {k: npz[k] for k in npz.files}
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so the write lock is taken up
-    # front and a read-then-write transaction can never fail with SQLITE_BUSY on upgrade.
-    return sqlite3.connect(str(path), timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a new directory entry durable (POSIX); skipped where directories cannot be opened."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 class PreferenceStore:
     """Segments and preference labels of one run, in a single SQLite file.
 
-    Safe to share between threads (one connection, guarded by a lock) and between processes
-    (SQLite locking with a busy timeout). Segments are immutable once stored.
+    Safe to share between threads and between processes (SQLite locking with a busy timeout). All
+    stores of one process on one file share one connection (:mod:`pbrl.data.sqlite`), so opening the
+    run's store again (labeller, viewer) never drops the process's locks. Segments are immutable once stored.
 
     Attributes:
         path: the SQLite file.
@@ -142,13 +130,12 @@ class PreferenceStore:
 
     def __init__(self, path: str | os.PathLike, *, create: bool = True) -> None:
         self.path = Path(path)
-        self._lock = threading.RLock()
-        self._conn: Optional[sqlite3.Connection] = None
+        self._shared: Optional[SharedConnection] = None
         if not self.path.exists():
             if not create:
                 raise PbrlError(f"store {self.path}: no such file; expected a pbrl preference store (.sqlite)")
             self._create_file()
-        self._conn = self._open_checked()
+        self._shared = self._open_checked()
 
     def _create_file(self) -> None:
         """Build the schema in a temporary file and link it into place.
@@ -162,13 +149,13 @@ class PreferenceStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             for p in leftovers:  # a stale temp file from a crashed creation must not be reused
                 p.unlink(missing_ok=True)
-            conn = _connect(tmp)
-            try:
-                conn.executescript(f"BEGIN;{_SCHEMA}COMMIT;PRAGMA journal_mode=WAL;")
+            conn = connect(tmp)
+            try:  # the store's identity: its clip cache must never serve another store's clips
+                conn.executescript(f"BEGIN;{_SCHEMA}INSERT INTO meta VALUES ('store_uid', '{uuid.uuid4().hex}');"
+                                   "COMMIT;PRAGMA journal_mode=WAL;")
             finally:
                 conn.close()
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
+            fsync_path(tmp)  # a private temp file no connection holds: a plain descriptor is safe here
             try:
                 os.link(tmp, self.path)
             except FileExistsError:
@@ -176,7 +163,8 @@ class PreferenceStore:
             except OSError:  # no hard links on this filesystem: rename, unless another process won
                 if not self.path.exists():
                     os.replace(tmp, self.path)
-            _fsync_dir(self.path.parent)
+            with contextlib.suppress(OSError):  # directories cannot be fsynced everywhere
+                fsync_path(self.path.parent)
         except (OSError, sqlite3.Error) as e:
             raise PbrlError(f"store {self.path}: cannot create ({e})") from None
         finally:
@@ -186,30 +174,21 @@ class PreferenceStore:
     def _reject(self, reason: str) -> PbrlError:
         return PbrlError(f"store {self.path}: not a pbrl preference store ({reason})")
 
-    def _open_checked(self) -> sqlite3.Connection:
-        """Open an existing file, verifying it is a pbrl store before changing anything in it."""
+    def _open_checked(self) -> SharedConnection:
+        """Open an existing file, verifying it is a pbrl store before changing anything in it.
+
+        The file is read through SQLite only (see :mod:`pbrl.data.sqlite`), never with ``open()``.
+        """
         try:
-            with open(self.path, "rb") as f:
-                head = f.read(len(_SQLITE_MAGIC))
+            if os.stat(self.path).st_size == 0:
+                raise self._reject("empty file")
+            return acquire(self.path, self._check_schema)
         except OSError as e:
             raise PbrlError(f"store {self.path}: cannot read ({e.strerror})") from None
-        if head != _SQLITE_MAGIC:
-            raise self._reject("empty file" if not head else "not an SQLite database")
-        conn = _connect(self.path)
-        try:
-            self._check_schema(conn)
-            # busy_timeout is already set by sqlite3.connect(timeout=...); FULL fsyncs every commit.
-            conn.executescript("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
         except sqlite3.OperationalError as e:  # locked, I/O, permissions: the file may be fine
-            conn.close()
             raise PbrlError(f"store {self.path}: cannot open ({e})") from None
         except sqlite3.DatabaseError as e:  # not a database / malformed
-            conn.close()
-            raise self._reject(str(e)) from None
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+            raise self._reject(f"not an SQLite database: {e}" if "not a database" in str(e) else str(e)) from None
 
     def _check_schema(self, conn: sqlite3.Connection) -> None:
         """Raise unless ``conn`` holds pbrl's tables and a supported schema version (read-only)."""
@@ -235,11 +214,10 @@ class PreferenceStore:
             )
 
     def close(self) -> None:
-        """Close the connection (idempotent); SQLite checkpoints the WAL into the main file."""
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        """Let go of the connection (idempotent); the process's last store on the file closes it."""
+        shared, self._shared = self._shared, None
+        if shared is not None:
+            release(shared)
 
     def __enter__(self) -> "PreferenceStore":
         return self
@@ -247,23 +225,25 @@ class PreferenceStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @property
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
+    def _connection(self) -> SharedConnection:
+        shared = self._shared
+        if shared is None:
             raise PbrlError(f"store {self.path}: is closed")
-        return self._conn
+        return shared
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Cursor]:
         """One atomic, durable write transaction; rolled back on any exception."""
-        with self._lock:
-            cur = self._db.cursor()
+        shared = self._connection()
+        with shared.lock:
+            db = shared.conn
+            cur = db.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
                 yield cur
                 cur.execute("COMMIT")
             except BaseException as e:
-                if self._db.in_transaction:
+                if db.in_transaction:
                     cur.execute("ROLLBACK")
                 if isinstance(e, sqlite3.IntegrityError):
                     raise PbrlError(f"store {self.path}: rejected write ({e})") from None
@@ -272,12 +252,25 @@ class PreferenceStore:
                 raise
 
     def _read(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
-        with self._lock:
-            return self._db.execute(sql, tuple(params)).fetchall()
+        shared = self._connection()
+        with shared.lock:
+            return shared.conn.execute(sql, tuple(params)).fetchall()
+
+    def uid(self) -> str:
+        """The store's identity, drawn when it was created (stores older than it get one on first use).
+
+        A copy of the file keeps it; a new store at the same path gets another one.
+        """
+        rows = self._read("SELECT value FROM meta WHERE key = 'store_uid'")
+        if rows:
+            return str(rows[0][0])
+        with self._write() as cur:  # OR IGNORE + read back: two processes agree on the first one written
+            cur.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('store_uid', ?)", (uuid.uuid4().hex,))
+            return str(cur.execute("SELECT value FROM meta WHERE key = 'store_uid'").fetchone()[0])
 
     def set_meta(self, key: str, value: str) -> None:
         """Store a run-level string (config hash, task, ...); schema keys are reserved."""
-        if key in ("schema_version", "format"):
+        if key in _RESERVED_META:
             raise PbrlError(f"store {self.path}: meta key {key!r} is reserved")
         with self._write() as cur:
             cur.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, str(value)))
@@ -361,6 +354,32 @@ class PreferenceStore:
     def segment_ids(self) -> list[int]:
         """Every stored segment's id, in insertion order (labelled or not)."""
         return [int(r[0]) for r in self._read("SELECT id FROM segments ORDER BY id")]
+
+    def segment_digests(self, ids: Sequence[int]) -> dict[int, str]:
+        """A content hash per stored segment (its arrays and media as stored), e.g. to key derived files."""
+        uniq = sorted({int(i) for i in ids})
+        rows = self._select_in(
+            "SELECT s.id, s.task, s.length, s.obs, s.acts, f.data FROM segments s "
+            "LEFT JOIN frames f ON f.segment_id = s.id WHERE s.id IN ({})", uniq)
+        out = {}
+        for sid, *fields in rows:
+            h = hashlib.sha256()
+            for field in fields:
+                h.update(b"\x00" if field is None else str(field).encode() if not isinstance(field, bytes) else field)
+                h.update(b"\x1f")
+            out[int(sid)] = h.hexdigest()
+        unknown = [i for i in uniq if i not in out]
+        if unknown:
+            raise PbrlError(f"store {self.path}: unknown segment id(s) {unknown[:10]}")
+        return out
+
+    def task_name(self) -> str:
+        """The run's task (``meta.task``), else the first segment's task, else ''."""
+        name = self.get_meta("task")
+        if name:
+            return name
+        rows = self._read("SELECT task FROM segments ORDER BY id LIMIT 1")
+        return str(rows[0][0]) if rows else ""
 
     def next_episode_id(self) -> int:
         """One more than the largest stored episode id (0 when empty), for importers."""
