@@ -87,8 +87,17 @@ class PebbleTrainer:
             result = None
             if step >= self.next_feedback and self.learner.budget_left > 0:
                 result = self.feedback_session()
+            self.learner.report_phase(self.phase(step), step=step, total=self.cfg.total_steps,
+                                      next_pairs=self.next_feedback)
             self.model.learn(self._chunk(step), reset_num_timesteps=False, callback=self.step_callback)
             self.on_chunk(self.model.num_timesteps, result)
+        self.learner.report_phase("finished", step=self.model.num_timesteps, total=self.cfg.total_steps)
+
+    def phase(self, step: int) -> str:
+        """PEBBLE's phase at ``step``: ``seed`` (random actions), ``unsupervised`` or ``training``."""
+        if step < self.cfg.seed_steps:
+            return "seed"
+        return "unsupervised" if step < self.pretrain_end else "training"
 
     def feedback_session(self) -> Optional[RoundResult]:
         """Collect, select, label, fit (PreferenceLearner), then relabel the buffer and reset the critic."""

@@ -49,15 +49,20 @@ class PrefPPOTrainer:
         self.rng = rng or np.random.default_rng(0)
 
     def train(self) -> None:
+        total = self.cfg.total_steps
         if self.model.num_timesteps == 0 and not self.venv.episodes:
+            self.learner.report_phase("seed", step=0, total=total, next_pairs=self.next_feedback)
             self.warm_up()
         rollout = self.model.n_steps * self.model.n_envs
-        while self.model.num_timesteps < self.cfg.total_steps:
+        while self.model.num_timesteps < total:
             result: Optional[RoundResult] = None
             if self.model.num_timesteps >= self.next_feedback and self.learner.budget_left > 0:
                 result = self.feedback_session()
+            self.learner.report_phase("training", step=self.model.num_timesteps, total=total,
+                                      next_pairs=self.next_feedback)
             self.model.learn(rollout, reset_num_timesteps=False, callback=self.step_callback)
             self.on_chunk(self.model.num_timesteps, result)
+        self.learner.report_phase("finished", step=self.model.num_timesteps, total=total)
 
     def warm_up(self) -> None:
         """Random-action episodes through the wrapper, so the first queries have segments to compare."""

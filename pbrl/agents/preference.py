@@ -11,6 +11,7 @@ from typing import Optional, Protocol, Sequence
 
 import numpy as np
 
+from pbrl.data.run_status import write_run_status
 from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Segment, Trajectory, stack_pairs
 from pbrl.feedback.query import select_pairs
@@ -88,6 +89,15 @@ class PreferenceLearner:
             raise PbrlError(f"reward.conservative_k: expected a number >= 0, got {conservative_k}")
         self.conservative_k = float(conservative_k)
         self.fitted = False
+        self._progress = (0, 0, None)  # (step, total, next feedback step) as last reported
+
+    def report_phase(self, phase: str, *, step: Optional[int] = None, total: Optional[int] = None,
+                     next_pairs: Optional[int] = None) -> None:
+        """Record the run's phase in the store, where the labelling page shows it (no step: keep the last)."""
+        if step is not None:
+            self._progress = (int(step), int(total if total is not None else self._progress[1]), next_pairs)
+        step_, total_, next_ = self._progress
+        write_run_status(self.store, phase, step=step_, total=total_, next_pairs=next_ if self.budget_left else None)
 
     @property
     def labels_used(self) -> int:
@@ -131,7 +141,32 @@ class PreferenceLearner:
         return [pool[i].segment(int(self.rng.integers(0, len(pool[i]) - L + 1)), L) for i in which]
 
     def round(self, episodes: Sequence[Trajectory]) -> Optional[RoundResult]:
-        """One session: collect, select, label, store, fit. None when no episode is long enough yet."""
+        """One session: collect, select, label, store, fit. None when no episode is long enough yet.
+
+        A labeller that kept an unanswered round from before a restart (the human viewer) has it answered
+        first, instead of a new selection: the person never sees two rounds at once.
+        """
+        pending = self.labeller.unfinished_pairs() if hasattr(self.labeller, "unfinished_pairs") else None
+        if pending is None:
+            selected = self._select(episodes)
+            if selected is None:
+                return None
+            first, second = selected
+        else:
+            first, second = pending
+        self.report_phase("labelling")
+        labels = self.labeller.label(first, second)
+        heldout = self._accuracy_on(first, second, labels) if self.fitted else float("nan")
+        self.seed_initial_pairs()
+        if not getattr(self.labeller, "stores_labels", False):  # the human viewer commits each answer itself
+            self.store.add_pairs(first, second, labels, source=self.source, weight=labels.weight)  # one transaction: never half a pair
+        self.report_phase("fitting")
+        fit = self.fit()
+        return RoundResult(len(first), labels.n_answered, heldout, fit.get("loss", float("nan")),
+                           fit.get("train_acc", float("nan")))
+
+    def _select(self, episodes: Sequence[Trajectory]) -> Optional[tuple[list[Segment], list[Segment]]]:
+        """Cut candidates and select this round's pairs (None when there are too few)."""
         n_queries = min(self.schedule.per_round, self.budget_left)
         candidates = self.cut_segments(episodes, max(2, 2 * n_queries * self.schedule.oversample))
         if n_queries == 0 or len(candidates) < 2:
@@ -140,19 +175,11 @@ class PreferenceLearner:
         i1, i2 = select_pairs(strategy, candidates, n_queries, rng=self.rng,
                               reward_model=self.reward_model if self.fitted else None,
                               oversample=self.schedule.oversample)
-        first, second = [candidates[i] for i in i1], [candidates[i] for i in i2]
         if hasattr(self.labeller, "set_margin"):  # B-Pref thresholds scale with the typical segment return
             self.labeller.set_margin(float(np.mean([abs(c.true_return) for c in candidates])))
         if hasattr(self.labeller, "set_pool"):  # HERON margins / PEARL alignment use the whole candidate pool
             self.labeller.set_pool(candidates)
-        labels = self.labeller.label(first, second)
-        heldout = self._accuracy_on(first, second, labels) if self.fitted else float("nan")
-        self.seed_initial_pairs()
-        if not getattr(self.labeller, "stores_labels", False):  # the human viewer commits each answer itself
-            self.store.add_pairs(first, second, labels, source=self.source, weight=labels.weight)  # one transaction: never half a pair
-        fit = self.fit()
-        return RoundResult(len(first), labels.n_answered, heldout, fit.get("loss", float("nan")),
-                           fit.get("train_acc", float("nan")))
+        return [candidates[i] for i in i1], [candidates[i] for i in i2]
 
     def fit(self) -> dict[str, float]:
         """Fit the reward model on every answered label of this source in the store."""

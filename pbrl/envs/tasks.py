@@ -19,12 +19,15 @@ class CameraSpec:
     """Camera used for clips and evaluation videos (None = the env's default camera).
 
     ``flip`` turns frames upside down: Meta-World's cameras render with OpenGL's bottom-left origin.
+    ``label_size`` is the longer side (px) of clips re-rendered for a person to label (None: the viewer's
+    default); ``width``/``height`` stay what training and evaluation videos use.
     """
 
     name: Optional[str] = None
     width: int = 128
     height: int = 128
     flip: bool = False
+    label_size: Optional[int] = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,9 +1,11 @@
 """A person as the labeller of the online loop (``pbrl train feedback=human``).
 
-Each round's queries are rendered, stored with their frames, queued in the run's preference store and
-answered in the viewer; :meth:`HumanLabeller.label` blocks (with a progress bar) until every query
-of the round has an answer. The viewer commits each answer to the store itself, so nothing depends on
-this process staying alive: a restarted run (or viewer) finds every label where it was left.
+Each round's query segments are stored (with what re-renders them), queued in the run's preference store
+at once, and their clips are rendered and encoded in the background (the first pair shows as soon as its
+two clips are ready); :meth:`HumanLabeller.label` blocks (with a progress bar) until every query of the
+round has an answer. The viewer commits each answer to the store itself, so nothing depends on this
+process staying alive: a restarted run (or viewer) finds every label where it was left, and a restarted
+run waits for its unfinished round instead of queuing another one.
 """
 
 from __future__ import annotations
@@ -12,16 +14,16 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from pbrl.data.label_queue import LabelQueue, Round, check_annotator
 from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Segment
+from pbrl.envs.render import can_render, label_size
 from pbrl.envs.tasks import TaskSpec
 from pbrl.types import Labels, PbrlError
-from pbrl.viewer.clips import ClipCache, segment_frames
-from pbrl.viewer.queue import LabelQueue, check_annotator
 
 
 @dataclasses.dataclass
@@ -37,7 +39,8 @@ class HumanLabeller:
         host, port, token: where the viewer listens (see ``pbrl label``).
         poll_s: seconds between checks of the store while waiting.
         timeout_s: give up waiting after this long (None: wait for ever); the queries stay queued.
-        encode: pre-encode each clip when queuing, so the first pair shows without waiting.
+        encode: start encoding each clip when queuing (in a background process), so pairs show without waiting.
+        clip_size: longer side (px) of re-rendered clips; None: the task's ``camera.label_size``, else 256.
     """
 
     store_path: Path
@@ -51,6 +54,7 @@ class HumanLabeller:
     poll_s: float = 0.5
     timeout_s: Optional[float] = None
     encode: bool = True
+    clip_size: Optional[int] = None
 
     #: The viewer stores each answer as it is given; PreferenceLearner must not store them again.
     stores_labels = True
@@ -60,50 +64,95 @@ class HumanLabeller:
 
         check_annotator(self.annotator)
         check_bind(self.host, self.token)
+        self.size = label_size(self.task, self.clip_size)
         self._store: Optional[PreferenceStore] = None
-        self._server = None
+        self._server: Any = None
+        self._clips: Any = None
+        self._resumed: Optional[Round] = None
 
     def _open(self) -> tuple[PreferenceStore, LabelQueue]:
         if self._store is None:
             self._store = PreferenceStore(self.store_path)
+            if self._store.get_meta("clip_size") != str(self.size):  # a separate `pbrl label` renders the same
+                self._store.set_meta("clip_size", str(self.size))
         return self._store, LabelQueue(self._store)
 
+    def _clip_cache(self):
+        if self._clips is None:
+            from pbrl.viewer.clips import ClipCache
+
+            self._clips = ClipCache(self._open()[0], size=self.size)
+        return self._clips
+
+    def unfinished_pairs(self) -> Optional[tuple[list[Segment], list[Segment]]]:
+        """The round a previous run queued and did not see answered, as stored (None if there is none).
+
+        The next :meth:`label` call waits for that round (answers given meanwhile count) instead of
+        queuing a new one, so a restarted run never shows the person two rounds at once.
+        """
+        store, queue = self._open()
+        rnd = queue.unfinished_round("training")
+        if rnd is None:
+            return None
+        queries = [queue.get(q) for q in rnd.query_ids]
+        segs = store.get_segments([q.first_id for q in queries] + [q.second_id for q in queries])
+        self._resumed = rnd
+        return segs[: len(queries)], segs[len(queries):]
+
     def queue_round(self, first: Sequence[Segment], second: Sequence[Segment]) -> list[int]:
-        """Render, store and queue one round's pairs; returns the query ids."""
+        """Store and queue one round's pairs (clips are made in the background); returns the query ids."""
         store, queue = self._open()
         unique: dict[int, Segment] = {}
-        for seg in (*first, *second):  # a candidate can appear in several pairs: render and store it once
+        for seg in (*first, *second):  # a candidate can appear in several pairs: store it once
             unique.setdefault(id(seg), seg)
-        rendered = [dataclasses.replace(s, frames=segment_frames(s, self.task)) for s in unique.values()]
-        ids = dict(zip(unique, store.add_segments(rendered)))
+        for seg in unique.values():
+            if not can_render(seg, self.task):
+                raise PbrlError(f"task {self.task.name}: query segments have no frames and cannot be re-rendered "
+                                "(record simulator states: make_env(record_states=True))")
+        ids = dict(zip(unique, store.add_segments(list(unique.values()))))
+        qids = queue.queue_pairs([ids[id(s)] for s in first], [ids[id(s)] for s in second], rng=self.rng,
+                                 origin="training")
         if self.encode:
-            clips = ClipCache(store)
-            for sid in ids.values():
-                clips.get(sid, "webm")
-        rnd = int(store._read("SELECT COALESCE(MAX(round) + 1, 0) FROM queries")[0][0])
-        return queue.enqueue([ids[id(s)] for s in first], [ids[id(s)] for s in second], rng=self.rng, round=rnd)
+            self._clip_cache().prefetch(queue.pending_segment_ids())
+        return qids
+
+    def _resumed_ids(self, first: Sequence[Segment]) -> Optional[list[int]]:
+        rnd, self._resumed = self._resumed, None
+        if rnd is None:
+            return None
+        _, queue = self._open()
+        if [s.segment_id for s in first] != [queue.get(q).first_id for q in rnd.query_ids]:
+            return None  # not the stored round's pairs: queue these as a round of their own
+        if self.encode:
+            self._clip_cache().prefetch(queue.pending_segment_ids())
+        return rnd.query_ids
 
     def label(self, first: Sequence[Segment], second: Sequence[Segment]) -> Labels:
-        """Queue the pairs, show where to label them, and block until all are answered."""
-        qids = self.queue_round(first, second)
-        self._announce(len(qids))
+        """Queue the pairs (or take up the unfinished round they came from), show where, block until answered."""
+        qids = self._resumed_ids(first)
+        resumed = qids is not None
+        if qids is None:
+            qids = self.queue_round(first, second)
+        self._announce(len(qids), resumed=resumed)
         answers = self.wait(qids)
         p = np.array([answers[q][0] if answers[q][0] is not None else 0.5 for q in qids], np.float32)
         return Labels(p=p, skipped=np.array([answers[q][1] for q in qids], bool))
 
-    def _announce(self, n: int) -> None:
-        from pbrl.viewer.server import viewer_url
+    def _announce(self, n: int, resumed: bool = False) -> None:
+        from pbrl.viewer.server import viewer_urls
 
-        url = viewer_url(self.host, self.port, self.token, self.annotator)
         if self.serve and self._server is None:
             from pbrl.viewer.server import BackgroundServer, ViewerConfig, create_app
 
-            self._server_store = PreferenceStore(self.store_path)
-            app = create_app(self._server_store, ViewerConfig(annotator=self.annotator, token=self.token,
-                                                            description=self.task.description))
+            store, _ = self._open()
+            app = create_app(store, ViewerConfig(annotator=self.annotator, token=self.token,
+                                                 description=self.task.description, clip_size=self.size),
+                             clips=self._clip_cache())
             self._server = BackgroundServer(app, self.host, self.port).start()
+        urls = viewer_urls(self.host, self.port, self.token, self.annotator)
         how = "" if self.serve else f" (start it with: pbrl label {self.store_path} --port {self.port})"
-        print(f"\n{n} pair(s) queued for labelling: open {url}{how}", file=sys.stderr, flush=True)
+        note = " (the round queued before the restart; answers given meanwhile count)" if resumed else ""
+        print(f"\n{n} pair(s) queued for labelling{note}: open {' or '.join(urls)}{how}", file=sys.stderr, flush=True)
 
     def wait(self, query_ids: Sequence[int]) -> dict[int, tuple[Optional[float], bool]]:
         """Poll the store until every query has an answer (first answer per query)."""
@@ -125,9 +174,11 @@ class HumanLabeller:
 
     def close(self) -> None:
         if self._server is not None:
-            self._server.stop()
-            self._server = None
-            self._server_store.close()
+            self._server.stop()  # stops the clip worker too (shared with the app)
+            self._server, self._clips = None, None
+        if self._clips is not None:
+            self._clips.close()
+            self._clips = None
         if self._store is not None:
             self._store.close()
             self._store = None

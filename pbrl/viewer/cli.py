@@ -9,9 +9,9 @@ from typing import Sequence
 
 import numpy as np
 
+from pbrl.data.label_queue import LEASE_S, LabelQueue, check_annotator
 from pbrl.data.store import PreferenceStore
 from pbrl.types import PbrlError
-from pbrl.viewer.queue import LabelQueue, check_annotator
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,30 +31,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of --queue pairs and left/right placement")
     p.add_argument("--overlap", action="store_true",
                    help="also serve pairs others answered (several annotators per pair, see /agreement)")
+    p.add_argument("--lease-s", type=float, default=LEASE_S, metavar="S",
+                   help=f"without --overlap, a pair handed to one annotator is kept from others this long "
+                        f"(default {LEASE_S:g}; renewed while their page is open)")
+    p.add_argument("--size", type=int, default=None, metavar="PX",
+                   help="longer side of re-rendered clips (default: the run's feedback.clip_size, else 256)")
     p.add_argument("--question", default=None, help="question shown above the clips")
     return p
 
 
-def queue_random_pairs(store: PreferenceStore, queue: LabelQueue, n: int, rng: np.random.Generator) -> list[int]:
-    """Queue ``n`` random pairs of distinct stored segments of the same length (offline labelling)."""
-    rows = store._read("SELECT id, length FROM segments ORDER BY id")
-    by_len: dict[int, list[int]] = {}
-    for sid, length in rows:
-        by_len.setdefault(int(length), []).append(int(sid))
-    pool = max(by_len.values(), key=len, default=[])
-    if len(pool) < 2:
-        raise PbrlError(f"store {store.path}: --queue needs >= 2 segments of equal length, found {len(pool)}")
-    first, second = [], []
-    for _ in range(n):
-        a, b = rng.choice(len(pool), size=2, replace=False)
-        first.append(pool[a])
-        second.append(pool[b])
-    return queue.enqueue(first, second, rng=rng)
-
-
-def main(args: Sequence[str]) -> None:
-    opts = parser().parse_args(list(args))
-    from pbrl.viewer.server import QUESTION, ViewerConfig, check_bind, create_app, viewer_url
+def _check(opts: argparse.Namespace) -> None:
+    from pbrl.viewer.server import check_bind
 
     check_annotator(opts.annotator)
     check_bind(opts.host, opts.token)
@@ -62,19 +49,34 @@ def main(args: Sequence[str]) -> None:
         raise PbrlError(f"--port: expected 1-65535, got {opts.port}")
     if opts.queue < 0:
         raise PbrlError(f"--queue: expected >= 0, got {opts.queue}")
+    if not opts.lease_s > 0:
+        raise PbrlError(f"--lease-s: expected > 0 seconds, got {opts.lease_s}")
+
+
+def main(args: Sequence[str]) -> None:
+    opts = parser().parse_args(list(args))
+    from pbrl.viewer.server import QUESTION, ViewerConfig, create_app, viewer_urls
+
+    _check(opts)
     store = PreferenceStore(opts.store, create=False)
+    app = None
     try:
         queue = LabelQueue(store)
         if opts.queue:
-            queue_random_pairs(store, queue, opts.queue, np.random.default_rng(opts.seed))
+            queue.queue_random_pairs(opts.queue, np.random.default_rng(opts.seed))
         prog = queue.progress()
         app = create_app(store, ViewerConfig(annotator=opts.annotator, question=opts.question or QUESTION,
-                                             token=opts.token, overlap=opts.overlap))
+                                             token=opts.token, overlap=opts.overlap, lease_s=opts.lease_s,
+                                             clip_size=opts.size))
         print(f"pbrl label: {prog['queued']} pair(s) queued, {prog['labelled']} labelled in {opts.store}"
               + ("" if prog["total"] else " (nothing queued: add --queue N, or run `pbrl train feedback=human`)"))
-        print(f"open {viewer_url(opts.host, opts.port, opts.token, opts.annotator)}  (Ctrl-C to stop)", flush=True)
+        for url in viewer_urls(opts.host, opts.port, opts.token, opts.annotator):
+            print(f"open {url}")
+        print("(Ctrl-C to stop)", flush=True)
         import uvicorn
 
         uvicorn.run(app, host=opts.host, port=opts.port, log_level="warning", lifespan="off")
     finally:
+        if app is not None:
+            app.state.close()
         store.close()

@@ -1,30 +1,45 @@
-"""Clips for the viewer: frames of a segment (stored, or re-rendered from its recorded simulator states or
-its observations), encoded once as WebM/VP9 (mp4/H.264 as fallback) and cached on disk next to the store.
+"""Clips for the viewer: a segment's frames (stored, or re-rendered for labelling), encoded once as WebM/VP9
+(mp4/H.264 as fallback) and cached on disk next to the store.
+
+A clip's file name carries the store's identity, the segment's content hash and the render size, so a
+store replaced at the same path, or a copy that grew differently, never gets another store's clips. Only
+regular files inside the cache directory are served (a symlink planted there is replaced, never followed),
+and temp files of encoders that were killed are removed at start-up.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import stat
 import threading
+import time
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
 from pbrl.data.store import PreferenceStore
-from pbrl.data.trajectory import Segment
-from pbrl.envs.simstate import obs_renderable
+from pbrl.envs.render import label_size, segment_frames
 from pbrl.envs.tasks import TaskSpec
 from pbrl.types import PbrlError
 
 FORMATS = {"webm": ("libvpx-vp9", ["-deadline", "realtime", "-cpu-used", "8", "-b:v", "0", "-crf", "34"]),
            "mp4": ("libx264", ["-preset", "veryfast", "-pix_fmt", "yuv420p", "-movflags", "+faststart"])}
 MEDIA_TYPES = {"webm": "video/webm", "mp4": "video/mp4"}
+_TEMP = re.compile(r"\..+\.(\d+)\.\d+\.tmp\.(webm|mp4)")
+_STALE_S = 3600.0  # a temp file this old is abandoned even if its pid was reused by another process
+_WAIT_S = 600.0
 
 
 def clip_dir(store_path: Path) -> Path:
     """Where a store's clips are cached: ``<store>.videos/`` beside the store file."""
     return Path(store_path).with_name(Path(store_path).name + ".videos")
+
+
+def _temp_path(path: Path) -> Path:
+    return path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp{path.suffix}")
 
 
 def encode_clip(frames: np.ndarray, path: Path, fmt: str, *, fps: int = 20) -> Path:
@@ -34,117 +49,154 @@ def encode_clip(frames: np.ndarray, path: Path, fmt: str, *, fps: int = 20) -> P
     codec, params = FORMATS[fmt]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.{fmt}")
+    tmp = _temp_path(path)
     try:
         imageio.mimsave(tmp, list(frames), format="FFMPEG", fps=fps, codec=codec, output_params=params,
                         macro_block_size=2, ffmpeg_log_level="error")
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)  # also replaces a symlink or stray file planted at ``path``, never its target
+        except IsADirectoryError:
+            raise PbrlError(f"clip cache: {path} is a directory; expected a clip file (remove it)") from None
     finally:
         tmp.unlink(missing_ok=True)
     return path
 
 
-def _render_each(task: TaskSpec, n: int, pose: Callable[[Any, int], None]) -> np.ndarray:
-    """Frames ``(n, H, W, 3)``: for each step ``k``, ``pose(base_env, k)`` sets the simulator, then render."""
-    from pbrl.envs.make import make_env
+def encode_segment(store: PreferenceStore, segment_id: int, fmt: str, path: Path, *, size: int, fps: int,
+                   tasks: dict[str, Optional[TaskSpec]]) -> Path:
+    """Load (and if needed re-render, at ``size``) one stored segment and encode its clip to ``path``."""
+    from pbrl.envs.tasks import list_tasks, load_task
 
-    env = make_env(task, seed=0, render=True)
+    seg = store.get_segments([segment_id], with_frames=True)[0]
+    if seg.task not in tasks:
+        tasks[seg.task] = load_task(seg.task) if seg.task in list_tasks() else None
+    return encode_clip(segment_frames(seg, tasks[seg.task], size), path, fmt, fps=fps)
+
+
+def remove_stale_temps(directory: Path) -> int:
+    """Delete temp files left by encoders that died (their pid is gone, or they are over an hour old)."""
+    removed = 0
+    for sub in (directory, *(p for p in directory.glob("*") if p.is_dir() and not p.is_symlink())):
+        for entry in sub.glob(".*.tmp.*"):
+            m = _TEMP.fullmatch(entry.name)
+            if m is None or not entry.is_file() or entry.is_symlink():
+                continue
+            if _pid_alive(int(m.group(1))) and time.time() - entry.stat().st_mtime < _STALE_S:
+                continue
+            entry.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
     try:
-        env.reset(seed=0)
-        frames = []
-        for k in range(n):
-            pose(env.unwrapped, k)
-            frames.append(env.render())
-        return np.asarray(frames, dtype=np.uint8)
-    finally:
-        env.close()
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
-def render_from_obs(task: TaskSpec, obs: np.ndarray) -> np.ndarray:
-    """Frames ``(L, H, W, 3)`` by setting the MuJoCo state from each observation and rendering.
-
-    The root x position is not observed; it is integrated from the root x velocity (``qvel[0] * dt``)
-    so the ground scrolls as in the original run.
-    """
-    if not obs_renderable(task):
-        raise PbrlError(f"task {task.name}: segments without frames or simulator states cannot be re-rendered "
-                        f"(suite {task.suite}); collect them with states (make_env(record_states=True))")
-    import mujoco
-
-    x = [0.0]
-
-    def pose(base: Any, k: int) -> None:
-        nq, nv = base.model.nq, base.model.nv
-        if obs.shape[1] < nq - 1 + nv:
-            raise PbrlError(f"task {task.name}: observations have {obs.shape[1]} values; expected >= {nq - 1 + nv} "
-                            "(qpos[1:], qvel) to re-render")
-        qvel = obs[k, nq - 1: nq - 1 + nv]
-        base.data.qpos[:], base.data.qvel[:] = np.concatenate([[x[0]], obs[k, : nq - 1]]), qvel
-        mujoco.mj_forward(base.model, base.data)
-        x[0] += float(qvel[0]) * base.dt
-
-    return _render_each(task, len(obs), pose)
-
-
-def render_from_states(task: TaskSpec, states: np.ndarray, scene: np.ndarray) -> np.ndarray:
-    """Frames ``(L, H, W, 3)`` from recorded simulator states (:mod:`pbrl.envs.simstate`): any MuJoCo task."""
-    from pbrl.envs.simstate import restore
-
-    def pose(base: Any, k: int) -> None:
-        try:
-            restore(base, states[k], scene)
-        except ValueError as exc:
-            raise PbrlError(f"task {task.name}: {exc}") from None
-
-    return _render_each(task, len(states), pose)
-
-
-def segment_frames(seg: Segment, task: Optional[TaskSpec]) -> np.ndarray:
-    """Stored frames, else frames re-rendered from stored simulator states, else from the observations."""
-    if seg.frames is not None:
-        return seg.frames
-    if task is None:
-        raise PbrlError(f"segment {seg.segment_id}: has no frames and task {seg.task!r} is unknown")
-    if seg.states is not None and seg.scene is not None:
-        return render_from_states(task, seg.states, seg.scene)
-    return render_from_obs(task, seg.obs)
+def _regular_file(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 class ClipCache:
-    """Segment id + format -> encoded clip on disk, encoded at most once (per-clip locks)."""
+    """Segment id + format -> encoded clip on disk, made at most once by a background worker process.
 
-    def __init__(self, store: PreferenceStore, directory: Optional[Path] = None, *, fps: int = 20) -> None:
+    Args:
+        store: the store the segments come from.
+        directory: cache directory (default ``<store>.videos/``).
+        size: longer side (px) of re-rendered clips (default: the store's ``clip_size`` meta, else 256).
+        fps: clip frame rate.
+    """
+
+    def __init__(self, store: PreferenceStore, directory: Optional[Path] = None, *, size: Optional[int] = None,
+                 fps: int = 20) -> None:
+        from pbrl.viewer.encoder import ClipWorker
+
         self.store = store
         self.dir = Path(directory) if directory else clip_dir(store.path)
+        stored = store.get_meta("clip_size")
+        self.size = label_size(None, size if size is not None else (int(stored) if stored else None))
         self.fps = fps
-        self._locks: dict[tuple[int, str], threading.Lock] = {}
+        self._uid = store.uid()
+        self._digests: dict[int, str] = {}
+        self._inflight: dict[tuple[int, str], Future] = {}
         self._guard = threading.Lock()
-        self._tasks: dict[str, Optional[TaskSpec]] = {}
+        self._worker = ClipWorker(store.path)
+        if self.dir.is_dir():
+            remove_stale_temps(self.dir)
 
     def path(self, segment_id: int, fmt: str) -> Path:
+        """The clip's file: ``<dir>/<store uid>/seg<id>-<content hash>-<size>.<fmt>`` (KeyError: unknown segment)."""
         if fmt not in FORMATS:
             raise PbrlError(f"clip format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
-        return self.dir / f"seg{int(segment_id):08d}.{fmt}"
+        sid = int(segment_id)
+        if sid not in self._digests:
+            try:
+                self._digests.update(self.store.segment_digests([sid]))
+            except PbrlError:
+                raise KeyError(sid) from None
+        return self.dir / self._uid / f"seg{sid:08d}-{self._digests[sid][:16]}-{self.size}.{fmt}"
 
-    def _task(self, name: str) -> Optional[TaskSpec]:
-        if name not in self._tasks:
-            from pbrl.envs.tasks import list_tasks, load_task
+    def ready(self, segment_id: int, fmt: str) -> bool:
+        return _regular_file(self.path(segment_id, fmt))
 
-            self._tasks[name] = load_task(name) if name in list_tasks() else None
-        return self._tasks[name]
-
-    def get(self, segment_id: int, fmt: str) -> Path:
-        """The clip's path, encoding it first if it is not cached (KeyError: unknown segment)."""
+    def request(self, segment_id: int, fmt: str) -> Future:
+        """Start making the clip unless it exists or is being made; the future resolves to its path."""
         path = self.path(segment_id, fmt)
-        if path.exists():
-            return path
+        key = (int(segment_id), fmt)
         with self._guard:
-            lock = self._locks.setdefault((int(segment_id), fmt), threading.Lock())
-        with lock:
-            if not path.exists():
-                try:
-                    seg = self.store.get_segments([segment_id], with_frames=True)[0]
-                except PbrlError:
-                    raise KeyError(segment_id) from None
-                encode_clip(segment_frames(seg, self._task(seg.task)), path, fmt, fps=self.fps)
-        return path
+            fut = self._inflight.get(key)
+            if fut is None or (fut.done() and (fut.exception() is not None or not _regular_file(path))):
+                if _regular_file(path):
+                    fut = Future()
+                    fut.set_result(path)
+                    return fut
+                fut = self._worker.submit(int(segment_id), fmt, path, self.size, self.fps)
+                self._inflight[key] = fut
+                fut.add_done_callback(lambda f, k=key: self._forget(k, f))
+        return fut
+
+    def _forget(self, key: tuple[int, str], fut: Future) -> None:
+        with self._guard:
+            if self._inflight.get(key) is fut:
+                del self._inflight[key]
+
+    def prefetch(self, segment_ids: Sequence[int], fmt: str = "webm") -> None:
+        """Queue clips to be made in the background (the caller does not wait)."""
+        for sid in segment_ids:
+            self.request(sid, fmt)
+
+    def get(self, segment_id: int, fmt: str, timeout: float = _WAIT_S) -> Path:
+        """The clip's path, waiting for the worker if it is not made yet (KeyError: unknown segment)."""
+        return self.request(segment_id, fmt).result(timeout=timeout)
+
+    def read(self, segment_id: int, fmt: str) -> bytes:
+        """The clip's bytes, read only from a regular file inside the cache directory (no symlink followed)."""
+        path = self.get(segment_id, fmt)
+        if os.path.realpath(path.parent) != os.path.join(os.path.realpath(self.dir), self._uid):
+            raise PbrlError(f"clip cache: {path.parent} resolves outside {self.dir}; refusing to serve it")
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as exc:
+            raise PbrlError(f"clip cache: cannot read {path} ({exc.strerror}); expected a regular file") from None
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise PbrlError(f"clip cache: {path} is not a regular file; refusing to serve it")
+            return fh.read()
+
+    def status(self, segment_ids: Sequence[int], fmt: str = "webm") -> tuple[int, int]:
+        """(ready, total) clips among ``segment_ids`` (for "preparing clips (n/m)")."""
+        missing = [int(s) for s in segment_ids if int(s) not in self._digests]
+        if missing:
+            self._digests.update(self.store.segment_digests(missing))
+        return sum(self.ready(s, fmt) for s in segment_ids), len(segment_ids)
+
+    def close(self) -> None:
+        self._worker.close()

@@ -12,7 +12,8 @@ from pbrl.envs import load_task, make_env
 from pbrl.envs.rollout import rollout
 from pbrl.envs.simstate import obs_renderable
 from pbrl.types import PbrlError
-from pbrl.viewer.clips import ClipCache, render_from_states, segment_frames
+from pbrl.envs.render import render_from_states, segment_frames
+from pbrl.viewer.clips import ClipCache
 
 STEPS = 5
 
@@ -80,7 +81,8 @@ def test_collected_metaworld_store_gives_viewer_clips(tmp_path) -> None:
         np.testing.assert_array_equal(stored.states, segs[0].states)
         np.testing.assert_array_equal(stored.scene, segs[0].scene)
         assert store.get_segments([sid])[0].states is None  # media only when asked for
-        clip = ClipCache(store).get(sid, "mp4")
-        frames = iio.imread(clip)
-        assert frames.shape[0] == 3 and frames.shape[1:3] == (task.camera.height, task.camera.width)
-        assert _changed(frames[0], segment_frames(stored, task)[0]) < 0.05  # lossy codec, same picture
+        clips = ClipCache(store, size=160)  # re-rendered at the labelling size, not the training camera's
+        frames = iio.imread(clips.get(sid, "mp4"))
+        clips.close()
+        assert frames.shape[0] == 3 and frames.shape[1:3] == (160, 160) != (task.camera.height, task.camera.width)
+        assert _changed(frames[0], segment_frames(stored, task, 160)[0]) < 0.05  # lossy codec, same picture

@@ -13,9 +13,9 @@ from pbrl.data.trajectory import Trajectory
 from pbrl.envs import load_task, make_env
 from pbrl.feedback.human import HumanLabeller
 from pbrl.types import PbrlError
-from pbrl.viewer.clips import render_from_obs
-from pbrl.viewer.queue import LabelQueue
-from viewer_fixtures import answer_over_http, framed_segment, free_port
+from pbrl.data.label_queue import LabelQueue
+from pbrl.envs.render import render_from_obs
+from label_fixtures import answer_over_http, framed_segment, free_port
 
 pytest.importorskip("uvicorn", reason="the viewer extra (pip install 'pbrl[viewer]') is not installed")
 
@@ -43,7 +43,7 @@ def test_human_labeller_blocks_until_answered_over_http(tmp_path) -> None:
 
 def test_learner_does_not_store_human_answers_twice(tmp_path) -> None:
     class Answered(HumanLabeller):
-        def _announce(self, n: int) -> None:  # a person answered at once (all "equal")
+        def _announce(self, n: int, resumed: bool = False) -> None:  # a person answered at once (all "equal")
             _, queue = self._open()
             for q in queue.next_for("pat", n):
                 queue.answer(q.query_id, "pat", "equal")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pbrl.data.store import PreferenceStore
-from viewer_fixtures import answer_over_http, free_port
+from label_fixtures import answer_over_http, free_port
 
 pytest.importorskip("uvicorn", reason="the viewer extra (pip install 'pbrl[viewer]') is not installed")
 
