@@ -42,17 +42,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def answer_over_http(port: int, choices: list[str], stop: threading.Event, annotator: str = "pat") -> threading.Thread:
-    """A stand-in for a person: answers over the viewer's HTTP API as pairs are queued."""
+def answer_over_http(port: int, choices: list[str], stop: threading.Event, annotator: str = "pat",
+                     watched: list | None = None) -> threading.Thread:
+    """A stand-in for a person: answers over the viewer's HTTP API as pairs are queued. With ``watched``
+    it first fetches both clips of each pair, as the page does, and appends their bytes there."""
     from pbrl.types import PbrlError
     from pbrl.viewer.client import ViewerClient
 
     def run() -> None:
-        client, done = ViewerClient(f"http://127.0.0.1:{port}", annotator, timeout=10), 0
+        base = f"http://127.0.0.1:{port}"
+        client, done = ViewerClient(base, annotator, timeout=60), 0
         while not stop.is_set() and done < len(choices):
             try:
                 items = client.next(1)
                 if items:
+                    if watched is not None:
+                        watched.extend(urllib.request.urlopen(base + items[0][side]["webm"], timeout=300).read()
+                                       for side in ("left", "right"))
                     client.label(items[0], choices[done])
                     done += 1
                     continue

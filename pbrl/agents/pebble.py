@@ -86,6 +86,7 @@ class PebbleTrainer:
             self.buffer.intrinsic_k = self.cfg.entropy_k if self.cfg.unsup_steps and step < self.pretrain_end else None
             result = None
             if step >= self.next_feedback and self.learner.budget_left > 0:
+                self.learner.report_phase("selecting", step=step, total=self.cfg.total_steps)
                 result = self.feedback_session()
             self.learner.report_phase(self.phase(step), step=step, total=self.cfg.total_steps,
                                       next_pairs=self.next_feedback)

@@ -57,6 +57,7 @@ class PrefPPOTrainer:
         while self.model.num_timesteps < total:
             result: Optional[RoundResult] = None
             if self.model.num_timesteps >= self.next_feedback and self.learner.budget_left > 0:
+                self.learner.report_phase("selecting", step=self.model.num_timesteps, total=total)
                 result = self.feedback_session()
             self.learner.report_phase("training", step=self.model.num_timesteps, total=total,
                                       next_pairs=self.next_feedback)

@@ -108,9 +108,10 @@ def build_vlm_reward(cfg: DictConfig, task: TaskSpec):
 def _human(fb: DictConfig, task: TaskSpec, rng: np.random.Generator) -> tuple[Labeller, str]:
     from pbrl.feedback.human import HumanLabeller
 
+    size = fb.get("clip_size")
     return HumanLabeller(store_path=fb.store, task=task, rng=rng, annotator=str(fb.annotator), serve=bool(fb.serve),
                          host=str(fb.host), port=int(fb.port), token=fb.token, poll_s=float(fb.poll_s),
-                         timeout_s=fb.timeout_s), "human"
+                         timeout_s=fb.timeout_s, clip_size=None if size is None else int(size)), "human"
 
 
 def _heron(fb: DictConfig, task: TaskSpec, rng: np.random.Generator) -> tuple[Labeller, str]:

@@ -107,8 +107,11 @@ def _serve(store_path: str, jobs: IO[str], out: IO[str]) -> None:
             except Exception as exc:  # reported to the parent, who answers the HTTP request with it
                 reply = {"id": job["id"], "error": str(exc) if isinstance(exc, PbrlError)
                          else f"segment {job['segment_id']}: cannot make its clip ({type(exc).__name__}: {exc})"}
-            out.write(json.dumps(reply) + "\n")
-            out.flush()
+            try:
+                out.write(json.dumps(reply) + "\n")
+                out.flush()
+            except BrokenPipeError:  # the parent is gone: nobody waits for clips any more
+                return
 
 
 def _exit(signum: int, frame: object) -> None:

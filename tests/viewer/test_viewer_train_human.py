@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,10 +14,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+import imageio.v3 as iio
 import pytest
 
-from pbrl.data.store import PreferenceStore
 from label_fixtures import answer_over_http, free_port
+
+from pbrl.data.label_queue import LabelQueue
+from pbrl.data.store import PreferenceStore
 
 pytest.importorskip("uvicorn", reason="the viewer extra (pip install 'pbrl[viewer]') is not installed")
 
@@ -67,8 +71,10 @@ def test_train_waits_for_viewer_labels_and_survives_a_kill(tmp_path) -> None:
     assert "pair(s) queued for labelling: open http://127.0.0.1" in text
     with PreferenceStore(out / "store.sqlite") as store:
         rows = store.labels(sources=["human"], include_skipped=True)
-        assert rows[0].annotator == "pat" and len(rows) >= 4
-        assert store._read("SELECT COUNT(*) FROM frames")[0][0] >= 4  # clips were rendered from observations
+        assert rows[0].annotator == "pat" and len(rows) == 4  # the restarted run queued no extra round
+        assert LabelQueue(store).progress()["total"] == 4
+    clips = list((out / "store.sqlite.videos").rglob("seg*-256.webm"))  # made in the background while waiting
+    assert len(clips) >= 2 and iio.imread(clips[0]).shape[1:3] == (256, 256)  # at the labelling size
 
 
 @pytest.mark.slow
@@ -81,7 +87,8 @@ def test_metaworld_queries_are_rendered_from_recorded_states(tmp_path) -> None:
             "budget.every=60", "budget.env_steps=160", "algo.seed_steps=60"]
     proc = subprocess.Popen([sys.executable, "-m", "pbrl.cli", "train", f"out={out}", *tiny, *args,
                              f"feedback.port={port}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    person = answer_over_http(port, ["left", "right"], stop)
+    watched: list[bytes] = []
+    person = answer_over_http(port, ["left", "right"], stop, watched=watched)
     try:
         text, _ = proc.communicate(timeout=600)
     finally:
@@ -91,7 +98,90 @@ def test_metaworld_queries_are_rendered_from_recorded_states(tmp_path) -> None:
     assert proc.returncode == 0, text[-3000:]
     with PreferenceStore(out / "store.sqlite") as store:
         assert store.count_labels(sources=["human"]) == 2
-        ids = [r[0] for r in store._read("SELECT segment_id FROM frames")]
-        segs = store.get_segments(ids, with_frames=True)
-        assert len(segs) >= 2 and all(s.frames.shape[0] == 4 and s.states.shape[0] == 4 for s in segs)
-        assert all(s.frames.std() > 0 for s in segs)  # real pictures, not blank frames
+        segs = store.get_segments(store.segment_ids(), with_frames=True)
+        assert len(segs) >= 2 and all(s.states is not None and s.states.shape[0] == 4 for s in segs)
+    clips = [iio.imread(clip, extension=".webm") for clip in watched]  # what the person was shown
+    assert len(clips) == 4 and all(c.shape[0] == 4 and c.std() > 0 for c in clips)  # real pictures, not blank
+
+
+def _wait(cond, proc: subprocess.Popen, what: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if proc.poll() is not None:
+            raise AssertionError(f"training exited while waiting for {what}: {proc.stdout.read()[-3000:]}")
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)
+
+
+def _queued(path: Path) -> int:
+    """Queries in the store, read by an outside process-like opener (open, read, close)."""
+    if not path.exists():
+        return 0
+    with PreferenceStore(path) as store:
+        return LabelQueue(store).progress()["total"]
+
+
+@pytest.mark.slow
+def test_separate_viewer_outside_readers_and_kills_lose_no_answer(tmp_path) -> None:
+    """`feedback.serve=false` + `pbrl label STORE`: SIGINT and SIGKILL of the viewer and of training mid-round,
+    outside opens of the store all along; every acknowledged answer reaches training, none is lost, and the
+    restarted run waits for its unfinished round instead of queuing another."""
+    from label_fixtures import start_viewer, stop as stop_proc
+
+    from pbrl.data.run_status import read_run_status
+    from pbrl.viewer.client import ViewerClient
+
+    out, port = tmp_path / "run", free_port()
+    path = out / "store.sqlite"
+    train = lambda: subprocess.Popen(  # noqa: E731
+        [sys.executable, "-m", "pbrl.cli", "train", f"out={out}", *TINY, "feedback.serve=false",
+         f"feedback.port={port}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc, viewer, acked = train(), None, []
+    client = ViewerClient(f"http://127.0.0.1:{port}", "pat")
+
+    def answer(choice: str) -> None:
+        _wait(lambda: client.next(1) != [], proc, "a pending pair")
+        (item,) = client.next(1)
+        acked.append(client.label(item, choice)["query_id"])
+
+    try:
+        _wait(lambda: _queued(path) >= 2, proc, "the first round")
+        viewer = start_viewer(path, port, annotator="pat")
+        run = client.progress()["run"]
+        assert run["phase"] == "labelling" and re.search(r"waiting for labels: step 1\d\d of 300", run["text"])
+        answer("left")
+        viewer.send_signal(signal.SIGINT)
+        viewer.wait(timeout=30)
+        os.kill(proc.pid, signal.SIGKILL)  # training dies mid-round, with one of two answers given
+        proc.wait()
+        restarted = time.time()
+        proc = train()
+        viewer = start_viewer(path, port, annotator="pat")
+
+        def waiting() -> bool:
+            with PreferenceStore(path) as store:
+                status = read_run_status(store)
+            return status.phase == "labelling" and status.updated_at > restarted
+
+        _wait(waiting, proc, "the resumed run to wait for labels")
+        assert _queued(path) == 2  # it waits for the unfinished round; nothing new was queued
+        answer("right")  # the old round's second pair: the resumed run waits for exactly this one
+        _wait(lambda: _queued(path) >= 4, proc, "the second round")
+        os.kill(viewer.pid, signal.SIGKILL)
+        viewer.wait()
+        viewer = start_viewer(path, port, annotator="pat")
+        answer("equal")
+        answer("skip")
+        text, _ = proc.communicate(timeout=600)
+    finally:
+        for p in (proc, viewer):
+            if p is not None and p.poll() is None:
+                stop_proc(p)
+    assert proc.returncode == 0, text[-3000:]
+    assert "the round queued before the restart" in text, text[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["labels_used"] == 4
+    with PreferenceStore(path) as store:
+        queue = LabelQueue(store)
+        assert sorted(q for q, *_ in queue.answer_rows()) == sorted(acked) == [1, 2, 3, 4]
+        assert queue.progress()["total"] == 4 and read_run_status(store).phase == "finished"
