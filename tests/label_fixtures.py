@@ -95,3 +95,23 @@ def stop(proc: subprocess.Popen) -> str:
     proc.kill()
     out, _ = proc.communicate(timeout=30)
     return out.decode() if isinstance(out, bytes) else (out or "")
+
+
+def encoder_processes(parent: int, timeout: float = 60.0) -> list[int]:
+    """Pids of the clip encoder processes (``python -m pbrl.viewer.encoder``) started by ``parent``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                cmd = (entry / "cmdline").read_bytes()
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == parent and b"pbrl.viewer.encoder" in cmd:
+                found.append(int(entry.name))
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)

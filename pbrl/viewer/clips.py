@@ -38,7 +38,8 @@ def clip_dir(store_path: Path) -> Path:
     return Path(store_path).with_name(Path(store_path).name + ".videos")
 
 
-def _temp_path(path: Path) -> Path:
+def temp_path(path: Path) -> Path:
+    """Where this process and thread write ``path`` before renaming it into place."""
     return path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp{path.suffix}")
 
 
@@ -49,7 +50,7 @@ def encode_clip(frames: np.ndarray, path: Path, fmt: str, *, fps: int = 20) -> P
     codec, params = FORMATS[fmt]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_path(path)
+    tmp = temp_path(path)
     try:
         imageio.mimsave(tmp, list(frames), format="FFMPEG", fps=fps, codec=codec, output_params=params,
                         macro_block_size=2, ffmpeg_log_level="error")

@@ -100,6 +100,7 @@ def _serve(store_path: str, jobs: IO[str], out: IO[str]) -> None:
     with PreferenceStore(store_path, create=False) as store:
         for line in jobs:
             job = json.loads(line)
+            _CURRENT[:] = [Path(job["path"])]
             try:
                 encode_segment(store, job["segment_id"], job["fmt"], Path(job["path"]), size=job["size"],
                                fps=job["fps"], tasks=tasks)
@@ -114,8 +115,15 @@ def _serve(store_path: str, jobs: IO[str], out: IO[str]) -> None:
                 return
 
 
+_CURRENT: list[Path] = []  # the clip being written, whose temp file a SIGTERM removes
+
+
 def _exit(signum: int, frame: object) -> None:
-    sys.exit(0)  # SystemExit unwinds: the clip being written removes its temp file
+    from pbrl.viewer.clips import temp_path
+
+    for path in _CURRENT:
+        temp_path(path).unlink(missing_ok=True)
+    os._exit(0)
 
 
 if __name__ == "__main__":

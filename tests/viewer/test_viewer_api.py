@@ -202,3 +202,73 @@ def test_clip_cache_is_keyed_by_store_identity_and_content(tmp_path) -> None:
         assert new != old and old.exists()
         assert clips.read(1, "webm") != old_bytes
         clips.close()
+
+
+def test_planted_symlinks_and_odd_files_in_the_cache_are_never_served(client, tmp_path) -> None:
+    from label_fixtures import framed_segment
+
+    p, store, _ = client
+    clips = p.c.app.state.clips
+    a, b, c = store.add_segments([framed_segment(i) for i in range(3)])  # not queued: no clip made ahead
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"root:x:0:0:root:/root:/bin/bash\n")
+    target = clips.path(a, "webm")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.symlink_to(secret)  # planted where the clip of segment a belongs
+    r = p.c.get(f"/media/{a}.webm")
+    assert r.status_code == 200 and r.content[:4] == b"\x1a\x45\xdf\xa3" and b"root:" not in r.content
+    assert not target.is_symlink() and secret.read_bytes().startswith(b"root:")  # replaced, target untouched
+    fifo = clips.path(b, "webm")
+    os.mkfifo(fifo)  # opening a FIFO to read would hang the request
+    r = p.c.get(f"/media/{b}.webm")
+    assert r.status_code == 200 and r.content[:4] == b"\x1a\x45\xdf\xa3"
+    clips.path(c, "webm").mkdir()
+    r = p.c.get(f"/media/{c}.webm")
+    assert r.status_code == 500 and "is a directory; expected a clip file" in r.json()["error"]
+
+
+def test_a_cache_directory_leading_outside_is_refused(queued_store, tmp_path) -> None:
+    from pbrl.viewer.clips import ClipCache
+
+    path, _ = queued_store
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with PreferenceStore(path) as store:
+        clips = ClipCache(store)
+        clips.dir.mkdir()
+        (clips.dir / store.uid()).symlink_to(elsewhere, target_is_directory=True)
+        with pytest.raises(PbrlError, match="resolves outside"):
+            clips.read(1, "webm")
+        clips.close()
+
+
+def test_temp_files_of_killed_encoders_are_removed_at_start_up(queued_store) -> None:
+    """SIGKILL the encoder while it writes a (long) clip: its temp file is gone when the next cache starts."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from label_fixtures import encoder_processes, framed_segment
+
+    from pbrl.viewer.clips import ClipCache
+
+    path, _ = queued_store
+    with PreferenceStore(path) as store:
+        (sid,) = store.add_segments([framed_segment(0, length=600, size=160)])
+        clips = ClipCache(store)
+        clips.request(sid, "webm")
+        (encoder,) = encoder_processes(os.getpid())
+        deadline = time.monotonic() + 60
+        while not list(clips.dir.rglob(".*.tmp.webm")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(encoder, signal.SIGKILL)  # mid-encoding
+        clips.close()
+        (left,) = list(clips.dir.rglob(".*.tmp.webm"))
+        live = left.with_name(f".seg00000009-x-256.{os.getpid()}.1.tmp.webm")  # an encoder of this live process
+        live.write_bytes(b"in progress")
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+        gone = left.with_name(f".seg00000008-x-256.{int(dead.stdout)}.1.tmp.mp4")
+        gone.write_bytes(b"abandoned")
+        ClipCache(store).close()
+        assert not left.exists() and not gone.exists() and live.exists()

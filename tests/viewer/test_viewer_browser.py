@@ -155,6 +155,36 @@ def test_nothing_is_stored_for_pairs_whose_clips_are_not_playing(browser, tmp_pa
         assert a.label == (1.0 if first.first_left else 0.0) and b.label == (0.0 if second.first_left else 1.0)
 
 
+def test_page_says_what_the_run_does_and_that_clips_are_being_prepared(browser, tmp_path) -> None:
+    from label_fixtures import encoder_processes
+
+    from pbrl.data.run_status import write_run_status
+
+    path = tmp_path / "store.sqlite"
+    qids = make_queued_store(path, 2)
+    with PreferenceStore(path) as store:
+        write_run_status(store, "seed", step=300, total=2000, next_pairs=1000)
+    port = free_port()
+    proc = start_viewer(path, port)
+    (encoder,) = encoder_processes(proc.pid)
+    os.kill(encoder, signal.SIGSTOP)  # clips cannot be ready while it is stopped
+    try:
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{port}/?annotator=kb")
+        page.wait_for_function("document.getElementById('loading').textContent.startsWith('preparing clips (0/4)')",
+                               timeout=60_000)
+        assert page.is_visible("#loading") and page.is_disabled("button[data-choice=right]")
+        assert page.inner_text("#phase") == ("run: collecting random-action seed steps: step 300 of 2000; "
+                                             "next pairs at step 1000")
+        os.kill(encoder, signal.SIGCONT)
+        page.wait_for_function(f"{SHOWN} === '{qids[0]}'", timeout=60_000)
+        assert not page.is_visible("#loading") and page.is_enabled("button[data-choice=right]")
+        page.close()
+    finally:
+        os.kill(encoder, signal.SIGCONT)
+        stop(proc)
+
+
 class _AttackerPage(http.server.BaseHTTPRequestHandler):
     """A page on another port of this machine that tries to label and undo through the viewer."""
 

@@ -92,3 +92,60 @@ def test_rerender_from_observations_matches_the_live_render() -> None:
     assert np.abs(frames[0].astype(int) - live.astype(int)).mean() < 1.0  # same pose, same camera
     with pytest.raises(PbrlError, match="task reach: segments without frames or simulator states cannot be re-rendered"):
         render_from_obs(load_task("reach"), np.zeros((2, 39), np.float32))
+
+
+def test_pairs_are_queued_and_answers_commit_while_the_encoder_is_stuck(tmp_path) -> None:
+    """Rendering/encoding happens in its own process: a frozen encoder delays neither queuing nor a commit."""
+    import os
+    import signal
+
+    from label_fixtures import encoder_processes
+
+    from pbrl.viewer.client import ViewerClient
+
+    port, out = free_port(), {}
+    labeller = HumanLabeller(store_path=tmp_path / "store.sqlite", task=load_task("halfcheetah"),
+                             rng=np.random.default_rng(0), port=port, poll_s=0.05, timeout_s=120)
+    segs = [framed_segment(i) for i in range(6)]
+    worker = threading.Thread(target=lambda: out.setdefault("labels", labeller.label(segs[:3], segs[3:])))
+    worker.start()
+    (encoder,) = encoder_processes(os.getpid())
+    os.kill(encoder, signal.SIGSTOP)  # stuck for as long as this test likes
+    try:
+        client = ViewerClient(f"http://127.0.0.1:{port}", "pat", timeout=30)
+        for _ in range(300):
+            try:
+                items = client.next(3)
+                break
+            except (OSError, PbrlError):
+                threading.Event().wait(0.1)
+        assert len(items) == 3
+        assert client.progress()["clips"] == {"ready": 0, "total": 6}  # the page says "preparing clips (0/6)"
+        for item, choice in zip(items, ["left", "right", "equal"]):
+            assert client.label(item, choice)["ok"]
+        worker.join(timeout=60)
+        assert out["labels"].p.shape == (3,) and not out["labels"].skipped.any()
+    finally:
+        os.kill(encoder, signal.SIGCONT)
+        worker.join(timeout=60)
+        labeller.close()
+
+
+def test_labelling_render_size_is_chosen_by_viewer_or_task_not_the_training_camera() -> None:
+    import dataclasses
+
+    from pbrl.envs.render import LABEL_SIZE, label_size
+
+    cheetah = load_task("halfcheetah")
+    assert cheetah.camera.width == 128 and label_size(cheetah) == LABEL_SIZE == 256
+    wide = dataclasses.replace(cheetah, camera=dataclasses.replace(cheetah.camera, width=160, height=90,
+                                                                   label_size=320))
+    assert label_size(wide) == 320 and label_size(wide, 192) == 192
+    obs = np.zeros((2, 17), np.float32)
+    assert render_from_obs(wide, obs, 320).shape == (2, 180, 320, 3)  # aspect of the task camera kept
+    assert render_from_obs(cheetah, obs).shape == (2, 128, 128, 3)  # training/evaluation size unchanged
+    for bad in (8, 1000, 2.5, True, "256"):
+        with pytest.raises(PbrlError, match="clip size: expected an integer number of pixels in \\[16, 640\\]"):
+            label_size(cheetah, bad)
+    labeller = HumanLabeller(store_path="unused.sqlite", task=wide, rng=np.random.default_rng(0), serve=False)
+    assert labeller.size == 320

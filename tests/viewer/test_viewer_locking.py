@@ -155,3 +155,39 @@ def test_separate_viewer_interrupted_and_killed_mid_round_trainer_sees_every_ans
                       enumerate(LabelQueue(store).answer_rows())}
         assert [p_by_query[q].label for q in (1, 2, 3, 4)] == [
             None if s else p for p, s in zip(result["p"], result["skipped"])]
+
+
+def test_two_annotators_at_once_are_never_handed_the_same_pair(tmp_path) -> None:
+    """Without --overlap, two people labelling as fast as they can answer disjoint pairs, all of them."""
+    import threading
+
+    from label_fixtures import make_queued_store
+
+    path, port = tmp_path / "store.sqlite", free_port()
+    qids = make_queued_store(path, 30)
+    viewer = start_viewer(path, port)
+    done: dict[str, list[int]] = {"ann": [], "bea": []}
+    errors: list[BaseException] = []
+
+    def person(name: str) -> None:
+        client = ViewerClient(f"http://127.0.0.1:{port}", name)
+        try:
+            while items := client.next(2):
+                for item in items:
+                    done[name].append(client.label(item, "left")["query_id"])
+        except BaseException as e:  # surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=person, args=(n,)) for n in done]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    finally:
+        stop(viewer)
+    assert not errors, errors
+    assert not set(done["ann"]) & set(done["bea"]) and sorted(done["ann"] + done["bea"]) == qids
+    assert done["ann"] and done["bea"]  # both were kept busy
+    with PreferenceStore(path) as store:
+        assert len(LabelQueue(store).answer_rows()) == 30
