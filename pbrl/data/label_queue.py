@@ -311,6 +311,17 @@ class LabelQueue:
         rnd = self._round(rows[0] if rows else None)
         return rnd if rnd is not None and rnd.answered < len(rnd.query_ids) else None
 
+    def round_history(self) -> list[dict]:
+        """Every round: number, origin, size, when it was queued and when its last pair got a first answer
+        (None while some are pending). Shows, e.g., whether a round was queued while another was pending."""
+        rows = self.store._read(
+            "SELECT r.round, r.origin, r.created_at, COUNT(q.id), SUM(q.status = 'pending'), "
+            "MAX((SELECT MIN(a.created_at) FROM answers a WHERE a.query_id = q.id)) "
+            "FROM rounds r LEFT JOIN queries q ON q.round = r.round GROUP BY r.round ORDER BY r.round")
+        return [{"number": int(n), "origin": str(o), "queued_at": float(t), "size": int(size),
+                 "answered_at": None if pending else (None if last is None else float(last))}
+                for n, o, t, size, pending, last in rows]
+
     def pending_segment_ids(self, limit: int = 200) -> list[int]:
         """Segments of the oldest ``limit`` pending queries, in the order they will be shown."""
         rows = self.store._read("SELECT first_id, second_id, first_left FROM queries WHERE status = 'pending' "

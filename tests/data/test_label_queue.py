@@ -221,3 +221,22 @@ def test_a_version_1_queue_is_migrated_with_its_pending_pairs(tmp_path) -> None:
         assert (q.first_id, q.second_id, q.first_left) == (a, b, True)
         queue.answer(q.query_id, "ann", "right")
         assert store.labels()[0].label == 0.0
+
+
+def test_round_history_shows_when_each_round_was_answered(tmp_path) -> None:
+    from label_fixtures import framed_segment
+
+    with PreferenceStore(tmp_path / "s.sqlite") as store:
+        ids = store.add_segments([framed_segment(i) for i in range(4)])
+        queue = LabelQueue(store)
+        rng = np.random.default_rng(0)
+        r0 = queue.queue_pairs(ids[:2], ids[2:], rng=rng, origin="training")
+        queue.answer(r0[0], "ann", "left")
+        queue.answer(r0[1], "ann", "skip")
+        queue.answer(r0[1], "bea", "left")  # a second opinion later does not move the round's answer time
+        r1 = queue.queue_pairs(ids[:1], ids[3:], rng=rng, origin="training")
+        (h0, h1) = queue.round_history()
+        assert (h0["number"], h0["size"], h1["size"], h1["answered_at"]) == (0, 2, 1, None)
+        assert h0["queued_at"] <= h0["answered_at"] <= h1["queued_at"]
+        queue.answer(r1[0], "bea", "equal")
+        assert queue.round_history()[1]["answered_at"] >= h1["queued_at"]
