@@ -235,7 +235,8 @@ def render_md(r: dict, args) -> str:
     views_ok = len(set(r["views"].values())) == 1
     ok = equal and views_ok and r["integrity"] == "ok" and r["rounds_queued_while_one_pending"] == 0
     rows = [("answers acknowledged (HTTP 200)", r["acked"]), ("answers stored", r["stored"]),
-            ("acknowledged but not stored", r["acked_not_stored"]), ("stored but never acknowledged", r["stored_not_acked"]),
+            ("acknowledged but not stored", r["acked_not_stored"]),
+            ("stored but never acknowledged", r["stored_not_acked"]),
             ("stored differently than acknowledged", r["mismatched"]),
             ("answers re-sent after a lost acknowledgement", r["retried"]),
             ("human label rows", r["labels"]),

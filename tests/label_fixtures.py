@@ -115,3 +115,23 @@ def encoder_processes(parent: int, timeout: float = 60.0) -> list[int]:
         if found or time.monotonic() > deadline:
             return found
         time.sleep(0.05)
+
+
+def pbrl_env() -> dict[str, str]:
+    """The environment of a subprocess that imports this checkout's pbrl."""
+    import os
+
+    import pbrl
+
+    return {**os.environ, "PYTHONPATH": str(Path(pbrl.__file__).parent.parent)}
+
+
+def outside_open_close(path: Path) -> None:
+    """What another `pbrl label`, `sqlite3` or a script does to a store: open read-write, read, close."""
+    import sqlite3
+
+    code = "import sys; from pbrl.data import PreferenceStore as P; s = P(sys.argv[1]); s.count_labels(); s.close()"
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True, env=pbrl_env(), timeout=60)
+    conn = sqlite3.connect(path)
+    conn.execute("SELECT COUNT(*) FROM labels").fetchone()
+    conn.close()

@@ -356,10 +356,15 @@ class PreferenceStore:
         return [int(r[0]) for r in self._read("SELECT id FROM segments ORDER BY id")]
 
     def segment_digests(self, ids: Sequence[int]) -> dict[int, str]:
-        """A content hash per stored segment (its arrays and media as stored), e.g. to key derived files."""
+        """A content hash per stored segment, e.g. to key files derived from it (clips).
+
+        It covers the segment's task, length, observations and actions, and its media npz through the
+        zip's size and central directory (which holds a CRC-32 of every array), so large frame blobs are
+        never copied out of SQLite for it.
+        """
         uniq = sorted({int(i) for i in ids})
         rows = self._select_in(
-            "SELECT s.id, s.task, s.length, s.obs, s.acts, f.data FROM segments s "
+            "SELECT s.id, s.task, s.length, s.obs, s.acts, length(f.data), substr(f.data, -4096) FROM segments s "
             "LEFT JOIN frames f ON f.segment_id = s.id WHERE s.id IN ({})", uniq)
         out = {}
         for sid, *fields in rows:

@@ -35,7 +35,8 @@ def _sized(task: TaskSpec, size: Optional[int]) -> TaskSpec:
         return task
     cam = task.camera
     scale = size / max(cam.width, cam.height)
-    camera = dataclasses.replace(cam, width=max(16, round(cam.width * scale)), height=max(16, round(cam.height * scale)))
+    width, height = (max(16, round(side * scale)) for side in (cam.width, cam.height))
+    camera = dataclasses.replace(cam, width=width, height=height)
     return dataclasses.replace(task, camera=camera)
 
 

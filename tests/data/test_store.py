@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sqlite3
@@ -362,3 +363,31 @@ def test_concurrent_writes_from_two_threads(tmp_path: Path) -> None:
     assert shared.num_segments() == 2 + 120
     shared.close()
     other.close()
+
+
+def test_segment_digests_follow_content_not_ids(tmp_path: Path) -> None:
+    with PreferenceStore(tmp_path / "a.sqlite") as a, PreferenceStore(tmp_path / "b.sqlite") as b:
+        seg = make_seg(1.0)
+        other_frames = dataclasses.replace(seg, frames=seg.frames[::-1].copy())  # same arrays, other pictures
+        (x,) = a.add_segments([seg])
+        (y, z) = b.add_segments([seg, other_frames])
+        da, db = a.segment_digests([x]), b.segment_digests([y, z])
+        assert da[x] == db[y] and db[y] != db[z] and len(da[x]) == 64
+        with pytest.raises(PbrlError, match=r"unknown segment id\(s\) \[7\]"):
+            a.segment_digests([7])
+        assert a.uid() != b.uid() and a.uid() == a.uid()
+
+
+def test_a_store_older_than_its_uid_gets_one_once(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    PreferenceStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("DELETE FROM meta WHERE key = 'store_uid'")
+    conn.commit()
+    conn.close()
+    with PreferenceStore(path) as s:
+        uid = s.uid()
+        with pytest.raises(PbrlError, match="meta key 'store_uid' is reserved"):
+            s.set_meta("store_uid", "forged")
+    with PreferenceStore(path) as s:
+        assert s.uid() == uid and len(uid) == 32

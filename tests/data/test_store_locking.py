@@ -12,7 +12,8 @@ import threading
 from pathlib import Path
 
 import numpy as np
-import pbrl
+from label_fixtures import outside_open_close, pbrl_env
+
 from pbrl.data import PreferenceStore, Segment
 from pbrl.types import Labels
 
@@ -37,29 +38,16 @@ for line in sys.stdin:
 """
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(Path(pbrl.__file__).parent.parent)}
-
-
-def _outside_open_close(path: Path) -> None:
-    """What `pbrl label STORE`, `sqlite3` or a script does: open read-write, read, close."""
-    code = "import sys; from pbrl.data import PreferenceStore as P; s = P(sys.argv[1]); s.count_labels(); s.close()"
-    subprocess.run([sys.executable, "-c", code, str(path)], check=True, env=_env(), timeout=60)
-    conn = sqlite3.connect(path)
-    conn.execute("SELECT COUNT(*) FROM labels").fetchone()
-    conn.close()
-
-
 def test_outside_open_close_never_loses_acknowledged_labels(tmp_path: Path) -> None:
     path = tmp_path / "store.sqlite"
     proc = subprocess.Popen([sys.executable, "-c", _TRAINER, str(path)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=pbrl_env())
     acked = []
     try:
         assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
         for k in range(6):
             if k in (2, 4):  # another process opens and closes the store while the trainer holds it
-                _outside_open_close(path)
+                outside_open_close(path)
             proc.stdin.write(f"a{k}\n")
             proc.stdin.flush()
             pid, seen = map(int, proc.stdout.readline().split())
@@ -117,7 +105,7 @@ def test_threads_opening_and_closing_stores_while_another_writes(tmp_path: Path)
         t.start()
     for _ in range(30):
         writer.add_labels([a], [b], Labels(np.ones(1, np.float32), np.zeros(1, bool)), source="human")
-    _outside_open_close(path)
+    outside_open_close(path)
     stop.set()
     for t in threads:
         t.join(timeout=30)

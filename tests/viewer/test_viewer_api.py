@@ -85,7 +85,8 @@ def test_media_is_encoded_cached_and_confined(client) -> None:
 
 
 @pytest.mark.parametrize("body, status, message", [
-    ({"query_id": 1, "choice": "up", "left_id": 1, "right_id": 2}, 400, "choice: expected one of left, right, equal, skip"),
+    ({"query_id": 1, "choice": "up", "left_id": 1, "right_id": 2}, 400,
+     "choice: expected one of left, right, equal, skip"),
     ({"query_id": "x", "choice": "left"}, 400, "query_id: expected an integer"),
     ({"query_id": "1", "choice": "left"}, 400, "query_id: expected an integer, got '1'"),
     ({"query_id": 1.7, "choice": "left"}, 400, "query_id: expected an integer, got 1.7"),

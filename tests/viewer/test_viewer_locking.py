@@ -17,9 +17,8 @@ import pytest
 
 pytest.importorskip("uvicorn", reason="the viewer extra (pip install 'pbrl[viewer]') is not installed")
 
-from label_fixtures import free_port, start_viewer, stop  # noqa: E402
+from label_fixtures import free_port, outside_open_close, pbrl_env, start_viewer, stop  # noqa: E402
 
-import pbrl  # noqa: E402
 from pbrl.data.label_queue import LabelQueue  # noqa: E402
 from pbrl.data.store import PreferenceStore  # noqa: E402
 from pbrl.viewer.client import ViewerClient  # noqa: E402
@@ -47,25 +46,6 @@ print(json.dumps({"p": labels.p.tolist(), "skipped": labels.skipped.tolist(), "s
 lab.close()
 runner.close()
 """
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(Path(pbrl.__file__).parent.parent)}
-
-
-def _trainer(path: Path, port: int, mode: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", _TRAINER, str(path), str(port), mode,
-                             str(Path(__file__).parents[1])], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=_env())
-
-
-def _outside_open_close(path: Path) -> None:
-    """What another `pbrl label`, `sqlite3` or a script does: open read-write, read, close."""
-    code = "import sys; from pbrl.data import PreferenceStore as P; s = P(sys.argv[1]); s.count_labels(); s.close()"
-    subprocess.run([sys.executable, "-c", code, str(path)], check=True, env=_env(), timeout=60)
-    conn = sqlite3.connect(path)
-    conn.execute("SELECT COUNT(*) FROM labels").fetchone()
-    conn.close()
 
 
 def _wait_queued(path: Path, n: int, proc: subprocess.Popen) -> None:
@@ -102,9 +82,9 @@ def test_answers_to_the_built_in_viewer_survive_an_outside_open_and_a_sigkill(tm
                 break
             except OSError:
                 time.sleep(0.1)
-        _outside_open_close(path)  # while the trainer waits: the hazard of the bug report
+        outside_open_close(path)  # while the trainer waits: the hazard of the bug report
         acked = [_answer(client, "left"), _answer(client, "right")]
-        _outside_open_close(path)
+        outside_open_close(path)
         acked.append(_answer(client, "equal"))
         assert client.progress()["labelled"] == 3
     finally:
@@ -123,18 +103,18 @@ def test_separate_viewer_interrupted_and_killed_mid_round_trainer_sees_every_ans
     viewer = None
     try:
         _wait_queued(path, 4, trainer)
-        _outside_open_close(path)
+        outside_open_close(path)
         viewer = start_viewer(path, port, annotator="pat")
         client = ViewerClient(f"http://127.0.0.1:{port}", "pat")
         acked = [_answer(client, "left")]
         viewer.send_signal(signal.SIGINT)  # Ctrl-C mid-round
         viewer.wait(timeout=30)
-        _outside_open_close(path)
+        outside_open_close(path)
         viewer = start_viewer(path, port, annotator="pat")
         acked.append(_answer(client, "right"))
         os.kill(viewer.pid, signal.SIGKILL)  # killed mid-round
         viewer.wait()
-        _outside_open_close(path)
+        outside_open_close(path)
         os.kill(trainer.pid, signal.SIGKILL)  # the trainer dies too; restarted, it takes up the same round
         trainer.wait()
         trainer = _trainer(path, port, "separate")
