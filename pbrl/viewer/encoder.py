@@ -33,7 +33,7 @@ class ClipWorker:
         self.store_path = Path(store_path)
         self._proc: Optional[subprocess.Popen] = None
         self._lock = threading.Lock()
-        self._pending: dict[int, Future] = {}
+        self._pending: dict[int, tuple[Future, subprocess.Popen]] = {}
         self._next = 0
 
     def submit(self, segment_id: int, fmt: str, path: Path, size: int, fps: int) -> Future:
@@ -44,7 +44,7 @@ class ClipWorker:
             if self._proc is None or self._proc.poll() is not None:
                 self._start()
             job["id"], self._next = self._next, self._next + 1
-            self._pending[job["id"]] = fut
+            self._pending[job["id"]] = (fut, self._proc)
             try:
                 self._proc.stdin.write(json.dumps(job) + "\n")
                 self._proc.stdin.flush()
@@ -64,18 +64,17 @@ class ClipWorker:
             except ValueError:
                 continue
             with self._lock:
-                fut = self._pending.pop(int(msg.get("id", -1)), None)
+                fut, _ = self._pending.pop(int(msg.get("id", -1)), (None, None))
             if fut is not None:
                 if "error" in msg:
                     fut.set_exception(PbrlError(msg["error"]))
                 else:
                     fut.set_result(Path(msg["path"]))
         code = proc.wait()
-        with self._lock:
-            if proc is not self._proc:
-                return
-            failed, self._pending = self._pending, {}
-        for fut in failed.values():
+        with self._lock:  # jobs this process took and never finished fail (a later request starts another)
+            failed = [jid for jid, (_, owner) in self._pending.items() if owner is proc]
+            futures = [self._pending.pop(jid)[0] for jid in failed]
+        for fut in futures:
             fut.set_exception(PbrlError(f"clip worker: exited with code {code} before finishing the clip"))
 
     def close(self) -> None:

@@ -273,3 +273,23 @@ def test_temp_files_of_killed_encoders_are_removed_at_start_up(queued_store) -> 
         gone.write_bytes(b"abandoned")
         ClipCache(store).close()
         assert not left.exists() and not gone.exists() and live.exists()
+
+
+def test_a_killed_encoder_fails_its_jobs_and_the_next_request_starts_another(queued_store) -> None:
+    import signal
+
+    from label_fixtures import encoder_processes
+
+    from pbrl.viewer.clips import ClipCache
+
+    path, _ = queued_store
+    with PreferenceStore(path) as store:
+        clips = ClipCache(store)
+        pending = clips.request(1, "webm")
+        (encoder,) = encoder_processes(os.getpid())
+        os.kill(encoder, signal.SIGSTOP)  # it cannot finish before it dies
+        os.kill(encoder, signal.SIGKILL)
+        with pytest.raises(PbrlError, match="clip worker: exited with code -9 before finishing the clip"):
+            pending.result(timeout=30)
+        assert clips.get(1, "webm").read_bytes()[:4] == b"\x1a\x45\xdf\xa3"  # a new encoder made it
+        clips.close()

@@ -267,7 +267,11 @@ def test_sigkill_during_labelling_loses_no_acknowledged_label(browser, tmp_path)
     make_queued_store(path, 12)
     port = free_port()
     proc = start_viewer(path, port)
-    page = _open(browser, port)
+    try:
+        page = _open(browser, port)
+    except BaseException:
+        stop(proc)
+        raise
     for _ in range(1000):  # answer as fast as the clips allow, without waiting for each acknowledgement
         page.keyboard.press("1")
         page.wait_for_timeout(60)
