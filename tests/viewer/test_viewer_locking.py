@@ -48,6 +48,12 @@ runner.close()
 """
 
 
+def _trainer(path: Path, port: int, mode: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", _TRAINER, str(path), str(port), mode,
+                             str(Path(__file__).parents[1])], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=pbrl_env())
+
+
 def _wait_queued(path: Path, n: int, proc: subprocess.Popen) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
