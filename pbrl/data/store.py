@@ -22,53 +22,14 @@ from typing import Iterator, NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from pbrl.data.schema import FORMAT, REQUIRED_COLUMNS, SCHEMA, SCHEMA_VERSION
 from pbrl.data.sqlite import SharedConnection, acquire, connect, release
 from pbrl.data.trajectory import Segment, stack_pairs
 from pbrl.types import SOURCES, Labels, PairBatch, PbrlError, validate_label_values
 from pbrl.utils import fsync_path
 
-SCHEMA_VERSION = 1
-_FORMAT = "pbrl-preference-store"
 _RESERVED_META = ("schema_version", "format", "store_uid")
 _CHUNK = 500  # ids per `IN (...)` query; well under SQLite's bound-variable limit
-
-_SCHEMA = f"""
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE segments (
-    id INTEGER PRIMARY KEY, task TEXT NOT NULL, episode_id INTEGER NOT NULL, start INTEGER NOT NULL,
-    length INTEGER NOT NULL CHECK (length >= 1), obs BLOB NOT NULL, acts BLOB NOT NULL,
-    rewards BLOB NOT NULL, success BLOB, terms BLOB NOT NULL
-);
--- per segment, an npz of its media: "frames" and/or the simulator "states" + "scene" to re-render it from
-CREATE TABLE frames (segment_id INTEGER PRIMARY KEY REFERENCES segments(id), data BLOB NOT NULL);
-CREATE TABLE labels (
-    pair_id INTEGER PRIMARY KEY,
-    first_id INTEGER NOT NULL REFERENCES segments(id),
-    second_id INTEGER NOT NULL REFERENCES segments(id),
-    label REAL, skipped INTEGER NOT NULL, source TEXT NOT NULL, annotator TEXT NOT NULL DEFAULT '',
-    weight REAL NOT NULL DEFAULT 1.0 CHECK (weight >= 0), created_at REAL NOT NULL,
-    -- `label IS NOT NULL` is needed: a CHECK that evaluates to NULL passes in SQLite.
-    CHECK ((skipped = 1 AND label IS NULL)
-           OR (skipped = 0 AND label IS NOT NULL AND label BETWEEN 0 AND 1))
-);
-CREATE INDEX labels_source ON labels(source);
-INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'), ('format', '{_FORMAT}');
-"""
-
-
-def _schema_columns() -> dict[str, set[str]]:
-    """Tables and columns of the current schema, read from the DDL itself so they cannot drift."""
-    conn = sqlite3.connect(":memory:")
-    try:
-        conn.executescript(_SCHEMA)
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        return {t: {r[1] for r in conn.execute(f"PRAGMA table_info({t})")} for t in tables}
-    finally:
-        conn.close()
-
-
-#: Columns every supported store must have; checked on open so a foreign SQLite file is refused.
-_REQUIRED_COLUMNS = _schema_columns()
 
 
 class LabelRow(NamedTuple):
@@ -151,7 +112,7 @@ class PreferenceStore:
                 p.unlink(missing_ok=True)
             conn = connect(tmp)
             try:  # the store's identity: its clip cache must never serve another store's clips
-                conn.executescript(f"BEGIN;{_SCHEMA}INSERT INTO meta VALUES ('store_uid', '{uuid.uuid4().hex}');"
+                conn.executescript(f"BEGIN;{SCHEMA}INSERT INTO meta VALUES ('store_uid', '{uuid.uuid4().hex}');"
                                    "COMMIT;PRAGMA journal_mode=WAL;")
             finally:
                 conn.close()
@@ -193,16 +154,16 @@ class PreferenceStore:
     def _check_schema(self, conn: sqlite3.Connection) -> None:
         """Raise unless ``conn`` holds pbrl's tables and a supported schema version (read-only)."""
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        missing = sorted(set(_REQUIRED_COLUMNS) - tables)
+        missing = sorted(set(REQUIRED_COLUMNS) - tables)
         if missing:
             raise self._reject(f"missing table(s) {', '.join(missing)}")
-        for table, cols in _REQUIRED_COLUMNS.items():
+        for table, cols in REQUIRED_COLUMNS.items():
             have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
             if not cols <= have:
                 raise self._reject(f"table {table} lacks column(s) {', '.join(sorted(cols - have))}")
         meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('schema_version', 'format')"))
-        if meta.get("format") != _FORMAT:
-            raise self._reject(f"meta.format is {meta.get('format')!r}, expected {_FORMAT!r}")
+        if meta.get("format") != FORMAT:
+            raise self._reject(f"meta.format is {meta.get('format')!r}, expected {FORMAT!r}")
         try:
             version = int(meta.get("schema_version", ""))
         except ValueError:
