@@ -3,10 +3,12 @@
 Builds a store of real HalfCheetah segments (random policy, frames re-rendered from the observations as
 ``feedback=human`` does), serves it with ``pbrl label`` in its own process and labels every pair in
 headless Debian chromium (Playwright) at a human-like pace. The page records, per answer, the ms from
-the key handler until both next clips (prefetched, decoding in hidden video elements) are painted. Also times re-rendering and
-encoding (WebM/VP9, mp4/H.264) per segment. Goal: p95 < 150 ms.
+the key handler until both next clips (prefetched, decoding in hidden video elements) are playing, which is
+when the page accepts the next answer. Also times re-rendering (at the labelling size) and encoding
+(WebM/VP9, mp4/H.264) per segment. Goal: p95 < 150 ms.
 
-    python bench/viewer_latency.py [--pairs 30] [--pace-ms 400] [--screenshot docs/viewer.png] [--update-benchmarks]
+    python bench/viewer_latency.py [--pairs 30] [--segments 8] [--length 50] [--size 256] [--pace-ms 400]
+        [--screenshot docs/viewer.png] [--update-benchmarks]
 """
 
 from __future__ import annotations
@@ -124,8 +126,8 @@ def render_md(t: dict, lat: list[float], args) -> str:
         "|---|---:|---:|---:|---:|",
         *rows,
         "",
-        f"Command: `python bench/viewer_latency.py --pairs {args.pairs} --pace-ms {args.pace_ms} --size {args.size} "
-        "--update-benchmarks`. "
+        f"Command: `python bench/viewer_latency.py --pairs {args.pairs} --segments {args.segments} --length "
+        f"{args.length} --pace-ms {args.pace_ms} --size {args.size} --update-benchmarks`. "
         f"Machine: {platform.machine()}, {platform.python_version()}, software MuJoCo rendering (EGL/Mesa) on a "
         f"shared 2-core CPU. Date {datetime.date.today()}.",
     ])

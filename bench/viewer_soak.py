@@ -79,6 +79,7 @@ class Soak:
         self.ack_ms: list[float] = []
         self.retries = 0
         self.stop_answering = threading.Event()
+        self.sending = {name: threading.Event() for name in self.ports}  # an answer is on its way there
         self.lock = threading.Lock()
         self.logs = open(out.parent / "soak.log", "w")
 
@@ -104,7 +105,8 @@ class Soak:
         clients = {k: ViewerClient(f"http://127.0.0.1:{p}", name, timeout=30) for k, p in self.ports.items()}
         rng, item, choice = random.Random(name), None, None
         while not (self.stop_answering.is_set() and item is None):
-            client = clients[rng.choice(list(clients))]
+            target = rng.choice(list(clients))
+            client = clients[target]
             try:
                 if item is None:
                     items = [] if self.stop_answering.is_set() else client.next(1)
@@ -113,7 +115,11 @@ class Soak:
                         continue
                     item, choice = items[0], rng.choice(["left", "right", "equal", "skip"])
                 t0 = time.perf_counter()
-                ack = client.label(item, choice)
+                self.sending[target].set()
+                try:
+                    ack = client.label(item, choice)
+                finally:
+                    self.sending[target].clear()
                 with self.lock:
                     self.ack_ms.append(1e3 * (time.perf_counter() - t0))
                     self.acked[(ack["query_id"], name)] = (ack["pair_id"], ack["choice"])
@@ -134,12 +140,16 @@ class Soak:
             time.sleep(0.3)
 
     def chaos(self, until: float) -> None:
-        """Kill training or the viewer at random moments and restart it."""
+        """Kill training or the viewer at random moments (half of them while an answer is on its way to
+        that process, so acknowledgements get lost) and restart it."""
         while time.monotonic() < until:
             time.sleep(self.rng.uniform(4.0, 12.0))
             if time.monotonic() >= until:
                 break
-            if self.rng.random() < 0.5:
+            target = "train" if self.rng.random() < 0.5 else "viewer"
+            if self.rng.random() < 0.5 and self.sending[target].wait(timeout=5.0):
+                time.sleep(self.rng.uniform(0.0, 0.01))
+            if target == "train":
                 self.kill("train", signal.SIGKILL)
                 self.counts["train SIGKILL"] += 1
                 self.start("train")
@@ -255,7 +265,8 @@ def render_md(r: dict, args) -> str:
         "own viewer, a separate `pbrl label` viewer, two annotators answering through either one (re-sending an "
         "answer whose acknowledgement was lost until it is acknowledged), a process opening and closing the store "
         "in a loop (PreferenceStore and raw sqlite3) plus raw sqlite3 opens, and SIGKILL/SIGINT of training and "
-        f"the viewer every 4-12 s (seed {args.seed}). Goal: acknowledged == stored, both processes see every "
+        "the viewer every 4-12 s, half of them while an answer is on its way to the killed process "
+        f"(seed {args.seed}). Goal: acknowledged == stored, both processes see every "
         f"answer, no second round while one is pending, integrity ok: **{'met' if ok else 'NOT met'}**.",
         "",
         "| measure | value |",

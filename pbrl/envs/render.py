@@ -40,23 +40,48 @@ def _sized(task: TaskSpec, size: Optional[int]) -> TaskSpec:
     return dataclasses.replace(task, camera=camera)
 
 
-def _render_each(task: TaskSpec, n: int, pose: Callable[[Any, int], None], size: Optional[int]) -> np.ndarray:
-    """Frames ``(n, H, W, 3)``: for each step ``k``, ``pose(base_env, k)`` sets the simulator, then render."""
-    from pbrl.envs.make import make_env
+class RenderEnvs:
+    """Rendering environments kept open per (task, size): a long-lived renderer (the clip encoder process)
+    pays for building the model and its GL context once, not once per segment."""
 
-    env = make_env(_sized(task, size), seed=0, render=True)
-    try:
+    def __init__(self) -> None:
+        self._envs: dict[tuple[str, Optional[int]], Any] = {}
+
+    def get(self, task: TaskSpec, size: Optional[int]) -> Any:
+        from pbrl.envs.make import make_env
+
+        key = (task.name, size)
+        if key not in self._envs:
+            self._envs[key] = make_env(_sized(task, size), seed=0, render=True)
+        env = self._envs[key]
         env.reset(seed=0)
+        return env
+
+    def close(self) -> None:
+        for env in self._envs.values():
+            env.close()
+        self._envs.clear()
+
+
+def _render_each(task: TaskSpec, n: int, pose: Callable[[Any, int], None], size: Optional[int],
+                 envs: Optional[RenderEnvs]) -> np.ndarray:
+    """Frames ``(n, H, W, 3)``: for each step ``k``, ``pose(base_env, k)`` sets the simulator, then render."""
+    own = envs is None
+    envs = envs or RenderEnvs()
+    try:
+        env = envs.get(task, size)
         frames = []
         for k in range(n):
             pose(env.unwrapped, k)
             frames.append(env.render())
         return np.asarray(frames, dtype=np.uint8)
     finally:
-        env.close()
+        if own:
+            envs.close()
 
 
-def render_from_obs(task: TaskSpec, obs: np.ndarray, size: Optional[int] = None) -> np.ndarray:
+def render_from_obs(task: TaskSpec, obs: np.ndarray, size: Optional[int] = None,
+                    envs: Optional[RenderEnvs] = None) -> np.ndarray:
     """Frames ``(L, H, W, 3)`` by setting the MuJoCo state from each observation and rendering.
 
     The root x position is not observed; it is integrated from the root x velocity (``qvel[0] * dt``)
@@ -79,10 +104,11 @@ def render_from_obs(task: TaskSpec, obs: np.ndarray, size: Optional[int] = None)
         mujoco.mj_forward(base.model, base.data)
         x[0] += float(qvel[0]) * base.dt
 
-    return _render_each(task, len(obs), pose, size)
+    return _render_each(task, len(obs), pose, size, envs)
 
 
-def render_from_states(task: TaskSpec, states: np.ndarray, scene: np.ndarray, size: Optional[int] = None) -> np.ndarray:
+def render_from_states(task: TaskSpec, states: np.ndarray, scene: np.ndarray, size: Optional[int] = None,
+                       envs: Optional[RenderEnvs] = None) -> np.ndarray:
     """Frames ``(L, H, W, 3)`` from recorded simulator states (:mod:`pbrl.envs.simstate`): any MuJoCo task."""
     from pbrl.envs.simstate import restore
 
@@ -92,7 +118,7 @@ def render_from_states(task: TaskSpec, states: np.ndarray, scene: np.ndarray, si
         except ValueError as exc:
             raise PbrlError(f"task {task.name}: {exc}") from None
 
-    return _render_each(task, len(states), pose, size)
+    return _render_each(task, len(states), pose, size, envs)
 
 
 def can_render(seg: Segment, task: Optional[TaskSpec]) -> bool:
@@ -102,12 +128,13 @@ def can_render(seg: Segment, task: Optional[TaskSpec]) -> bool:
     return task is not None and ((seg.states is not None and seg.scene is not None) or obs_renderable(task))
 
 
-def segment_frames(seg: Segment, task: Optional[TaskSpec], size: Optional[int] = None) -> np.ndarray:
+def segment_frames(seg: Segment, task: Optional[TaskSpec], size: Optional[int] = None,
+                   envs: Optional[RenderEnvs] = None) -> np.ndarray:
     """Stored frames, else frames re-rendered (at ``size``) from stored simulator states, else from the observations."""
     if seg.frames is not None:
         return seg.frames
     if task is None:
         raise PbrlError(f"segment {seg.segment_id}: has no frames and task {seg.task!r} is unknown")
     if seg.states is not None and seg.scene is not None:
-        return render_from_states(task, seg.states, seg.scene, size)
-    return render_from_obs(task, seg.obs, size)
+        return render_from_states(task, seg.states, seg.scene, size, envs)
+    return render_from_obs(task, seg.obs, size, envs)

@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from pbrl.data.store import PreferenceStore
-from pbrl.envs.render import label_size, segment_frames
+from pbrl.envs.render import RenderEnvs, label_size, segment_frames
 from pbrl.envs.tasks import TaskSpec
 from pbrl.types import PbrlError
 
@@ -64,14 +64,14 @@ def encode_clip(frames: np.ndarray, path: Path, fmt: str, *, fps: int = 20) -> P
 
 
 def encode_segment(store: PreferenceStore, segment_id: int, fmt: str, path: Path, *, size: int, fps: int,
-                   tasks: dict[str, Optional[TaskSpec]]) -> Path:
+                   tasks: dict[str, Optional[TaskSpec]], envs: Optional[RenderEnvs] = None) -> Path:
     """Load (and if needed re-render, at ``size``) one stored segment and encode its clip to ``path``."""
     from pbrl.envs.tasks import list_tasks, load_task
 
     seg = store.get_segments([segment_id], with_frames=True)[0]
     if seg.task not in tasks:
         tasks[seg.task] = load_task(seg.task) if seg.task in list_tasks() else None
-    return encode_clip(segment_frames(seg, tasks[seg.task], size), path, fmt, fps=fps)
+    return encode_clip(segment_frames(seg, tasks[seg.task], size, envs), path, fmt, fps=fps)
 
 
 def remove_stale_temps(directory: Path) -> int:

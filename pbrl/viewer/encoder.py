@@ -93,16 +93,18 @@ class ClipWorker:
 def _serve(store_path: str, jobs: IO[str], out: IO[str]) -> None:
     """The worker's loop: one JSON job per line in, one JSON result per line out, until stdin closes."""
     from pbrl.data.store import PreferenceStore
+    from pbrl.envs.render import RenderEnvs
     from pbrl.viewer.clips import encode_segment
 
     tasks: dict = {}
+    envs = RenderEnvs()  # one model + GL context per task and size for the worker's lifetime
     with PreferenceStore(store_path, create=False) as store:
         for line in jobs:
             job = json.loads(line)
             _CURRENT[:] = [Path(job["path"])]
             try:
                 encode_segment(store, job["segment_id"], job["fmt"], Path(job["path"]), size=job["size"],
-                               fps=job["fps"], tasks=tasks)
+                               fps=job["fps"], tasks=tasks, envs=envs)
                 reply = {"id": job["id"], "path": job["path"]}
             except Exception as exc:  # reported to the parent, who answers the HTTP request with it
                 reply = {"id": job["id"], "error": str(exc) if isinstance(exc, PbrlError)

@@ -149,3 +149,22 @@ def test_labelling_render_size_is_chosen_by_viewer_or_task_not_the_training_came
             label_size(cheetah, bad)
     labeller = HumanLabeller(store_path="unused.sqlite", task=wide, rng=np.random.default_rng(0), serve=False)
     assert labeller.size == 320
+
+
+def test_kept_render_envs_give_the_same_frames_as_fresh_ones() -> None:
+    from pbrl.envs.render import RenderEnvs
+
+    task = load_task("halfcheetah")
+    rng = np.random.default_rng(0)
+    a, b = (rng.normal(scale=0.3, size=(3, 17)).astype(np.float32) for _ in range(2))
+    envs = RenderEnvs()
+    try:
+        first_a = render_from_obs(task, a, 64, envs)
+        render_from_obs(task, b, 64, envs)  # another segment in between moves the simulator elsewhere
+        again_a = render_from_obs(task, a, 64, envs)
+    finally:
+        envs.close()
+    fresh_a = render_from_obs(task, a, 64)
+    np.testing.assert_array_equal(first_a, fresh_a)
+    np.testing.assert_array_equal(again_a, fresh_a)
+    assert first_a.shape == (3, 64, 64, 3) and first_a.std() > 0
