@@ -1,4 +1,4 @@
-"""Trajectories, segments, the preference store and format conversions."""
+"""Trajectories, segments, the preference store (with its label queue) and format conversions."""
 
 from pbrl.data.io import (
     export_cpl_npz,
@@ -8,10 +8,12 @@ from pbrl.data.io import (
     import_imitation_npz,
     to_imitation,
 )
+from pbrl.data.label_queue import LabelQueue
 from pbrl.data.store import LabelRow, PreferenceStore
 from pbrl.data.trajectory import Segment, Trajectory, stack_pairs
 
 __all__ = [
+    "LabelQueue",
     "LabelRow",
     "PreferenceStore",
     "Segment",
