@@ -244,13 +244,18 @@ def test_not_a_store_is_refused_and_untouched(tmp_path: Path, content: bytes | N
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store.sqlite"]
 
 
-def test_newer_schema_version_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "store.sqlite"
+def _store_edited_outside(path: Path, sql: str) -> Path:
+    """A new store, then one statement run on it by another SQLite client."""
     PreferenceStore(path).close()
     conn = sqlite3.connect(path)
-    conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    conn.execute(sql)
     conn.commit()
     conn.close()
+    return path
+
+
+def test_newer_schema_version_is_refused(tmp_path: Path) -> None:
+    path = _store_edited_outside(tmp_path / "store.sqlite", "UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(PbrlError, match="schema_version 99 is newer than this pbrl supports"):
         PreferenceStore(path)
 
@@ -379,12 +384,7 @@ def test_segment_digests_follow_content_not_ids(tmp_path: Path) -> None:
 
 
 def test_a_store_older_than_its_uid_gets_one_once(tmp_path: Path) -> None:
-    path = tmp_path / "old.sqlite"
-    PreferenceStore(path).close()
-    conn = sqlite3.connect(path)
-    conn.execute("DELETE FROM meta WHERE key = 'store_uid'")
-    conn.commit()
-    conn.close()
+    path = _store_edited_outside(tmp_path / "old.sqlite", "DELETE FROM meta WHERE key = 'store_uid'")
     with PreferenceStore(path) as s:
         uid = s.uid()
         with pytest.raises(PbrlError, match="meta key 'store_uid' is reserved"):
