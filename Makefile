@@ -6,13 +6,17 @@ BIN     := $(VENV)/bin
 # build; that environment lives apart from the CPU-torch one (it runs on the CPU as well).
 VLM_VENV ?= .venv-vlm
 VLM_BIN  := $(VLM_VENV)/bin
+# hydra-ray-launcher pins cloudpickle<3 (for its AWS launcher) and boto3 pins python-dateutil<3: both older than
+# the main environment's, so the Ray launcher gets its own environment too.
+RAY_VENV ?= .venv-ray
+RAY_BIN  := $(RAY_VENV)/bin
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages for headless MuJoCo rendering (EGL from Mesa, OSMesa as fallback).
 SYSPKGS := libegl1 libgl1 libgl1-mesa-dri libosmesa6
 # Debian packages the test suite needs on top: chromium for the viewer's browser tests (driven by Playwright).
 TEST_SYSPKGS := chromium
 
-.PHONY: setup setup-vlm system-deps demo test test-main test-vlm test-slow bench clean
+.PHONY: setup setup-vlm setup-ray system-deps demo test test-main test-vlm test-ray test-slow bench clean
 
 system-deps:
 	@missing=""; for p in $(SYSPKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -39,10 +43,20 @@ $(VLM_BIN)/.pbrl-installed: pyproject.toml setup.py
 
 setup-vlm: $(VLM_BIN)/.pbrl-installed   ## the environment for reward.vlm / feedback=vlm (open_clip)
 
+$(RAY_BIN)/.pbrl-installed: pyproject.toml setup.py
+	$(MAKE) system-deps
+	[ -x $(RAY_BIN)/python ] || $(PY) -m venv $(RAY_VENV)
+	$(RAY_BIN)/pip install -q --upgrade pip
+	$(RAY_BIN)/pip install -q torch==2.13.0          # CPU wheel; must come before the rest
+	$(RAY_BIN)/pip install -q -e '.[ray,dev]'
+	touch $@
+
+setup-ray: $(RAY_BIN)/.pbrl-installed   ## the environment for hydra/launcher=ray (hydra-ray-launcher + Ray)
+
 demo: setup          ## install everything, then the default short training run
 	$(BIN)/pbrl train
 
-test: test-main test-vlm   ## install everything, then the default (fast) test suite in both environments
+test: test-main test-vlm test-ray   ## install everything, then the default (fast) test suite in both environments
 
 test-main: setup
 	$(MAKE) system-deps SYSPKGS="$(TEST_SYSPKGS)"
@@ -51,9 +65,12 @@ test-main: setup
 test-vlm: setup-vlm  ## the VLM tests again, with the real open_clip (tiny random model, no download)
 	$(VLM_BIN)/python -m pytest -q tests/rewards/test_vlm_reward.py
 
+test-ray: setup-ray  ## the sweep test through a local Ray head (`ray start --head`), in .venv-ray
+	$(RAY_BIN)/python -m pytest -q -m 'slow or not slow' tests/run/test_sweep_ray.py
+
 test-slow: setup     ## slow integration runs (minutes)
 	$(MAKE) system-deps SYSPKGS="$(TEST_SYSPKGS)"
 	$(BIN)/python -m pytest -q -m slow
 
 clean:
-	rm -rf $(VENV) $(VLM_VENV) build *.egg-info
+	rm -rf $(VENV) $(VLM_VENV) $(RAY_VENV) build *.egg-info

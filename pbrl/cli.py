@@ -30,6 +30,8 @@ commands:
                       scripted labels) for `pbrl train algo=cpl|oppo|bc data=STORE` (configs/collect.yaml)
   label STORE         label clip pairs of a preference store in the browser (http://127.0.0.1:8765/);
                       `pbrl label --help`; `pbrl train feedback=human` queues pairs for it while training
+  report PATH...      aggregate run/sweep directories: IQM and mean with 95% bootstrap CIs per group of seeds,
+                      learning curves, P(X > Y), unfinished runs flagged (`pbrl report --help`)
   help                show this message
 
 Results land in the run directory (`out=`, default runs/<task>-<algo>-<feedback>-s<seed>-<time>/):
@@ -74,11 +76,11 @@ def register_tasks() -> None:
 
 
 def _train_job(cfg) -> Optional[float]:
-    from hydra.core.hydra_config import HydraConfig
-
     from pbrl.run.runner import run_training
+    from pbrl.run.sweep import bind_job, hydra_job
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    run_dir, job_num = hydra_job()
+    bind_job(cfg, run_dir, job_num)  # a sweep's jobs share no store, port or file
     try:
         summary = run_training(cfg, run_dir)
     except PbrlError as exc:
@@ -172,9 +174,16 @@ def _label(args: Sequence[str]) -> None:
 
 
 
+def _report(args: Sequence[str]) -> None:
+    from pbrl.analysis.command import main as report_main
+
+    report_main(args)
+
+
 #: Subcommands: name -> function taking the remaining arguments. New commands register here and in USAGE.
 COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
     "train": _train, "tasks": _tasks, "eval-reward": _eval_reward, "export": _export, "data": _data, "label": _label,
+    "report": _report,
 }
 
 

@@ -18,7 +18,7 @@ from pbrl.data.store import PreferenceStore
 from pbrl.envs.make import make_env
 from pbrl.envs.rollout import evaluate, film, write_video
 from pbrl.report import plot_curves
-from pbrl.run import builder
+from pbrl.run import builder, tblog
 from pbrl.run.checkpoint import find_checkpoint, read_episodes, read_state, save_checkpoint
 from pbrl.run.session import EvalSettings, RunSession
 from pbrl.types import PbrlError
@@ -45,6 +45,7 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Train (or resume) a run in ``run_dir`` and return its summary."""
     from pbrl.run.offline import OFFLINE_ALGOS, run_offline
 
+    tblog.check_logger(str(cfg.get("logger", "none")))
     if cfg.algo.name in OFFLINE_ALGOS:  # reward-free learners on a fixed dataset (CPL, OPPO, BC)
         return run_offline(cfg, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -90,6 +91,7 @@ def _train(cfg, run_dir, task, venv, learner, labeller_rng) -> dict[str, Any]:
                               reward_pairs=int(cfg.eval.reward_pairs), checkpoint_every=int(cfg.checkpoint_every),
                               seed=int(cfg.seed), episode_length=cfg.episode_length))
     trainer = _make_trainer(cfg, model, venv, learner, session, state)
+    tb = tblog.attach(str(cfg.get("logger", "none")), run_dir, model, session)
     if ckpt and learner.store.count_labels(sources=[learner.source]) > state.get("labels_fitted", 0):
         learner.fit()  # labels written after the last checkpoint are never lost: refit on all of them
         trainer.refresh_reward()
@@ -111,7 +113,10 @@ def _train(cfg, run_dir, task, venv, learner, labeller_rng) -> dict[str, Any]:
         checkpoint()
     finally:
         session.close()
-    return _finish(cfg, run_dir, task, model, learner, session, random_return)
+    summary = _finish(cfg, run_dir, task, model, learner, session, random_return)
+    if tb is not None:
+        tb.close()  # every dump was flushed already; a killed run loses no event
+    return summary
 
 
 def _load_or_build_agent(cfg: DictConfig, venv, ckpt: Optional[Path]):

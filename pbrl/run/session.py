@@ -69,6 +69,7 @@ class RunSession:
                         desc=f"{task.name}", mininterval=0.5 if sys.stderr.isatty() else 15.0)
         self.callback = ProgressCallback(self.bar, self.postfix)
         self.checkpoint_fn: Optional[Callable[[], None]] = None  # set by the runner
+        self.on_row: Optional[Callable[[dict[str, Any]], None]] = None  # e.g. logger=tensorboard (run/tblog.py)
 
     def postfix(self) -> dict[str, str]:
         """What the progress bar shows next to the step count."""
@@ -110,6 +111,8 @@ class RunSession:
                                         segment_length=self.learner.schedule.segment_length, rng=self.rng,
                                         n_pairs=self.settings.reward_pairs))
         self.metrics.append(row)
+        if self.on_row is not None:
+            self.on_row(row)
         self.last_return = res.return_mean
         self.eval_s += time.time() - t0
         return row
