@@ -113,7 +113,9 @@ def build_report(args: argparse.Namespace) -> tuple[str, dict[str, Any], Path]:
 
 def _as_json(results: dict[str, list[GroupResult]], comparisons: dict[str, list], runs: Sequence[RunRecord]) -> dict:
     def group(g: GroupResult) -> dict:
-        return {"label": g.label, "final": dataclasses.asdict(g.final) if g.final else None,
+        curve = None if g.curve is None else {"steps": g.curve.steps.tolist(), "iqm": g.curve.iqm.tolist(),
+                                              "low": g.curve.band[0].tolist(), "high": g.curve.band[1].tolist()}
+        return {"label": g.label, "final": dataclasses.asdict(g.final) if g.final else None, "curve": curve,
                 "runs": [str(r.path) for r in g.runs]}
     return {"metrics": {m: [group(g) for g in gs] for m, gs in results.items()},
             "comparisons": {m: [{"x": x, "y": y, "p": dataclasses.asdict(e) if e else None} for x, y, e in cs]

@@ -9,9 +9,10 @@ bootstrap interval over the runs of both groups.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import warnings
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -49,11 +50,27 @@ class FinalScores:
         return len(self.values)
 
 
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed NumPy's global RNG for the block and restore it after.
+
+    rliable 1.2's bootstraps draw their resampling indices with ``np.random.choice`` (the ``random_state``
+    they take only reaches arch), so the global RNG is what makes an interval reproducible.
+    """
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
 def _interval(scores: np.ndarray, func: Callable[[np.ndarray], np.ndarray], reps: int, seed: int
               ) -> tuple[np.ndarray, np.ndarray]:
     library, _ = _rliable()
-    point, ci = library.get_interval_estimates({"x": scores}, func, reps=reps,
-                                               random_state=np.random.RandomState(seed))
+    with seeded(seed):
+        point, ci = library.get_interval_estimates({"x": scores}, func, reps=reps,
+                                                   random_state=np.random.RandomState(seed))
     return np.asarray(point["x"]), np.asarray(ci["x"])
 
 
@@ -86,8 +103,9 @@ def probability_of_improvement(x: Sequence[float], y: Sequence[float], *, reps: 
     """P(a run of X scores higher than a run of Y), with a 95% CI from resampling each group's runs."""
     library, metrics = _rliable()
     pair = (np.asarray(x, float).reshape(-1, 1), np.asarray(y, float).reshape(-1, 1))
-    point, ci = library.get_interval_estimates({"xy": pair}, metrics.probability_of_improvement, reps=reps,
-                                               random_state=np.random.RandomState(seed))
+    with seeded(seed):
+        point, ci = library.get_interval_estimates({"xy": pair}, metrics.probability_of_improvement, reps=reps,
+                                                   random_state=np.random.RandomState(seed))
     low, high = np.asarray(ci["xy"], float).ravel()
     return Estimate(float(np.asarray(point["xy"]).ravel()[0]), float(low), float(high))
 

@@ -1,0 +1,99 @@
+"""SB3 SAC on a pbrl task's TRUE reward as a Hydra app, so baselines sweep through the same launchers as
+``pbrl train -m`` and land in run directories ``pbrl report`` reads (config.yaml, metrics.csv, summary.json).
+
+    python bench/baseline_sac.py -m hydra/launcher=local seed=0,1,2,3,4 task=halfcheetah settings=pbrl,sb3
+
+``settings=pbrl`` trains with configs/algo/sac.yaml (PEBBLE's learner and settings, no learned reward);
+``settings=sb3`` with SB3 SAC's own defaults. Both use pbrl's env factory and evaluation protocol
+(deterministic policy, episodes seeded 10000+seed, ...), so their returns sit next to pbrl's in one table.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+from stable_baselines3 import SAC
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.utils import set_random_seed
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sac_true_reward import build_model, load_sac_config  # noqa: E402
+
+from pbrl.agents.pebble import sac_policy_fn  # noqa: E402
+from pbrl.envs import evaluate, load_task, make_env  # noqa: E402
+from pbrl.report import MetricsLog  # noqa: E402
+from pbrl.run.sweep import hydra_job  # noqa: E402
+from pbrl.types import PbrlError  # noqa: E402
+from pbrl.utils import atomic_write_json, atomic_write_text  # noqa: E402
+
+SETTINGS = ("pbrl", "sb3")
+
+
+class PeriodicEval(BaseCallback):
+    """Every ``every`` env steps: pbrl's evaluation protocol, one row of metrics.csv."""
+
+    def __init__(self, task, log: MetricsLog, *, every: int, episodes: int, seed: int, t0: float) -> None:
+        super().__init__()
+        self.task, self.log, self.every, self.episodes, self.seed, self.t0 = task, log, every, episodes, seed, t0
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps % self.every == 0:
+            row = evaluate_row(self.task, self.model, self.num_timesteps, self.episodes, self.seed)
+            self.log.append({**row, "wall_s": time.perf_counter() - self.t0})
+        return True
+
+
+def evaluate_row(task, model: SAC, step: int, episodes: int, seed: int) -> dict[str, Any]:
+    res = evaluate(task, sac_policy_fn(model), n_episodes=episodes, seed=10_000 + seed)
+    return {"env_steps": step, "labels_used": 0, "return_mean": res.return_mean,
+            "return_std": float(res.returns.std()), "success_rate": res.success_rate}
+
+
+def build(cfg: DictConfig, task) -> SAC:
+    if cfg.settings == "pbrl":
+        return build_model(task.name, int(cfg.seed), int(cfg.steps), load_sac_config())
+    return SAC("MlpPolicy", Monitor(make_env(task, seed=int(cfg.seed))), seed=int(cfg.seed), device="cpu")
+
+
+def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    if cfg.settings not in SETTINGS:
+        raise PbrlError(f"settings: {cfg.settings!r}; expected one of {', '.join(SETTINGS)}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    torch.set_num_threads(int(cfg.threads))
+    set_random_seed(int(cfg.seed))
+    task = load_task(str(cfg.task))
+    model = build(cfg, task)
+    log = MetricsLog(run_dir / "metrics.csv")
+    t0 = time.perf_counter()
+    model.learn(int(cfg.steps), callback=PeriodicEval(task, log, every=int(cfg.eval.every),
+                                                       episodes=int(cfg.eval.episodes), seed=int(cfg.seed), t0=t0))
+    wall = time.perf_counter() - t0
+    row = evaluate_row(task, model, int(model.num_timesteps), int(cfg.eval.final_episodes), int(cfg.seed))
+    log.append({**row, "wall_s": wall})
+    model.save(run_dir / "policy.zip")
+    summary = {**row, "task": task.name, "algo": f"sac-true-reward-{cfg.settings}", "seed": int(cfg.seed),
+               "wall_s": wall, "run_dir": str(run_dir)}
+    atomic_write_json(run_dir / "summary.json", summary)
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="baseline_sac")
+def main(cfg: DictConfig) -> float:
+    run_dir, _ = hydra_job()
+    OmegaConf.set_struct(cfg, False)
+    cfg.out = str(run_dir)
+    summary = run(cfg, run_dir)
+    print(f"done: return {summary['return_mean']:.1f}, success {summary['success_rate']}; results in {run_dir}")
+    return summary["return_mean"]
+
+
+if __name__ == "__main__":
+    main()
