@@ -16,7 +16,7 @@ SYSPKGS := libegl1 libgl1 libgl1-mesa-dri libosmesa6
 # Debian packages the test suite needs on top: chromium for the viewer's browser tests (driven by Playwright).
 TEST_SYSPKGS := chromium
 
-.PHONY: setup setup-vlm setup-ray system-deps demo test test-main test-vlm test-ray test-slow bench clean
+.PHONY: setup setup-vlm setup-ray setup-imitation system-deps demo test test-main test-vlm test-ray test-slow bench clean
 
 system-deps:
 	@missing=""; for p in $(SYSPKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -53,6 +53,18 @@ $(RAY_BIN)/.pbrl-installed: pyproject.toml setup.py
 
 setup-ray: $(RAY_BIN)/.pbrl-installed   ## the environment for hydra/launcher=ray (hydra-ray-launcher + Ray)
 
+# imitation 1.0.1 (the reference in bench/headline.py --cell prefppo and bench/reward_learning.py) pins
+# gymnasium 0.29 and SB3 2.2: its own environment, with Hydra to sweep bench/imitation_pc.py.
+.venv-imitation/bin/.installed:
+	[ -x .venv-imitation/bin/python ] || $(PY) -m venv .venv-imitation
+	.venv-imitation/bin/pip install -q --upgrade pip
+	.venv-imitation/bin/pip install -q torch==2.13.0 imitation==1.0.1 'numpy<2' mujoco==3.3.0 \
+	    'gymnasium[mujoco]~=0.29.1' hydra-core==1.3.8 hydra-joblib-launcher==1.2.0 \
+	    'setuptools<81' 'datasets>=2.8,<3' 'pyarrow<20'   # sacred needs pkg_resources; pyarrow>=20 needs numpy 2
+	touch $@
+
+setup-imitation: .venv-imitation/bin/.installed
+
 demo: setup          ## install everything, then the default short training run
 	$(BIN)/pbrl train
 
@@ -73,4 +85,4 @@ test-slow: setup     ## slow integration runs (minutes)
 	$(BIN)/python -m pytest -q -m slow
 
 clean:
-	rm -rf $(VENV) $(VLM_VENV) $(RAY_VENV) build *.egg-info
+	rm -rf $(VENV) $(VLM_VENV) $(RAY_VENV) .venv-imitation build *.egg-info

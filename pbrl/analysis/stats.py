@@ -118,3 +118,28 @@ def common_grid(steps_per_run: Sequence[Sequence[float]]) -> Optional[np.ndarray
     for steps in steps_per_run[1:]:
         common &= set(steps)
     return np.array(sorted(common)) if common else None
+
+
+def _ratio_of_means(x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(x) / np.mean(y))
+
+
+def _difference_of_means(x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(x) - np.mean(y))
+
+
+CONTRASTS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "ratio": _ratio_of_means, "difference": _difference_of_means,
+}
+
+
+def contrast(x: Sequence[float], y: Sequence[float], kind: str, *, reps: int = 2000, seed: int = 0) -> Estimate:
+    """mean(X) / mean(Y) (``ratio``) or mean(X) - mean(Y) (``difference``) with a 95% CI from resampling the
+    runs of each group independently (rliable's stratified independent bootstrap)."""
+    library, _ = _rliable()
+    pair = (np.asarray(x, float).reshape(-1, 1), np.asarray(y, float).reshape(-1, 1))
+    with seeded(seed):
+        point, ci = library.get_interval_estimates({"xy": pair}, CONTRASTS[kind], reps=reps,
+                                                   random_state=np.random.RandomState(seed))
+    low, high = np.asarray(ci["xy"], float).ravel()
+    return Estimate(float(np.asarray(point["xy"]).ravel()[0]), float(low), float(high))
