@@ -23,33 +23,30 @@ system-deps:
 	if [ -n "$$missing" ]; then echo "installing system packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
 
-$(BIN)/.pbrl-installed: pyproject.toml setup.py
+# $(call pbrl-venv,DIR,TORCH PACKAGES,EXTRAS): a virtualenv with torch first (the CPU wheel must come before
+# the rest, or pip pulls a CUDA build), then pbrl editable with EXTRAS (a comma-separated list).
+define pbrl-venv
 	$(MAKE) system-deps
-	[ -x $(BIN)/python ] || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==2.13.0          # CPU wheel; must come before the rest
-	$(BIN)/pip install -q -e '.[dev]'
-	touch $@
+	[ -x $(1)/bin/python ] || $(PY) -m venv $(1)
+	$(1)/bin/pip install -q --upgrade pip
+	$(1)/bin/pip install -q $(2)
+	$(1)/bin/pip install -q -e '.[$(3)]'
+	touch $(1)/bin/.pbrl-installed
+endef
+comma := ,
+
+$(BIN)/.pbrl-installed: pyproject.toml setup.py
+	$(call pbrl-venv,$(VENV),torch==2.13.0,dev)
 
 setup: $(BIN)/.pbrl-installed
 
-$(VLM_BIN)/.pbrl-installed: pyproject.toml setup.py
-	$(MAKE) system-deps
-	[ -x $(VLM_BIN)/python ] || $(PY) -m venv $(VLM_VENV)
-	$(VLM_BIN)/pip install -q --upgrade pip
-	$(VLM_BIN)/pip install -q torch==2.14.1 torchvision==0.29.1   # a matching pair from PyPI
-	$(VLM_BIN)/pip install -q -e '.[vlm,dev]'
-	touch $@
+$(VLM_BIN)/.pbrl-installed: pyproject.toml setup.py   # torch 2.14.1 + torchvision 0.29.1: a matching PyPI pair
+	$(call pbrl-venv,$(VLM_VENV),torch==2.14.1 torchvision==0.29.1,vlm$(comma)dev)
 
 setup-vlm: $(VLM_BIN)/.pbrl-installed   ## the environment for reward.vlm / feedback=vlm (open_clip)
 
 $(RAY_BIN)/.pbrl-installed: pyproject.toml setup.py
-	$(MAKE) system-deps
-	[ -x $(RAY_BIN)/python ] || $(PY) -m venv $(RAY_VENV)
-	$(RAY_BIN)/pip install -q --upgrade pip
-	$(RAY_BIN)/pip install -q torch==2.13.0          # CPU wheel; must come before the rest
-	$(RAY_BIN)/pip install -q -e '.[ray,dev]'
-	touch $@
+	$(call pbrl-venv,$(RAY_VENV),torch==2.13.0,ray$(comma)dev)
 
 setup-ray: $(RAY_BIN)/.pbrl-installed   ## the environment for hydra/launcher=ray (hydra-ray-launcher + Ray)
 

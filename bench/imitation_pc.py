@@ -45,6 +45,19 @@ def env_fingerprint(env_id: str, steps: int = 1000) -> float:
     return total
 
 
+def agent_budget(steps: int, iterations: int, rollout: int = 2048) -> int:
+    """imitation's ``total_timesteps`` that trains the agent for about ``steps`` env steps.
+
+    ``PreferenceComparisons.train`` trains the agent ``total_timesteps // num_iterations`` steps in each of
+    ``num_iterations + 1`` rounds (the initial comparisons get a round of their own), each rounded up to whole
+    PPO rollouts (``rollout`` = rl.batch_size steps), so ``total_timesteps=100000`` trains 6 x 20480 = 122880
+    steps. This returns the budget whose rounds are the whole number of rollouts closest to ``steps`` in total
+    (100000 -> 81920: 6 x 16384 = 98304 steps). The summary records the agent's actual ``num_timesteps``.
+    """
+    per_round = max(1, round(steps / (iterations + 1) / rollout)) * rollout
+    return per_round * iterations
+
+
 def evaluate(policy, env_id: str, episodes: int, seed: int) -> np.ndarray:
     env = gym.make(env_id)
     returns = []
@@ -65,11 +78,13 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     from imitation.scripts.train_preference_comparisons import train_preference_comparisons_ex
     from stable_baselines3 import PPO
 
+    extra = OmegaConf.to_container(cfg.overrides, resolve=True)
+    iterations = int(extra.get("num_iterations", 5))  # imitation's default
+    rollout = int(extra.get("rl", {}).get("batch_size", 2048))  # imitation's default PPO rollout (8 envs x 256)
     updates = {"environment": {"gym_id": str(cfg.env_id), "parallel": False}, "seed": int(cfg.seed),
-               "total_timesteps": int(cfg.steps), "total_comparisons": int(cfg.labels),
+               "total_timesteps": agent_budget(int(cfg.steps), iterations, rollout), "total_comparisons": int(cfg.labels),
                "gatherer_kwargs": {"sample": bool(cfg.sample_labels)},
-               "logging": {"log_dir": str(run_dir / "imitation")}, "checkpoint_interval": 0,
-               **OmegaConf.to_container(cfg.overrides, resolve=True)}
+               "logging": {"log_dir": str(run_dir / "imitation")}, "checkpoint_interval": 0, **extra}
     t0 = time.perf_counter()
     run = train_preference_comparisons_ex.run(config_updates=updates, options={"--loglevel": "ERROR"})
     wall = time.perf_counter() - t0
@@ -77,7 +92,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     returns = evaluate(policy, str(cfg.env_id), int(cfg.final_episodes), int(cfg.seed))
     return {"task": str(cfg.env_id), "algo": "imitation-preference-comparisons", "seed": int(cfg.seed),
             "return_mean": float(returns.mean()), "return_std": float(returns.std()), "success_rate": None,
-            "labels_used": int(cfg.labels), "env_steps": int(cfg.steps), "wall_s": wall,
+            "labels_used": int(cfg.labels), "env_steps": int(policy.num_timesteps), "wall_s": wall,
+            "total_timesteps_setting": updates["total_timesteps"],
             "imitation_result": {k: v for k, v in (run.result or {}).items() if isinstance(v, (int, float))},
             "imitation_version": __import__("imitation").__version__, "run_dir": str(run_dir)}
 

@@ -1,0 +1,63 @@
+"""bench/headline.py: each cell's sweeps compare like with like, goals are judged on CIs, summary rows merge."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from pbrl.analysis.stats import Estimate
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+@pytest.fixture(scope="module")
+def hl():
+    sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location("headline", BENCH / "headline.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["headline"] = module  # its dataclasses look their module up while being defined
+    spec.loader.exec_module(module)
+    return module
+
+
+def _value(cmd: list[str], key: str) -> str:
+    return next(a.split("=", 1)[1] for a in cmd if a.startswith(f"{key}="))
+
+
+def test_groups_of_a_cell_share_steps_seeds_and_launcher_but_not_directories(hl, tmp_path: Path) -> None:
+    for name in ("halfcheetah", "prefppo", "drawer-open"):
+        cell = hl.make_cell(name, 100_000, 500)
+        cmds = [hl.sweep_command(g, 5, tmp_path, ["hydra/launcher=local", "hydra.launcher.n_jobs=2"], Path("py"))
+                for g in cell.groups]
+        assert len({_value(c, "hydra.sweep.dir") for c in cmds}) == len(cmds)  # one sweep dir per group
+        for cmd, group in zip(cmds, cell.groups):
+            assert "-m" in cmd and "hydra/launcher=local" in cmd and _value(cmd, "seed") == "0,1,2,3,4"
+            steps = _value(cmd, "budget.env_steps" if group.kind == "pbrl" else "steps")
+            assert steps == "100000", (name, group.name)
+            if group.kind != "baseline":
+                assert _value(cmd, "budget.labels" if group.kind == "pbrl" else "labels") == "500"
+    sac = hl.make_cell("halfcheetah", 100_000, 500).groups
+    assert [g.name for g in sac] == ["pebble", "sac-true-reward", "sb3-sac-defaults"]
+    assert "settings=pbrl" in sac[1].overrides and "settings=sb3" in sac[2].overrides
+
+
+def test_goal_verdict_follows_the_confidence_interval(hl) -> None:
+    assert "**met**" in hl.verdict(Estimate(1.1, 0.95, 1.3), 0.9)
+    assert "**not met**" in hl.verdict(Estimate(0.5, 0.3, 0.85), 0.9)
+    assert "not supported by the CI" in hl.verdict(Estimate(1.0, 0.7, 1.3), 0.9)
+    assert "not measured" in hl.verdict(None, 0.0)
+
+
+def test_summary_section_keeps_one_row_per_cell(hl, tmp_path: Path) -> None:
+    md = tmp_path / "B.md"
+    md.write_text("# Benchmarks\n\nintro\n")
+    cells = {n: hl.make_cell(n, 1000, 10) for n in ("halfcheetah", "drawer-open")}
+    hl.update_summary(md, cells["halfcheetah"], "| halfcheetah (return, 1000 steps) | old | x |")
+    hl.update_summary(md, cells["drawer-open"], "| drawer-open (success, 1000 steps) | d | y |")
+    hl.update_summary(md, cells["halfcheetah"], "| halfcheetah (return, 1000 steps) | new | x |")
+    text = md.read_text()
+    assert text.startswith("# Benchmarks\n\nintro\n") and text.count("<!-- headline-summary -->") == 1
+    assert "| new |" in text and "| old |" not in text and "| d |" in text
