@@ -19,7 +19,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="pbrl report",
         description="Aggregate pbrl run directories (a sweep directory, or several) into report.md with IQM / mean "
-                    "and 95%% stratified-bootstrap CIs per group of seeds (rliable), learning curves with CI bands, "
+                    "and 95% stratified-bootstrap CIs per group of seeds (rliable), learning curves with CI bands, "
                     "probabilities of improvement and per-seed values. Runs are grouped by their config "
                     "differences (everything but the seed); NAME=PATH puts every run under PATH in group NAME.",
         epilog="Example: pbrl report runs/multirun/2026-11-30 --compare 'algo.name=sac' 'algo.name=ppo'")
