@@ -168,15 +168,18 @@ def evaluate_cell(cell: Cell, root: Path, reps: int) -> dict:
     by_name = {r.label: r for r in results}
     x, y, kind, threshold = cell.goal
     pairs = [(a.label, b.label, compare(a, b, reps=reps)) for a in results for b in results if a.label < b.label]
-    goal = None
+    goal, note = None, "a group has no finished run"
     if x in by_name and y in by_name and by_name[x].final and by_name[y].final:
-        goal = contrast(by_name[x].final.values, by_name[y].final.values, kind, reps=reps)
-    return {"results": results, "pairs": pairs, "goal": goal}
+        if kind == "ratio" and by_name[y].final.mean.value <= 0:
+            note = f"{y}'s mean return is <= 0, where a ratio means nothing"
+        else:
+            goal = contrast(by_name[x].final.values, by_name[y].final.values, kind, reps=reps)
+    return {"results": results, "pairs": pairs, "goal": goal, "note": note}
 
 
-def verdict(goal, threshold: float) -> str:
+def verdict(goal, threshold: float, note: str = "a group has no finished run") -> str:
     if goal is None:
-        return "**not measured** (a group has no finished run)"
+        return f"**not measured** ({note})"
     if goal.low >= threshold:
         return f"**met** (the whole 95% CI is >= {threshold})"
     if goal.high < threshold:
@@ -197,7 +200,7 @@ def render(cell: Cell, ev: dict, cmds: dict[str, list[str]], root: Path, seeds: 
         + (" — SMOKE SCALE, not a result" if smoke else ""), "",
         final_table(results, cell.metric), "",
         f"Goal: {cell.goal_text}. {label} {x} / {y} = {fmt_ci(ev['goal'], 2)} (95% CI, independent bootstrap over "
-        f"the runs of each group) → {verdict(ev['goal'], threshold)}.", "",
+        f"the runs of each group) → {verdict(ev['goal'], threshold, ev['note'])}.", "",
         "Probability of improvement (final " + cell.metric + "):", "", comparison_table(ev["pairs"]), "",
     ]
     if unfinished:
@@ -220,7 +223,7 @@ def summary_row(cell: Cell, ev: dict, seeds: int, steps: int) -> str:
     cells = "; ".join(f"{g.label} {fmt_ci(g.final.iqm if g.final else None, 2 if cell.metric == 'success' else 1)}"
                       f" (n={g.final.n if g.final else 0})" for g in ev["results"])
     return f"| {cell.name} ({cell.metric}, {steps} steps) | IQM [95% CI]: {cells} | {cell.goal_text}: " \
-           f"{fmt_ci(ev['goal'], 2)} → {verdict(ev['goal'], cell.goal[3])} |"
+           f"{fmt_ci(ev['goal'], 2)} → {verdict(ev['goal'], cell.goal[3], ev['note'])} |"
 
 
 def update_summary(path: Path, cell: Cell, row: str) -> None:
