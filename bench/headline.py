@@ -167,19 +167,24 @@ def evaluate_cell(cell: Cell, root: Path, reps: int) -> dict:
     results = aggregate(groups, cell.metric, reps=reps, curve_reps=max(100, reps // 4))
     by_name = {r.label: r for r in results}
     x, y, kind, threshold = cell.goal
-    pairs = [(a.label, b.label, compare(a, b, reps=reps)) for a in results for b in results if a.label < b.label]
+    pairs = [(a.label, b.label, compare(a, b, reps=reps), min(g.final.n if g.final else 0 for g in (a, b)))
+             for i, a in enumerate(results) for b in results[i + 1:]]
     goal, note = None, "a group has no finished run"
     if x in by_name and y in by_name and by_name[x].final and by_name[y].final:
         if kind == "ratio" and by_name[y].final.mean.value <= 0:
             note = f"{y}'s mean return is <= 0, where a ratio means nothing"
         else:
             goal = contrast(by_name[x].final.values, by_name[y].final.values, kind, reps=reps)
+            if min(by_name[x].final.n, by_name[y].final.n) < 3:
+                note = "fewer than 3 seeds in a group: no claim either way"
     return {"results": results, "pairs": pairs, "goal": goal, "note": note}
 
 
 def verdict(goal, threshold: float, note: str = "a group has no finished run") -> str:
     if goal is None:
         return f"**not measured** ({note})"
+    if note.startswith("fewer than 3 seeds"):
+        return f"**not judged** ({note})"
     if goal.low >= threshold:
         return f"**met** (the whole 95% CI is >= {threshold})"
     if goal.high < threshold:
@@ -194,12 +199,12 @@ def render(cell: Cell, ev: dict, cmds: dict[str, list[str]], root: Path, seeds: 
     runs = [r for g in results for r in g.runs]
     cpu_h = sum((r.summary or {}).get("wall_s", 0.0) for r in runs) / 3600
     unfinished = [r for r in runs if r.status != FINISHED]
-    label = "ratio of means" if kind == "ratio" else "difference of means"
+    label = f"ratio of means {x} / {y}" if kind == "ratio" else f"difference of means {x} − {y}"
     lines = [
         f"### Headline: {cell.name}, {steps} env steps, {labels} labels, {seeds} seeds per group"
         + (" — SMOKE SCALE, not a result" if smoke else ""), "",
         final_table(results, cell.metric), "",
-        f"Goal: {cell.goal_text}. {label} {x} / {y} = {fmt_ci(ev['goal'], 2)} (95% CI, independent bootstrap over "
+        f"Goal: {cell.goal_text}. {label} = {fmt_ci(ev['goal'], 2)} (95% CI, independent bootstrap over "
         f"the runs of each group) → {verdict(ev['goal'], threshold, ev['note'])}.", "",
         "Probability of improvement (final " + cell.metric + "):", "", comparison_table(ev["pairs"]), "",
     ]

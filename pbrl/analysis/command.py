@@ -102,7 +102,8 @@ def build_report(args: argparse.Namespace) -> tuple[str, dict[str, Any], Path]:
     for m in (m for m in metrics if metric_present(runs, m)):
         results[m] = aggregate(groups, m, reps=args.reps, curve_reps=args.curve_reps, seed=args.seed)
         by_label = {g.label: g for g in results[m]}
-        comparisons[m] = [(x, y, compare(by_label[x], by_label[y], reps=args.reps, seed=args.seed)) for x, y in pairs]
+        comparisons[m] = [(x, y, compare(by_label[x], by_label[y], reps=args.reps, seed=args.seed),
+                           min(g.final.n if g.final else 0 for g in (by_label[x], by_label[y]))) for x, y in pairs]
         for fig in (plot_final(results[m], m, out / f"final_{m}.png"), plot_curves(results[m], m, out / f"curves_{m}.png")):
             if fig is not None:
                 figures.append(fig.name)
@@ -118,7 +119,7 @@ def _as_json(results: dict[str, list[GroupResult]], comparisons: dict[str, list]
         return {"label": g.label, "final": dataclasses.asdict(g.final) if g.final else None, "curve": curve,
                 "runs": [str(r.path) for r in g.runs]}
     return {"metrics": {m: [group(g) for g in gs] for m, gs in results.items()},
-            "comparisons": {m: [{"x": x, "y": y, "p": dataclasses.asdict(e) if e else None} for x, y, e in cs]
+            "comparisons": {m: [{"x": x, "y": y, "p": dataclasses.asdict(e) if e else None} for x, y, e, _ in cs]
                             for m, cs in comparisons.items()},
             "runs": [{"path": str(r.path), "group": r.group, "status": r.status, "seed": r.seed} for r in runs]}
 

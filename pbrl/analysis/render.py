@@ -46,11 +46,14 @@ def final_table(results: Sequence[GroupResult], metric: str) -> str:
     return "\n".join(lines)
 
 
-def comparison_table(pairs: Sequence[tuple[str, str, Optional[Estimate]]]) -> str:
+def comparison_table(pairs: Sequence[tuple]) -> str:
+    """Rows ``(X, Y, P(X > Y) or None[, fewest seeds of the two])``; fewer than 3 seeds supports no reading."""
     lines = ["| X | Y | P(X > Y) [95% CI] | reading |", "|---|---|---:|---|"]
-    for x, y, est in pairs:
+    for x, y, est, *n in pairs:
         if est is None:
             reading = "a group has no finished run"
+        elif n and n[0] < 3:
+            reading = "fewer than 3 seeds in a group: no reading"
         elif est.low > 0.5:
             reading = "X better (CI above 0.5)"
         elif est.high < 0.5:

@@ -49,6 +49,7 @@ def test_goal_verdict_follows_the_confidence_interval(hl) -> None:
     assert "**not met**" in hl.verdict(Estimate(0.5, 0.3, 0.85), 0.9)
     assert "not supported by the CI" in hl.verdict(Estimate(1.0, 0.7, 1.3), 0.9)
     assert "not measured" in hl.verdict(None, 0.0)
+    assert "not judged" in hl.verdict(Estimate(1.1, 0.95, 1.3), 0.9, "fewer than 3 seeds in a group: no claim")
 
 
 def test_summary_section_keeps_one_row_per_cell(hl, tmp_path: Path) -> None:
