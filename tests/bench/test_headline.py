@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
+from bench_modules import load_bench
 from pbrl.analysis.stats import Estimate
-
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
 @pytest.fixture(scope="module")
 def hl():
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location("headline", BENCH / "headline.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["headline"] = module  # its dataclasses look their module up while being defined
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("headline")
 
 
 def _value(cmd: list[str], key: str) -> str:

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from bench_modules import load_bench
 
 
 @pytest.fixture(scope="module")
 def op():
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location("offline_prefs", BENCH / "offline_prefs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("offline_prefs")
 
 
 ARGS = {"tasks": "door-open", "steps": 10000, "seed": 0}
