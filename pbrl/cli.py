@@ -35,47 +35,35 @@ commands:
   help                show this message
 
 Results land in the run directory (`out=`, default runs/<task>-<algo>-<feedback>-s<seed>-<time>/):
-config.yaml, metrics.csv, summary.json, curves.png, eval.mp4, policy.zip, reward_model.pt, store.sqlite.
+config.yaml, .hydra/, train.log, metrics.csv, summary.json, curves.png, eval.mp4, policy.zip, reward_model.pt,
+store.sqlite, checkpoint/.
 """
 
-GROUPS = ("task", "feedback", "reward", "algo", "query")
+
+def _train_precheck(cfg, multirun: bool) -> bool:
+    """Checks of a ``pbrl train`` job before Hydra starts it; False when there is nothing to run."""
+    from pbrl.run.config import check_train
+    from pbrl.run.rundir import read_summary, run_dir_state
+
+    check_train(cfg)  # warnings are logged by the run itself
+    if multirun:
+        return True
+    run_dir = Path(str(cfg.out))
+    if run_dir_state(cfg, run_dir) == "finished":
+        print(_done_line({**read_summary(run_dir), "already_finished": True}, run_dir))
+        return False
+    return True
 
 
-def group_options(group: str) -> list[str]:
-    """Valid choices of a config group (tasks come from tasks/*.yaml, others from configs/<group>/)."""
-    from pbrl.envs.tasks import list_tasks
-    from pbrl.resources import resource_dir
-
-    if group == "task":
-        return list_tasks()
-    return sorted(p.stem for p in (resource_dir("configs") / group).glob("*.yaml"))
-
-
-def check_group_overrides(overrides: Sequence[str]) -> None:
-    """One-line error for ``group=unknown`` before Hydra prints its multi-line one."""
-    for item in overrides:
-        key, sep, value = item.lstrip("+~").partition("=")
-        if not sep or key not in GROUPS:
-            continue
-        options = group_options(key)
-        for choice in value.split(","):  # multirun sweeps: task=a,b
-            if choice and choice not in options:
-                raise PbrlError(f"{key}={choice}: unknown {key}; expected one of: {', '.join(options)}")
-
-
-def register_tasks() -> None:
-    """Expose every tasks/*.yaml as an option of the ``task`` config group."""
-    import yaml
-    from hydra.core.config_store import ConfigStore
-
-    from pbrl.resources import resource_dir
-
-    store = ConfigStore.instance()
-    for path in sorted(resource_dir("tasks").glob("*.yaml")):
-        store.store(group="task", name=path.stem, node=yaml.safe_load(path.read_text()))
+def _done_line(summary: dict, run_dir: Path) -> str:
+    head = "already finished (nothing run; summary.json unchanged)" if summary.get("already_finished") else "done"
+    return (f"{head}: return {summary['return_mean']:.1f} (random policy {summary['random_return']:.1f}), "
+            f"success {_fmt(summary.get('success_rate'))}, labels {summary['labels_used']}, "
+            f"reward accuracy {_fmt(summary.get('reward_accuracy'))}; results in {run_dir}")
 
 
 def _train_job(cfg) -> Optional[float]:
+    from pbrl.run.rundir import remove_if_empty
     from pbrl.run.runner import run_training
     from pbrl.run.sweep import bind_job, hydra_job
 
@@ -84,10 +72,9 @@ def _train_job(cfg) -> Optional[float]:
     try:
         summary = run_training(cfg, run_dir)
     except PbrlError as exc:
+        remove_if_empty(run_dir)  # Hydra made it before the run's own checks: leave nothing behind
         _fail(exc)
-    print(f"done: return {summary['return_mean']:.1f} (random policy {summary['random_return']:.1f}), "
-          f"success {_fmt(summary['success_rate'])}, labels {summary['labels_used']}, "
-          f"reward accuracy {_fmt(summary['reward_accuracy'])}; results in {run_dir}")
+    print(_done_line(summary, run_dir))
     return summary["return_mean"]
 
 
@@ -95,13 +82,35 @@ def _fmt(value: Optional[float]) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def run_hydra(job: Callable, config_name: str, args: Sequence[str], prog: str) -> None:
-    """Run a Hydra-decorated job with ``args`` as its command line (so -m, --help, --cfg all work)."""
+#: Hydra flags that only print (config, help, info) or change how the config is found: passed to Hydra as they are.
+_MULTIRUN = ("-m", "--multirun")
+
+
+def run_hydra(job: Callable, config_name: str, args: Sequence[str], prog: str,
+              precheck: Optional[Callable] = None) -> None:
+    """Check the config(s) of ``args``, then run the Hydra-decorated ``job`` with ``args`` as its command line.
+
+    ``-h``/``--help`` prints every option with its documentation (:mod:`pbrl.run.config_help`). Every job of
+    the command (each one of a ``-m`` sweep) is composed and checked first (:func:`pbrl.run.config.load_config`
+    and ``precheck(cfg, multirun)``), so a refused command starts nothing and writes nothing.
+    """
     import hydra
 
     from pbrl.resources import resource_dir
+    from pbrl.run.config import expand_sweep, load_config, register_tasks
+    from pbrl.run.config_help import config_help
 
-    check_group_overrides([a for a in args if not a.startswith("-")])
+    flags = [a for a in args if a.startswith("-")]
+    overrides = [a for a in args if not a.startswith("-")]
+    if "-h" in flags or "--help" in flags:
+        print(config_help(config_name, overrides))
+        return
+    if all(f in _MULTIRUN for f in flags):  # other flags (--cfg, --info, -cn ...) are Hydra's own business
+        multirun = bool(flags)
+        for job_overrides in (expand_sweep(overrides) if multirun else [overrides]):
+            cfg = load_config(config_name, job_overrides)
+            if precheck is not None and not precheck(cfg, multirun):
+                return
     register_tasks()
     main = hydra.main(version_base="1.3", config_path=str(resource_dir("configs")), config_name=config_name)(job)
     saved = sys.argv
@@ -113,13 +122,22 @@ def run_hydra(job: Callable, config_name: str, args: Sequence[str], prog: str) -
 
 
 def print_tasks() -> None:
+    """The good tasks as a table; a broken task file is reported (stderr) without hiding the others."""
     from pbrl.envs.tasks import list_tasks, load_task
 
-    rows = [load_task(n) for n in list_tasks()]
+    rows, broken = [], []
+    for name in list_tasks():
+        try:
+            rows.append(load_task(name))
+        except PbrlError as exc:
+            broken.append(str(exc))
     print(f"{'task':22} {'suite':10} {'horizon':>7}  {'success':8} reward terms")
     for t in rows:
         print(f"{t.name:22} {t.suite:10} {t.episode_length:>7}  {t.success_key or '-':8} {', '.join(t.reward_terms)}")
-    print(f"\n{len(rows)} tasks; use e.g. `pbrl train task={rows[0].name}`")
+    example = f"; use e.g. `pbrl train task={rows[0].name}`" if rows else ""
+    print(f"\n{len(rows)} tasks{example}")
+    for line in broken:
+        print(f"pbrl: warning: broken task file, not usable: {line}", file=sys.stderr)
 
 
 def _fail(exc: BaseException) -> None:
@@ -128,7 +146,7 @@ def _fail(exc: BaseException) -> None:
 
 
 def _train(args: Sequence[str]) -> None:
-    run_hydra(_train_job, "train", args, "pbrl train")
+    run_hydra(_train_job, "train", args, "pbrl train", precheck=_train_precheck)
 
 
 def _tasks(args: Sequence[str]) -> None:
@@ -141,12 +159,10 @@ def _eval_reward(args: Sequence[str]) -> None:
     eval_reward_main(args)
 
 
-
 def _export(args: Sequence[str]) -> None:
     from pbrl.export.command import main as export_main
 
     export_main(args)
-
 
 
 def _collect_job(cfg) -> None:
@@ -160,11 +176,17 @@ def _collect_job(cfg) -> None:
           f"{stats['task']}, expert-mix episode success {stats['episode_success']:.2f}; store {stats['out']}")
 
 
+def _collect_precheck(cfg, multirun: bool) -> bool:
+    from pbrl.run.config import check_collect
+
+    check_collect(cfg)
+    return True
+
+
 def _data(args: Sequence[str]) -> None:
     if not args or args[0] != "collect":
         raise PbrlError("data: expected a subcommand: `pbrl data collect [task=NAME] [key=value ...]`")
-    run_hydra(_collect_job, "collect", args[1:], "pbrl data collect")
-
+    run_hydra(_collect_job, "collect", args[1:], "pbrl data collect", precheck=_collect_precheck)
 
 
 def _label(args: Sequence[str]) -> None:

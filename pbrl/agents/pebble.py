@@ -41,7 +41,7 @@ class PebbleConfig:
     def __post_init__(self) -> None:
         if self.total_steps <= self.seed_steps + self.unsup_steps:
             raise PbrlError(
-                f"train.env_steps ({self.total_steps}) must exceed seed_steps + unsup_steps "
+                f"PebbleConfig.total_steps ({self.total_steps}) must exceed seed_steps + unsup_steps "
                 f"({self.seed_steps} + {self.unsup_steps}) so that preference learning has steps left"
             )
 
@@ -103,16 +103,35 @@ class PebbleTrainer:
     def feedback_session(self) -> Optional[RoundResult]:
         """Collect, select, label, fit (PreferenceLearner), then relabel the buffer and reset the critic."""
         step = self.model.num_timesteps
-        result = self.learner.round(self.venv.episodes)
+        result = self.learner.round(self.venv.episodes, step=step)
         if result is None:  # no episode long enough yet: try again a little later
             self.next_feedback = step + max(1, self.learner.schedule.segment_length)
             return None
+        self.after_fit()
+        self.next_feedback = step + self.learner.schedule.every
+        return result
+
+    def after_fit(self) -> None:
+        """Relabel with the new reward model; the first fit also resets the critic (PEBBLE)."""
         self.refresh_reward()
         if self.cfg.reset_critic and not self.critic_was_reset:
             reset_critic(self.model)
             self.critic_was_reset = True
-        self.next_feedback = step + self.learner.schedule.every
-        return result
+
+    def resume(self) -> None:
+        """After :meth:`load_state_dict`: take in rounds labelled after the checkpoint, never asking them again."""
+        self.next_feedback, refit = self.learner.resume(self.next_feedback)
+        if refit:
+            self.after_fit()
+        elif self.learner.fitted:
+            self.venv.reward_fn = self.learner.reward_fn
+
+    def state_dict(self) -> dict[str, Any]:
+        """The loop's own state (the SB3 model and its buffer are saved by SB3)."""
+        return {"next_feedback": self.next_feedback, "critic_was_reset": self.critic_was_reset}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.next_feedback, self.critic_was_reset = int(state["next_feedback"]), bool(state["critic_was_reset"])
 
     def refresh_reward(self) -> None:
         """Refit the normaliser on the buffer's predicted rewards and relabel the whole buffer."""

@@ -29,7 +29,7 @@ class PPOConfig:
 
     def __post_init__(self) -> None:
         if self.total_steps <= self.seed_steps:
-            raise PbrlError(f"train.env_steps ({self.total_steps}) must exceed seed_steps ({self.seed_steps})")
+            raise PbrlError(f"PPOConfig.total_steps ({self.total_steps}) must exceed seed_steps ({self.seed_steps})")
 
 
 def build_ppo(venv: LearnedRewardVecEnv, *, seed: int, ppo_kwargs: dict[str, Any]) -> PPO:
@@ -75,12 +75,26 @@ class PrefPPOTrainer:
         self.model._last_obs = None  # PPO resets the env on its first learn() call
 
     def feedback_session(self) -> Optional[RoundResult]:
-        result = self.learner.round(self.venv.episodes)
+        result = self.learner.round(self.venv.episodes, step=self.model.num_timesteps)
         if result is None:
             return None
         self.refresh_reward()
         self.next_feedback = self.model.num_timesteps + self.learner.schedule.every
         return result
+
+    def resume(self) -> None:
+        """After :meth:`load_state_dict`: take in rounds labelled after the checkpoint, never asking them again."""
+        self.next_feedback, refit = self.learner.resume(self.next_feedback)
+        if refit or self.learner.fitted:
+            self.refresh_reward()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The loop's own state (the SB3 model is saved by SB3)."""
+        return {"next_feedback": self.next_feedback, "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.next_feedback = int(state["next_feedback"])
+        self.rng.bit_generator.state = state["rng"]
 
     def refresh_reward(self) -> None:
         """Refit the normaliser on recent episodes' predicted rewards and hand the reward to the env."""

@@ -7,7 +7,9 @@ their own modules so each loop reads top to bottom as its phases.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Protocol, Sequence
+import json
+import logging
+from typing import Any, Optional, Protocol, Sequence
 
 import numpy as np
 
@@ -21,6 +23,10 @@ from pbrl.types import Labels, PbrlError, RewardModel
 
 #: annotator of the free labels a labeller hands over once (:meth:`PreferenceLearner.seed_initial_pairs`)
 INITIAL_ANNOTATOR = "initial-pairs"
+#: store meta key of the round log (:class:`RoundRecord` list, JSON)
+ROUNDS_META = "pbrl.rounds"
+
+log = logging.getLogger(__name__)
 
 
 class Labeller(Protocol):
@@ -58,7 +64,28 @@ class FeedbackSchedule:
     def __post_init__(self) -> None:
         for name in ("max_labels", "per_round", "every", "segment_length", "reward_epochs"):
             if getattr(self, name) < 1:
-                raise PbrlError(f"feedback.{name}: expected >= 1, got {getattr(self, name)}")
+                raise PbrlError(f"FeedbackSchedule.{name}: expected >= 1, got {getattr(self, name)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundRecord:
+    """One feedback round in the store's round log, written before anyone is asked.
+
+    A round is complete once ``asked`` labels were stored after ``labels_before`` (scripted labels are
+    stored in one transaction; a person's answers one by one). A restarted run reads the log to fit on
+    the labels of a complete round instead of asking it again, and to finish an incomplete one.
+
+    Attributes:
+        index: 0, 1, ... in the order rounds were held.
+        step: env step at which the round was held.
+        asked: queries of the round.
+        labels_before: :attr:`PreferenceLearner.labels_used` when the round began.
+    """
+
+    index: int
+    step: int
+    asked: int
+    labels_before: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +116,7 @@ class PreferenceLearner:
             raise PbrlError(f"reward.conservative_k: expected a number >= 0, got {conservative_k}")
         self.conservative_k = float(conservative_k)
         self.fitted = False
+        self.labels_fitted = 0  # answered labels the reward model was last fitted on
         self._progress = (0, 0, None)  # (step, total, next feedback step) as last reported
 
     def report_phase(self, phase: str, *, step: Optional[int] = None, total: Optional[int] = None,
@@ -140,34 +168,73 @@ class PreferenceLearner:
         which = self.rng.integers(0, len(pool), size=n)
         return [pool[i].segment(int(self.rng.integers(0, len(pool[i]) - L + 1)), L) for i in which]
 
-    def round(self, episodes: Sequence[Trajectory]) -> Optional[RoundResult]:
-        """One session: collect, select, label, store, fit. None when no episode is long enough yet.
+    def rounds(self) -> list[RoundRecord]:
+        """The round log of this run's store, oldest first."""
+        return [RoundRecord(**r) for r in json.loads(self.store.get_meta(ROUNDS_META, "[]") or "[]")]
 
-        A labeller that kept an unanswered round from before a restart (the human viewer) has it answered
-        first, instead of a new selection: the person never sees two rounds at once.
+    def _log_round(self, record: RoundRecord) -> None:
+        rounds = [r for r in self.rounds() if r.index != record.index] + [record]
+        self.store.set_meta(ROUNDS_META, json.dumps([dataclasses.asdict(r) for r in rounds]))
+
+    def _open_round(self) -> Optional[RoundRecord]:
+        """The last round of the log when its labels are not all stored (a run killed while asking it)."""
+        rounds = self.rounds()
+        if rounds and self.labels_used - rounds[-1].labels_before < rounds[-1].asked:
+            return rounds[-1]
+        return None
+
+    def last_complete_round(self) -> Optional[RoundRecord]:
+        """The last round whose labels are all stored."""
+        rounds = self.rounds()
+        if rounds and self._open_round() is not None:
+            rounds = rounds[:-1]
+        return rounds[-1] if rounds else None
+
+    def round(self, episodes: Sequence[Trajectory], step: int = 0) -> Optional[RoundResult]:
+        """One session at env ``step``: collect, select, label, store, fit. None when no episode is long enough yet.
+
+        The round goes to the store's round log before anyone is asked (:class:`RoundRecord`). A round a killed
+        run left unfinished is finished first, under its own index: a labeller that kept its unanswered pairs
+        (the human viewer) has them answered instead of a new selection, so the person never sees two rounds at
+        once; otherwise only the round's missing labels are asked.
         """
+        open_round = self._open_round()
         pending = self.labeller.unfinished_pairs() if hasattr(self.labeller, "unfinished_pairs") else None
         if pending is None:
-            selected = self._select(episodes)
+            n_queries = (open_round.asked - (self.labels_used - open_round.labels_before) if open_round
+                         else min(self.schedule.per_round, self.budget_left))
+            selected = self._select(episodes, n_queries)
             if selected is None:
                 return None
             first, second = selected
+            record: Optional[RoundRecord] = RoundRecord(len(self.rounds()), step, len(first), self.labels_used)
+            if open_round is not None:  # the missing labels of the unfinished round (fewer if candidates ran out)
+                record = dataclasses.replace(open_round, step=step, asked=open_round.asked - (n_queries - len(first)))
         else:
             first, second = pending
+            record = None if open_round is None else dataclasses.replace(open_round, step=step)
+        if record is not None:
+            self._log_round(record)
+        index = record.index if record is not None else len(self.rounds())
+        log.info("feedback round %d at step %d: asking %d queries (labels %d/%d)", index, step, len(first),
+                 self.labels_used, self.schedule.max_labels, extra={"phase": "round"})
         self.report_phase("labelling")
         labels = self.labeller.label(first, second)
         heldout = self._accuracy_on(first, second, labels) if self.fitted else float("nan")
         self.seed_initial_pairs()
         if not getattr(self.labeller, "stores_labels", False):  # the human viewer commits each answer itself
             self.store.add_pairs(first, second, labels, source=self.source, weight=labels.weight)  # one transaction: never half a pair
+        log.info("feedback round %d: %d answered, %d skipped; labels %d/%d", index, labels.n_answered,
+                 len(first) - labels.n_answered, self.labels_used, self.schedule.max_labels,
+                 extra={"phase": "labelled"})
         self.report_phase("fitting")
         fit = self.fit()
         return RoundResult(len(first), labels.n_answered, heldout, fit.get("loss", float("nan")),
                            fit.get("train_acc", float("nan")))
 
-    def _select(self, episodes: Sequence[Trajectory]) -> Optional[tuple[list[Segment], list[Segment]]]:
-        """Cut candidates and select this round's pairs (None when there are too few)."""
-        n_queries = min(self.schedule.per_round, self.budget_left)
+    def _select(self, episodes: Sequence[Trajectory],
+                n_queries: int) -> Optional[tuple[list[Segment], list[Segment]]]:
+        """Cut candidates and select ``n_queries`` pairs (None when there are too few)."""
         candidates = self.cut_segments(episodes, max(2, 2 * n_queries * self.schedule.oversample))
         if n_queries == 0 or len(candidates) < 2:
             return None
@@ -183,13 +250,51 @@ class PreferenceLearner:
 
     def fit(self) -> dict[str, float]:
         """Fit the reward model on every answered label of this source in the store."""
-        if self.store.count_labels(sources=[self.source]) == 0:
+        n = self.store.count_labels(sources=[self.source])
+        if n == 0:
             return {}
+        log.info("fitting the reward model on %d labels", n, extra={"phase": "fit"})
         batch = self.store.pair_batch(sources=[self.source])
         metrics = self.reward_model.fit(batch, epochs=self.schedule.reward_epochs,
                                         stop_at_acc=self.schedule.reward_stop_acc)
         self.fitted = True
+        self.labels_fitted = n
+        log.info("reward model fitted: loss %.4f, training accuracy %.3f", metrics.get("loss", float("nan")),
+                 metrics.get("train_acc", float("nan")), extra={"phase": "fitted"})
         return metrics
+
+    def resume(self, next_feedback: int) -> tuple[int, bool]:
+        """Continue after a restart from a checkpoint whose schedule holds the next round at ``next_feedback``.
+
+        A round whose labels were all stored after that checkpoint is not asked again: the reward model is
+        fitted on its labels and the schedule moves past it. Returns the step of the next round and whether
+        the reward model was refitted (the caller then relabels, as after a round).
+        """
+        done = self.last_complete_round()
+        if done is not None and done.step >= next_feedback:
+            log.info("feedback round %d (step %d) was labelled before the restart: fitting on its labels, not "
+                     "asking it again", done.index, done.step, extra={"phase": "resume"})
+            next_feedback = done.step + self.schedule.every
+        if not self.needs_fit():
+            return next_feedback, False
+        self.fit()
+        return next_feedback, True
+
+    def needs_fit(self) -> bool:
+        """Labels were stored since the last fit (e.g. by a run killed before fitting on them)."""
+        return self.store.count_labels(sources=[self.source]) > self.labels_fitted
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs: reward-model weights, normaliser, random state, fitted label count."""
+        return {"reward_model": self.reward_model.state_dict(), "fitted": self.fitted,
+                "labels_fitted": self.labels_fitted, "rng": self.rng.bit_generator.state,
+                "normalizer": {"shift": self.normalizer.shift, "scale": self.normalizer.scale}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.reward_model.load_state_dict(state["reward_model"])
+        self.fitted, self.labels_fitted = bool(state["fitted"]), int(state["labels_fitted"])
+        self.rng.bit_generator.state = state["rng"]
+        self.normalizer.shift, self.normalizer.scale = state["normalizer"]["shift"], state["normalizer"]["scale"]
 
     def _accuracy_on(self, first: list[Segment], second: list[Segment], labels: Labels) -> float:
         keep = ~labels.skipped

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from typing import Callable, Deque, Optional, Sequence
+from typing import Any, Callable, Deque, Optional, Sequence
 
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
@@ -78,6 +78,15 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         self._last_obs: Optional[np.ndarray] = None
         self._actions: Optional[np.ndarray] = None
         self._open = [self._new_episode() for _ in range(self.num_envs)]
+
+    def state_dict(self) -> dict[str, Any]:
+        """The finished episodes kept as query candidates and the episode counter (open episodes restart)."""
+        return {"episodes": list(self.episodes), "episodes_done": self.episodes_done}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.episodes.clear()
+        self.episodes.extend(state["episodes"])
+        self.episodes_done = int(state["episodes_done"])
 
     @staticmethod
     def _new_episode() -> dict[str, list]:

@@ -24,19 +24,17 @@ def container(node: Any) -> Any:
 
 
 def build_task(cfg: DictConfig) -> TaskSpec:
-    task = task_from_dict(container(cfg.task), source=f"task={cfg.task.get('name', '?')}")
-    horizon = cfg.get("episode_length") or task.episode_length
-    if cfg.segment_length > horizon:
-        raise PbrlError(
-            f"segment_length ({cfg.segment_length}) is longer than an episode of {task.name} "
-            f"({horizon} steps); expected segment_length <= episode_length"
-        )
+    from pbrl.run.config import check_segment_length
+
+    task = task_from_dict(container(cfg.task), source="task")
+    check_segment_length(cfg, task)
     return task
 
 
 def build_schedule(cfg: DictConfig) -> FeedbackSchedule:
     if int(cfg.budget.labels) < 1:
-        raise PbrlError("budget.labels: expected >= 1 with a learned reward (got 0); give a label budget")
+        raise PbrlError(f"budget.labels={cfg.budget.labels}: expected >= 1 (an online run learns its reward from "
+                        f"labels)")
     return FeedbackSchedule(
         max_labels=int(cfg.budget.labels),
         per_round=int(cfg.budget.per_round),

@@ -9,8 +9,6 @@ gradient steps), ``summary.json``, ``curves.png``, ``eval.mp4`` and ``policy.pt`
 from __future__ import annotations
 
 import importlib
-import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -27,11 +25,12 @@ from pbrl.envs.tasks import TaskSpec
 from pbrl.feedback.teachers import teacher_from_preset
 from pbrl.report import MetricsLog, plot_curves
 from pbrl.run import builder
+from pbrl.run.checkpoint import find_checkpoint, read_components, read_info, save_checkpoint
+from pbrl.run.rundir import write_run_config
+from pbrl.run.session import eval_seed, random_policy_return
 from pbrl.types import PbrlError
-from pbrl.utils import atomic_write_json, find_directory, swap_in_directory
+from pbrl.utils import atomic_write_json
 
-OFFLINE_ALGOS = ("cpl", "oppo", "bc")
-CKPT = "checkpoint"
 
 
 # ----------------------------------------------------------------------------------------------- dataset
@@ -81,6 +80,9 @@ def collect_to_store(task: TaskSpec, node: Any, feedback: Any, *, seed: int, pat
 
 def collect_job(cfg: DictConfig) -> dict[str, Any]:
     """``pbrl data collect``: one dataset from a resolved configs/collect.yaml."""
+    from pbrl.run.config import check_collect
+
+    check_collect(cfg)
     torch.set_num_threads(int(cfg.threads))
     task = builder.build_task(cfg)
     path = Path(str(cfg.out))
@@ -169,55 +171,45 @@ def load_policy(path: Path) -> torch.nn.Module:
 
 
 def _save_checkpoint(run_dir: Path, learner: OfflineLearner, rng: np.random.Generator, step: int) -> None:
-    tmp = run_dir / (CKPT + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    torch.save({"learner": learner.state_dict(), "torch_rng": torch.get_rng_state()}, tmp / "learner.pt")
-    atomic_write_json(tmp / "state.json", {"step": step, "rng": rng.bit_generator.state, "time": time.time()})
-    swap_in_directory(tmp, run_dir / CKPT)
+    components = {"learner": learner.state_dict(), "torch_rng": torch.get_rng_state(), "rng": rng.bit_generator.state}
+    save_checkpoint(run_dir, components=components, info={"step": step, "time": time.time()})
 
 
 def _restore(run_dir: Path, learner: OfflineLearner, rng: np.random.Generator) -> int:
     """Load the last complete checkpoint (if any); returns the gradient step to continue from."""
-    ckpt = find_directory(run_dir / CKPT)
-    if ckpt is None or not (ckpt / "state.json").is_file():
+    ckpt = find_checkpoint(run_dir)
+    if ckpt is None:
         return 0
-    state = json.loads((ckpt / "state.json").read_text())
-    blob = torch.load(ckpt / "learner.pt", weights_only=False)
-    learner.load_state_dict(blob["learner"])
-    torch.set_rng_state(blob["torch_rng"])
-    rng.bit_generator.state = state["rng"]
-    return int(state["step"])
+    step = int(read_info(ckpt)["step"])
+    saved = read_components(ckpt)
+    learner.load_state_dict(saved["learner"])
+    torch.set_rng_state(saved["torch_rng"])
+    rng.bit_generator.state = saved["rng"]
+    return step
 
 
 def _eval_row(cfg: DictConfig, task: TaskSpec, learner: OfflineLearner, step: int, n_pairs: int, episodes: int,
               t0: float, video: Optional[Path] = None) -> dict[str, Any]:
-    res = evaluate(task, learner.policy.act, n_episodes=episodes, seed=10_000 + int(cfg.seed),
+    res = evaluate(task, learner.policy.act, n_episodes=episodes, seed=eval_seed(int(cfg.seed)),
                    episode_length=cfg.episode_length, video_path=video, video_steps=int(cfg.eval.video_steps))
     return {"env_steps": step, "labels_used": n_pairs, "labels_answered": n_pairs, "return_mean": res.return_mean,
             "return_std": float(res.returns.std()), "success_rate": res.success_rate, "wall_s": time.time() - t0}
 
 
-def _random_return(cfg: DictConfig, task: TaskSpec, act_dim: int) -> float:
-    """Return of one uniformly random episode: the floor drawn in ``curves.png``."""
-    rand = np.random.default_rng(int(cfg.seed))
-    return evaluate(task, lambda o: rand.uniform(-1.0, 1.0, act_dim), n_episodes=1, seed=10_000 + int(cfg.seed),
-                    episode_length=cfg.episode_length).return_mean
-
-
 def run_offline(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Train (or resume) an offline run in ``run_dir``; returns its summary."""
-    from pbrl.run.runner import write_config
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_config(cfg, run_dir)
     torch.set_num_threads(int(cfg.threads))
     torch.manual_seed(int(cfg.seed))
     task = builder.build_task(cfg)
-    data, data_path = load_data(cfg, task, run_dir)
     rng = np.random.default_rng([int(cfg.seed), 4])
-    learner = build_learner(cfg.algo, data, rng)
+    collect = isinstance(cfg.get("data"), DictConfig)
+    if not collect:  # a given store is read and the learner built before anything is written
+        data, data_path = load_data(cfg, task, run_dir)
+        learner = build_learner(cfg.algo, data, rng)
+    write_run_config(cfg, run_dir)
+    if collect:  # collecting into the run dir is part of the run
+        data, data_path = load_data(cfg, task, run_dir)
+        learner = build_learner(cfg.algo, data, rng)
     start, total = _restore(run_dir, learner, rng), int(cfg.algo.steps)
     metrics = MetricsLog(run_dir / "metrics.csv")
     metrics.truncate_after(start)
@@ -233,7 +225,8 @@ def run_offline(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     row = _eval_row(cfg, task, learner, total, len(data.p), int(cfg.eval.final_episodes), t0, video)
     metrics.append(row)
     save_policy(learner.policy, run_dir / "policy.pt")
-    random_return = _random_return(cfg, task, data.dims[1])
+    random_return = random_policy_return(task, -np.ones(data.dims[1]), np.ones(data.dims[1]), seed=int(cfg.seed),
+                                         episode_length=cfg.episode_length)
     plot_curves(metrics, run_dir / "curves.png", baseline=random_return,
                 title=f"{task.name} · {cfg.algo.name} (offline; x = gradient steps) · seed {cfg.seed}")
     summary = {"task": task.name, "algo": cfg.algo.name, "seed": int(cfg.seed), "data": str(data_path),

@@ -1,125 +1,181 @@
-"""``pbrl train``: one online preference-learning run, from a resolved config to its artefacts."""
+"""``pbrl train``: one online preference-learning run, from a checked config to its artefacts.
+
+The order keeps a refused command from writing anything: the run directory and the config are checked
+(:mod:`pbrl.run.config`), every component that can refuse input is built (task, environments, labeller,
+reward model), and only then are ``config.yaml``/``.hydra/`` written and the store opened. A directory holding
+a finished run is left as it is. Resuming goes through the components' ``state_dict()``/``load_state_dict()``
+(learner, trainer, environment wrapper, session), and feedback rounds labelled after the last checkpoint are
+fitted on, never asked again (:meth:`pbrl.agents.preference.PreferenceLearner.resume`).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import time
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from stable_baselines3.common.utils import set_random_seed
 
 from pbrl.agents.pebble import PebbleConfig, PebbleTrainer, build_sac, sac_policy_fn
 from pbrl.agents.pref_ppo import PPOConfig, PrefPPOTrainer, build_ppo
-from pbrl.agents.preference import PreferenceLearner
+from pbrl.agents.preference import FeedbackSchedule, Labeller, PreferenceLearner
 from pbrl.data.store import PreferenceStore
 from pbrl.envs.make import make_env
-from pbrl.envs.rollout import evaluate, film, write_video
+from pbrl.envs.rollout import film, write_video
+from pbrl.envs.tasks import TaskSpec
 from pbrl.report import plot_curves
+from pbrl.rewards.wrappers import LearnedRewardVecEnv, RewardNormalizer
 from pbrl.run import builder, tblog
-from pbrl.run.checkpoint import find_checkpoint, read_episodes, read_state, save_checkpoint
-from pbrl.run.session import EvalSettings, RunSession
-from pbrl.types import PbrlError
-from pbrl.utils import atomic_write_json, atomic_write_text
+from pbrl.run.checkpoint import find_checkpoint, read_components, read_info, save_checkpoint
+from pbrl.run.config import OFFLINE_ALGOS, check_train
+from pbrl.run.rundir import read_summary, run_dir_state, write_run_config
+from pbrl.run.session import EvalSettings, RunSession, eval_seed, fmt_metric, random_policy_return
+from pbrl.types import RewardModel
+from pbrl.utils import atomic_write_json
 
-ALGOS = ("sac", "ppo")
+log = logging.getLogger(__name__)
+STORE_FILE = "store.sqlite"
 
 
-def write_config(cfg: DictConfig, run_dir: Path) -> None:
-    """Write the resolved config; a resumed run must have the same one (except ``out``)."""
-    text = OmegaConf.to_yaml(cfg, resolve=True)
-    path = run_dir / "config.yaml"
-    if path.exists():
-        old = OmegaConf.load(path)
-        new = OmegaConf.create(text)
-        for key in set(old.keys()) | set(new.keys()):
-            if key != "out" and old.get(key) != new.get(key):
-                raise PbrlError(f"{path}: this run dir holds a run with a different {key!r}; use a new out= to start "
-                                f"a new run, or the same overrides to resume it")
-    atomic_write_text(path, text)
+@dataclasses.dataclass
+class Parts:
+    """The components of an online run, built (and so checked) before anything is written."""
+
+    task: TaskSpec
+    venv: LearnedRewardVecEnv
+    labeller: Labeller
+    source: str
+    labeller_rng: np.random.Generator
+    reward_model: RewardModel
+    schedule: FeedbackSchedule
+    normalizer: RewardNormalizer
 
 
 def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Train (or resume) a run in ``run_dir`` and return its summary."""
-    from pbrl.run.offline import OFFLINE_ALGOS, run_offline
-
+    """Train or resume the run in ``run_dir``; return its summary (``already_finished`` when it was done)."""
+    if run_dir_state(cfg, run_dir) == "finished":
+        return {**read_summary(run_dir), "already_finished": True}
+    warnings = check_train(cfg)
     tblog.check_logger(str(cfg.get("logger", "none")))
     if cfg.algo.name in OFFLINE_ALGOS:  # reward-free learners on a fixed dataset (CPL, OPPO, BC)
+        from pbrl.run.offline import run_offline
+
         return run_offline(cfg, run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.algo.name not in ALGOS:
-        raise PbrlError(f"algo: {cfg.algo.name!r} is not an online preference learner; expected one of {ALGOS}")
-    write_config(cfg, run_dir)
     torch.set_num_threads(int(cfg.threads))
     set_random_seed(int(cfg.seed))
+    parts = _build(cfg, run_dir)
+    store: Optional[PreferenceStore] = None
+    try:
+        write_run_config(cfg, run_dir)
+        for warning in warnings:
+            log.warning(warning)
+        store = PreferenceStore(run_dir / STORE_FILE)
+        store.set_meta("task", parts.task.name)
+        learner = PreferenceLearner(
+            reward_model=parts.reward_model, labeller=parts.labeller, store=store, schedule=parts.schedule,
+            source=parts.source, rng=np.random.default_rng([int(cfg.seed), 2]), normalizer=parts.normalizer,
+            conservative_k=float(cfg.reward.conservative_k))
+        return _train(cfg, run_dir, parts, learner)
+    finally:
+        parts.venv.close()
+        if store is not None:
+            store.close()
+
+
+def _build(cfg: DictConfig, run_dir: Path) -> Parts:
+    """Every component that checks user input, in the order a user would fix them; writes nothing."""
     task = builder.build_task(cfg)
     schedule = builder.build_schedule(cfg)
+    normalizer = builder.build_normalizer(cfg)
+    store_path = run_dir / STORE_FILE
+    if store_path.exists():  # refuse a foreign file before anything is written next to it
+        PreferenceStore(store_path, create=False).close()
+    labeller_rng = np.random.default_rng([int(cfg.seed), 1])
+    labeller, source = builder.build_labeller(cfg, task, labeller_rng)
     venv = builder.make_venv(task, seed=int(cfg.seed), n_envs=int(cfg.algo.get("n_envs", 1)),
                              episode_length=cfg.episode_length, frame_reward=builder.build_vlm_reward(cfg, task),
                              vlm_weight=builder.vlm_weight(cfg), randomisation=builder.build_randomisation(cfg, task),
-                             record_states=builder.needs_states(cfg, task),
-                             frame_stride=builder.vlm_frame_stride(cfg))
-    obs_dim, act_dim = venv.observation_space.shape[0], venv.action_space.shape[0]
-    labeller_rng = np.random.default_rng([int(cfg.seed), 1])
-    labeller, source = builder.build_labeller(cfg, task, labeller_rng)
-    store = PreferenceStore(run_dir / "store.sqlite")
-    store.set_meta("task", task.name)
-    learner = PreferenceLearner(
-        reward_model=builder.build_reward_model(cfg, obs_dim, act_dim, int(cfg.seed)), labeller=labeller,
-        store=store, schedule=schedule, source=source, rng=np.random.default_rng([int(cfg.seed), 2]),
-        normalizer=builder.build_normalizer(cfg), conservative_k=float(cfg.reward.get("conservative_k", 0.0)))
+                             record_states=builder.needs_states(cfg, task), frame_stride=builder.vlm_frame_stride(cfg))
     try:
-        return _train(cfg, run_dir, task, venv, learner, labeller_rng)
-    finally:
+        obs_dim, act_dim = venv.observation_space.shape[0], venv.action_space.shape[0]
+        reward_model = builder.build_reward_model(cfg, obs_dim, act_dim, int(cfg.seed))
+    except BaseException:
         venv.close()
-        store.close()
+        raise
+    return Parts(task, venv, labeller, source, labeller_rng, reward_model, schedule, normalizer)
 
 
-def _train(cfg, run_dir, task, venv, learner, labeller_rng) -> dict[str, Any]:
+def _train(cfg: DictConfig, run_dir: Path, parts: Parts, learner: PreferenceLearner) -> dict[str, Any]:
     ckpt = find_checkpoint(run_dir)
-    state = read_state(ckpt) if ckpt else {}
-    model = _load_or_build_agent(cfg, venv, ckpt)
-    if ckpt:
-        _restore(ckpt, state, learner, venv, labeller_rng)
-    total = int(cfg.budget.env_steps)
+    if ckpt is not None:
+        read_info(ckpt)  # refuses a checkpoint of another format before anything is loaded
+    saved = read_components(ckpt) if ckpt is not None else {}
+    model = _load_or_build_agent(cfg, parts.venv, ckpt)
     session = RunSession(
-        run_dir=run_dir, task=task, learner=learner, policy_fn=sac_policy_fn(model),
-        episodes_fn=lambda: venv.episodes, total_steps=total, initial_step=model.num_timesteps, state=state.get("session"),
+        run_dir=run_dir, task=parts.task, learner=learner, policy_fn=sac_policy_fn(model),
+        episodes_fn=lambda: parts.venv.episodes, total_steps=int(cfg.budget.env_steps),
+        initial_step=model.num_timesteps, state=saved.get("session"),
         settings=EvalSettings(every=int(cfg.eval.every), episodes=int(cfg.eval.episodes),
                               reward_pairs=int(cfg.eval.reward_pairs), checkpoint_every=int(cfg.checkpoint_every),
                               seed=int(cfg.seed), episode_length=cfg.episode_length))
-    trainer = _make_trainer(cfg, model, venv, learner, session, state)
+    trainer = _make_trainer(cfg, model, parts.venv, learner, session)
     tb = tblog.attach(str(cfg.get("logger", "none")), run_dir, model, session)
-    if ckpt and learner.store.count_labels(sources=[learner.source]) > state.get("labels_fitted", 0):
-        learner.fit()  # labels written after the last checkpoint are never lost: refit on all of them
-        trainer.refresh_reward()
+    run_state = saved.get("run", {})
+    if saved:
+        learner.load_state_dict(saved["learner"])
+        trainer.load_state_dict(saved["trainer"])
+        parts.venv.load_state_dict(saved["venv"])
+        parts.labeller_rng.bit_generator.state = run_state["labeller_rng"]
+        session.phase("resume", "resuming %s from its checkpoint at step %d (labels %d/%d)", run_dir,
+                      model.num_timesteps, learner.labels_used, learner.schedule.max_labels)
+    elif learner.rounds():  # killed before its first checkpoint: start again, keeping the labels
+        session.phase("resume", "restarting %s from step 0 (killed before its first checkpoint); labels %d/%d "
+                      "already stored", run_dir, learner.labels_used, learner.schedule.max_labels)
+    else:
+        session.phase("start", "new run in %s: %s, %s, %s feedback, %d env steps, %d labels", run_dir,
+                      parts.task.name, cfg.algo.name, cfg.feedback.name, int(cfg.budget.env_steps),
+                      int(cfg.budget.labels))
+    trainer.resume()  # fit on labels stored since the checkpoint; rounds already labelled are not asked again
+    random_return = run_state.get("random_return")
+    if random_return is None:
+        space = parts.venv.action_space
+        random_return = random_policy_return(parts.task, space.low, space.high, seed=int(cfg.seed),
+                                             episode_length=cfg.episode_length)
 
     def checkpoint() -> None:
-        save_checkpoint(run_dir, model=model, reward_model=learner.reward_model, episodes=list(venv.episodes),
-                        with_buffer=cfg.algo.name == "sac", state=_state(trainer, learner, labeller_rng, session))
+        components = {"learner": learner.state_dict(), "trainer": trainer.state_dict(),
+                      "venv": parts.venv.state_dict(), "session": session.state_dict(),
+                      "run": {"labeller_rng": parts.labeller_rng.bit_generator.state, "random_return": random_return}}
+        save_checkpoint(run_dir, components=components, info={"env_steps": model.num_timesteps, "time": time.time()},
+                        save_files=lambda d: _save_agent(model, d, with_buffer=cfg.algo.name == "sac"))
 
     session.checkpoint_fn = checkpoint
-    random_return = state.get("random_return")
-    if random_return is None:
-        space = venv.action_space
-        rand = np.random.default_rng(int(cfg.seed))
-        random_return = evaluate(task, lambda o: rand.uniform(space.low, space.high), n_episodes=1,
-                                 seed=10_000 + int(cfg.seed), episode_length=cfg.episode_length).return_mean
-    trainer.random_return = random_return
+    if model.num_timesteps < int(cfg.algo.seed_steps):
+        session.phase("seed", "random actions until step %d (algo.seed_steps), then the first feedback round",
+                      int(cfg.algo.seed_steps))
     try:
         trainer.train()
         checkpoint()
     finally:
         session.close()
-    summary = _finish(cfg, run_dir, task, model, learner, session, random_return)
+    summary = _finish(cfg, run_dir, parts.task, model, learner, session, random_return)
     if tb is not None:
         tb.close()  # every dump was flushed already; a killed run loses no event
     return summary
 
 
-def _load_or_build_agent(cfg: DictConfig, venv, ckpt: Optional[Path]):
+def _save_agent(model: Any, directory: Path, *, with_buffer: bool) -> None:
+    model.save(directory / "agent.zip")
+    if with_buffer:
+        model.save_replay_buffer(directory / "replay_buffer.pkl")
+
+
+def _load_or_build_agent(cfg: DictConfig, venv: LearnedRewardVecEnv, ckpt: Optional[Path]) -> Any:
     kwargs = builder.container(cfg.algo.sac if cfg.algo.name == "sac" else cfg.algo.ppo)
     if cfg.algo.name == "sac":
         if ckpt:
@@ -137,57 +193,30 @@ def _load_or_build_agent(cfg: DictConfig, venv, ckpt: Optional[Path]):
     return build_ppo(venv, seed=int(cfg.seed), ppo_kwargs=kwargs)
 
 
-def _make_trainer(cfg, model, venv, learner, session, state):
+def _make_trainer(cfg: DictConfig, model: Any, venv: LearnedRewardVecEnv, learner: PreferenceLearner,
+                  session: RunSession) -> PebbleTrainer | PrefPPOTrainer:
     total = int(cfg.budget.env_steps)
     common = dict(on_chunk=session.on_chunk, step_callback=session.callback)
     if cfg.algo.name == "sac":
-        pcfg = PebbleConfig(total_steps=total, seed_steps=int(cfg.algo.seed_steps), unsup_steps=int(cfg.algo.unsup_steps),
+        pcfg = PebbleConfig(total_steps=total, seed_steps=int(cfg.algo.seed_steps),
+                            unsup_steps=int(cfg.algo.unsup_steps),
                             entropy_k=int(cfg.algo.entropy_k), reset_critic=bool(cfg.algo.reset_critic),
                             chunk_steps=min(int(cfg.eval.every), int(cfg.checkpoint_every)))
-        return PebbleTrainer(model, venv, learner, pcfg, next_feedback=state.get("next_feedback"),
-                             critic_was_reset=bool(state.get("critic_was_reset", False)), **common)
+        return PebbleTrainer(model, venv, learner, pcfg, **common)
     pcfg = PPOConfig(total_steps=total, seed_steps=int(cfg.algo.seed_steps))
-    return PrefPPOTrainer(model, venv, learner, pcfg, next_feedback=int(state.get("next_feedback", 0)),
-                          rng=np.random.default_rng([int(cfg.seed), 3]), **common)
+    return PrefPPOTrainer(model, venv, learner, pcfg, rng=np.random.default_rng([int(cfg.seed), 3]), **common)
 
 
-def _restore(ckpt: Path, state: dict, learner: PreferenceLearner, venv, labeller_rng) -> None:
-    learner.reward_model.load_state_dict(torch.load(ckpt / "reward_model.pt", weights_only=False))
-    learner.fitted = bool(state["fitted"])
-    learner.normalizer.shift, learner.normalizer.scale = state["normalizer"]
-    learner.rng.bit_generator.state = state["learner_rng"]
-    labeller_rng.bit_generator.state = state["labeller_rng"]
-    venv.episodes.extend(read_episodes(ckpt))
-    venv.episodes_done = int(state["episodes_done"])
-    if learner.fitted:
-        venv.reward_fn = learner.reward_fn
-
-
-def _state(trainer, learner, labeller_rng, session) -> dict[str, Any]:
-    return {
-        "env_steps": trainer.model.num_timesteps,
-        "next_feedback": trainer.next_feedback,
-        "critic_was_reset": getattr(trainer, "critic_was_reset", False),
-        "fitted": learner.fitted,
-        "labels_fitted": learner.store.count_labels(sources=[learner.source]),
-        "normalizer": [learner.normalizer.shift, learner.normalizer.scale],
-        "learner_rng": learner.rng.bit_generator.state,
-        "labeller_rng": labeller_rng.bit_generator.state,
-        "episodes_done": trainer.venv.episodes_done,
-        "random_return": getattr(trainer, "random_return", None),
-        "session": session.state(),
-        "time": time.time(),
-    }
-
-
-def _finish(cfg, run_dir, task, model, learner, session, random_return) -> dict[str, Any]:
-    """Final evaluation with video, then policy, reward model, curves and summary."""
+def _finish(cfg: DictConfig, run_dir: Path, task: TaskSpec, model: Any, learner: PreferenceLearner,
+            session: RunSession, random_return: float) -> dict[str, Any]:
+    """Final evaluation with video, then policy, reward model, curves and summary (written last)."""
+    session.phase("final-eval", "final evaluation: %d episodes", int(cfg.eval.final_episodes))
     row = session.evaluate_now(model.num_timesteps, episodes=int(cfg.eval.final_episodes))
     if cfg.eval.video:
-        env = make_env(task, seed=10_000 + int(cfg.seed), render=True, episode_length=cfg.episode_length)
+        seed = eval_seed(int(cfg.seed))
+        env = make_env(task, seed=seed, render=True, episode_length=cfg.episode_length)
         try:
-            write_video(run_dir / "eval.mp4", film(env, session.policy_fn, seed=10_000 + int(cfg.seed),
-                                                  steps=int(cfg.eval.video_steps)))
+            write_video(run_dir / "eval.mp4", film(env, session.policy_fn, seed=seed, steps=int(cfg.eval.video_steps)))
         finally:
             env.close()
     model.save(run_dir / "policy.zip")
@@ -203,4 +232,6 @@ def _finish(cfg, run_dir, task, model, learner, session, random_return) -> dict[
         "run_dir": str(run_dir),
     }
     atomic_write_json(run_dir / "summary.json", summary)
+    log.info("finished: return %.1f (random policy %.1f), labels %d, reward accuracy %s", row["return_mean"],
+             random_return, row["labels_used"], fmt_metric(row.get("reward_accuracy")), extra={"phase": "done"})
     return summary

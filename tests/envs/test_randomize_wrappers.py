@@ -115,7 +115,7 @@ def test_bad_ranges_are_one_line_errors(raw: dict, message: str) -> None:
 def test_hydra_override_of_randomisation_ranges() -> None:
     from hydra import compose, initialize_config_dir
 
-    from pbrl.cli import register_tasks
+    from pbrl.run.config import register_tasks
 
     register_tasks()
     with initialize_config_dir(config_dir=str(resource_dir("configs")), version_base="1.3"):

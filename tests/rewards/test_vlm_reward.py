@@ -230,7 +230,7 @@ def test_pebble_run_with_vlm_feedback_and_dense_term(tmp_path, monkeypatch) -> N
     from hydra import compose, initialize_config_dir
 
     import pbrl.rewards.vlm as vlm_mod
-    from pbrl.cli import register_tasks
+    from pbrl.run.config import register_tasks
     from pbrl.data.store import PreferenceStore
     from pbrl.resources import resource_dir
     from pbrl.run.runner import run_training

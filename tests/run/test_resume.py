@@ -1,0 +1,163 @@
+"""A killed `pbrl train` resumes from the labels it already has: no feedback round is asked twice.
+
+The runs are real `pbrl train` processes (Hydra, SB3, MuJoCo, SQLite). Each is SIGKILLed by itself at a named
+phase of the run: the test harness adds a logging handler that kills the process when the run logs the n-th
+record of that phase (`feedback round ... asked`, `labelled`, `fit`, `train` chunk, `final-eval`), so every
+kill lands at the same point of the run on every machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pbrl.agents.preference import PreferenceLearner, RoundRecord
+from pbrl.data.store import PreferenceStore
+from pbrl.feedback.teachers import teacher_from_preset
+from pbrl.testing import tiny_episode, tiny_learner
+
+#: Runs `pbrl train ARGS` and SIGKILLs itself at the n-th log record of phase PBRL_TEST_KILL_AT=phase:n.
+KILLER = r"""
+import logging, os, signal, sys
+phase, _, nth = os.environ.get("PBRL_TEST_KILL_AT", "").partition(":")
+class Kill(logging.Handler):
+    seen = 0
+    def emit(self, record):
+        if phase and getattr(record, "phase", None) == phase:
+            Kill.seen += 1
+            if Kill.seen == int(nth or 1):
+                os.kill(os.getpid(), signal.SIGKILL)
+import pbrl.run.runner as runner
+train = runner.run_training
+def run_training(cfg, run_dir):
+    logging.getLogger("pbrl").addHandler(Kill())
+    return train(cfg, run_dir)
+runner.run_training = run_training
+from pbrl.cli import main
+main(sys.argv[1:])
+"""
+
+# 100-step episodes; rounds of 10 queries at steps 200, 400, 600, 800 spend the 40 labels; checkpoints every 300
+# steps, so each round falls between two checkpoints.
+RUN = [
+    "task=halfcheetah", "episode_length=100", "segment_length=20", "budget.per_round=10",
+    "budget.every=200", "eval.every=300", "eval.episodes=1", "eval.final_episodes=1",
+    "eval.video=false", "eval.reward_pairs=20", "checkpoint_every=300", "reward.epochs=2",
+    "reward.model.hidden=[16,16]", "threads=1", "algo=sac", "algo.seed_steps=200", "algo.sac.batch_size=16",
+    "algo.sac.policy_kwargs.net_arch=[16,16]",
+]
+ROUND_STEPS = [200, 400, 600, 800]
+LONG = ["budget.labels=40", "budget.env_steps=1100"]  # four rounds
+SHORT = ["budget.labels=20", "budget.env_steps=500"]  # two rounds
+
+
+def train(out: Path, budget: list[str], kill_at: str = "") -> subprocess.CompletedProcess:
+    env = {**os.environ, "PBRL_TEST_KILL_AT": kill_at}
+    return subprocess.run([sys.executable, "-c", KILLER, "train", f"out={out}", *RUN, *budget], capture_output=True,
+                          text=True, timeout=400, env=env)
+
+
+def asked_rounds(out: Path) -> list[tuple[int, int]]:
+    """(round index, step) of every `feedback round ... asking` line in train.log, across all processes."""
+    text = (out / "train.log").read_text()
+    return [(int(i), int(s)) for i, s in re.findall(r"feedback round (\d+) at step (\d+): asking", text)]
+
+
+def check_labels_once(out: Path, n_rounds: int) -> None:
+    """The label budget spent exactly once, in the rounds an uninterrupted run holds."""
+    with PreferenceStore(out / "store.sqlite", create=False) as store:
+        assert store.count_labels(include_skipped=True, sources=["scripted"]) == 10 * n_rounds
+        rounds = json.loads(store.get_meta("pbrl.rounds"))
+    expected = [(i, s, 10) for i, s in enumerate(ROUND_STEPS[:n_rounds])]
+    assert [(r["index"], r["step"], r["asked"]) for r in rounds] == expected
+
+
+def test_kill_after_a_round_is_labelled_resumes_without_asking_it_again(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    killed = train(out, SHORT, kill_at="labelled:2")  # round 1 (step 400) stored; last checkpoint at step 300
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert asked_rounds(out) == [(0, 200), (1, 400)]
+    done = train(out, SHORT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "was labelled before the restart" in (out / "train.log").read_text()
+    assert asked_rounds(out) == [(0, 200), (1, 400)]  # each round asked once
+    check_labels_once(out, n_rounds=2)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["labels_used"] == 20 and summary["env_steps"] == 500
+
+
+@pytest.mark.slow
+def test_kills_at_every_phase_spend_the_label_budget_once(tmp_path: Path) -> None:
+    """Killed during a round, during the fit, during SAC and during the final evaluation, in one run."""
+    out = tmp_path / "run"
+    for kill_at, rounds_by_then in [
+        ("round:2", 2),      # round 1 asked, its labels not yet stored (scripted labels: one transaction)
+        ("fit:2", 3),        # resumed: fit 1 = refit on the stored rounds; fit 2 = round 2's fit, killed
+        ("train:2", 4),      # during SAC after round 3, before the step-900 checkpoint
+        ("final-eval:1", 4),  # after the last checkpoint, during the final evaluation
+    ]:
+        res = train(out, LONG, kill_at=kill_at)
+        assert res.returncode == -9, (kill_at, res.stderr[-2000:])
+        assert len({i for i, _ in asked_rounds(out)}) == rounds_by_then, kill_at
+        assert not (out / "summary.json").exists()
+    done = train(out, LONG)
+    assert done.returncode == 0, done.stderr[-2000:]
+    log = asked_rounds(out)
+    # round 1 was asked twice only where its labels were never stored (killed while asking it)
+    assert log == [(0, 200), (1, 400), (1, 400), (2, 600), (3, 800)]
+    check_labels_once(out, n_rounds=4)
+    summary_bytes = (out / "summary.json").read_bytes()
+    again = subprocess.run([sys.executable, "-m", "pbrl.cli", "train", f"out={out}", *RUN, *LONG],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "already finished" in again.stdout, again.stderr[-2000:]
+    assert (out / "summary.json").read_bytes() == summary_bytes
+
+
+# ------------------------------------------------------------------------------------- the learner's round log
+
+
+def _learner(store: PreferenceStore, labels: int = 6) -> PreferenceLearner:
+    teacher = teacher_from_preset("oracle", rng=np.random.default_rng(0))
+    return tiny_learner(teacher, store, source="scripted", max_labels=labels, per_round=2)
+
+
+def test_round_log_and_resume_of_a_complete_round(tmp_path: Path) -> None:
+    eps = [tiny_episode(i) for i in range(4)]
+    with PreferenceStore(tmp_path / "s.sqlite") as store:
+        learner = _learner(store)
+        learner.round(eps, step=100)
+        saved = learner.state_dict()  # a checkpoint with the next round due at step 200
+        learner.round(eps, step=200)  # ... then the run is killed before its next checkpoint
+        restarted = _learner(store)
+        restarted.load_state_dict(saved)
+        assert restarted.labels_fitted == 2 and restarted.needs_fit()
+        next_round, refit = restarted.resume(200)
+        assert (next_round, refit) == (201, True)  # schedule every=1: after the round already labelled
+        assert restarted.labels_fitted == 4 and not restarted.needs_fit()
+        assert [(r.index, r.step, r.asked, r.labels_before) for r in restarted.rounds()] == [(0, 100, 2, 0),
+                                                                                            (1, 200, 2, 2)]
+
+
+def test_an_unfinished_round_is_finished_under_its_own_index(tmp_path: Path) -> None:
+    """A round whose labels were not all stored (a person answered some) asks only the missing ones."""
+    eps = [tiny_episode(i) for i in range(4)]
+    with PreferenceStore(tmp_path / "s.sqlite") as store:
+        learner = _learner(store)
+        learner.round(eps, step=10)
+        learner._log_round(RoundRecord(1, 20, 2, learner.labels_used))  # round 1 begun ...
+        first = learner.cut_segments(eps, 2)
+        store.add_pairs(first[:1], first[1:], teacher_from_preset("oracle", rng=np.random.default_rng(1)).label(
+            first[:1], first[1:]), source="scripted")  # ... one of its two answers stored, then a kill
+        assert learner.last_complete_round().index == 0
+        assert learner.resume(20) == (20, True)  # the open round is still due at its step
+        result = learner.round(eps, step=20)
+        assert result.asked == 1  # only the missing answer
+        assert [(r.index, r.step) for r in learner.rounds()] == [(0, 10), (1, 20)]
+        assert learner.labels_used == 4 and learner.last_complete_round().index == 1
