@@ -149,6 +149,9 @@ def check_task_dict(raw: Any, source: str) -> None:
     """Refuse unknown, missing and mistyped keys of a task mapping, naming ``source`` and the key."""
     if not isinstance(raw, Mapping):
         raise PbrlError(f"task file {source}: expected a mapping of task keys, got {type(raw).__name__}")
+    for key in REQUIRED:
+        if key not in raw:
+            raise PbrlError(f"{_where(source, key)}: missing (required)")
     known = [*TASK_SCHEMA, *EXTRA_BLOCKS]
     for key, value in raw.items():
         check = TASK_SCHEMA.get(key) or EXTRA_BLOCKS.get(key)
@@ -163,9 +166,6 @@ def check_task_dict(raw: Any, source: str) -> None:
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise PbrlError(f"{_where(source, f'{key}.{sub}')}: unknown key{hint}; expected: "
                                 f"{', '.join(SUB_KEYS[key])}")
-    for key in REQUIRED:
-        if key not in raw:
-            raise PbrlError(f"{_where(source, key)}: missing (required)")
 
 
 # ----------------------------------------------------------------------------------------------- loading

@@ -8,6 +8,7 @@ config that passes starts a run, so a rejected command leaves no run directory, 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from pbrl.run.schema import check_tree, fail, show, unknown_key
+from pbrl.run.schema import check_tree, fail, is_open, unknown_key
 from pbrl.types import PbrlError
 
 #: Config groups a user chooses on the command line (``task=`` options come from tasks/*.yaml).
@@ -35,7 +36,14 @@ def group_options(group: str) -> list[str]:
 
 
 def register_tasks() -> None:
-    """Expose every valid tasks/*.yaml as an option of the ``task`` config group."""
+    """Expose every valid tasks/*.yaml as an option of the ``task`` config group (once per process and folder)."""
+    from pbrl.resources import resource_dir
+
+    _register_tasks(str(resource_dir("tasks")))
+
+
+@functools.lru_cache(maxsize=None)
+def _register_tasks(folder: str) -> None:
     from hydra.core.config_store import ConfigStore
 
     from pbrl.envs.tasks import list_tasks, read_task_file
@@ -109,9 +117,16 @@ def compose(config_name: str, overrides: Sequence[str]) -> DictConfig:
     register_tasks()
     with initialize_config_dir(config_dir=str(resource_dir("configs")), version_base="1.3"):
         try:
-            return hydra_compose(config_name=config_name, overrides=list(overrides))
+            return hydra_compose(config_name=config_name, overrides=[_open_override(o) for o in overrides])
         except HydraException as exc:
             raise _composition_error(exc) from None
+
+
+def _open_override(item: str) -> str:
+    """``algo.sac.ent_coef=auto`` -> ``++algo.sac.ent_coef=auto``: a node whose keys belong to SB3, the reward
+    model or the teacher takes new keys without Hydra's ``+`` (they are checked against their owner instead)."""
+    key = item.partition("=")[0]
+    return item if item.startswith(("+", "~")) or not is_open(key) else "++" + item
 
 
 def _composition_error(exc: BaseException) -> PbrlError:
@@ -131,12 +146,18 @@ def load_config(config_name: str, overrides: Sequence[str]) -> DictConfig:
 
     groups, _ = split_overrides(overrides)
     cfg = compose(config_name, overrides)
-    default = OmegaConf.to_container(compose(config_name, groups), resolve=False)
+    default = _defaults(config_name, tuple(groups))
     value = OmegaConf.to_container(cfg, resolve=True)
     special = {"task": lambda v, p: task_from_dict(v, source="task") and None,
                "data": _check_data}
     check_tree(value, default, special=special)
     return cfg
+
+
+@functools.lru_cache(maxsize=32)
+def _defaults(config_name: str, groups: tuple[str, ...]) -> dict[str, Any]:
+    """The shipped defaults for the chosen group options: what :func:`load_config` checks against."""
+    return OmegaConf.to_container(compose(config_name, groups), resolve=False)
 
 
 def _check_data(value: Any, path: str) -> None:

@@ -177,6 +177,15 @@ OPEN: dict[str, Open] = {
 }
 
 
+#: Nodes that take keys beyond their defaults (checked against their owner by :func:`check_tree`).
+OPEN_PATHS: tuple[str, ...] = (*OPEN, "reward.model")
+
+
+def is_open(key: str) -> bool:
+    """``key`` is one of :data:`OPEN_PATHS` or lies below one (``algo.sac.ent_coef``)."""
+    return any(key == p or key.startswith(p + ".") for p in OPEN_PATHS)
+
+
 def unknown_key(path: str, known: Sequence[str]) -> PbrlError:
     """``budget.envsteps: unknown key (did you mean budget.env_steps?); budget has: ...``."""
     parent, _, leaf = path.rpartition(".")

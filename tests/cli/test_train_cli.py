@@ -1,19 +1,26 @@
-"""End-to-end `pbrl train` on tiny budgets through the real CLI (Hydra, SB3, MuJoCo, SQLite)."""
+"""`pbrl train` end to end on tiny budgets: the real CLI (Hydra, SB3, MuJoCo, SQLite).
+
+Two runs go through a fresh interpreter (what a user types, with its exit code and output); the rest call
+`pbrl.cli.main` in this process, which is the same code path without the interpreter start-up.
+"""
 
 from __future__ import annotations
 
 import json
-import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import imageio.v3 as iio
 import pytest
+import yaml
 
+from pbrl.cli import main
 from pbrl.data.store import PreferenceStore
+from pbrl.run.config import load_config
+from pbrl.run.rundir import write_run_config
+from pbrl.run.runner import run_training
+from pbrl.types import PbrlError
 
 TINY = [
     "task=halfcheetah", "episode_length=100", "segment_length=20", "budget.labels=20", "budget.per_round=10",
@@ -32,8 +39,8 @@ def pbrl(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 def check_artefacts(run: Path, *, env_steps: int) -> dict:
-    for name in ("config.yaml", "metrics.csv", "summary.json", "curves.png", "eval.mp4", "policy.zip",
-                 "reward_model.pt", "store.sqlite"):
+    for name in ("config.yaml", ".hydra/config.yaml", ".hydra/overrides.yaml", "train.log", "metrics.csv",
+                 "summary.json", "curves.png", "eval.mp4", "policy.zip", "reward_model.pt", "store.sqlite"):
         assert (run / name).is_file(), name
     summary = json.loads((run / "summary.json").read_text())
     for key in ("return_mean", "success_rate", "labels_used", "reward_accuracy", "env_steps", "wall_s"):
@@ -50,6 +57,10 @@ def check_artefacts(run: Path, *, env_steps: int) -> dict:
     with PreferenceStore(run / "store.sqlite", create=False) as store:
         assert store.count_labels(include_skipped=True, sources=["scripted"]) == 20
         assert store.pair_batch().obs1.shape[1:] == (20, 17)
+    log = (run / "train.log").read_text()
+    for line in ("new run in", "feedback round 0 at step", "fitting the reward model", "evaluation at step",
+                 "checkpoint at step", "final evaluation", "finished: return"):
+        assert line in log, line
     return summary
 
 
@@ -58,39 +69,24 @@ def test_train_sac_end_to_end(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr[-2000:]
     check_artefacts(tmp_path / "sac", env_steps=600)
     assert "done: return" in res.stdout
+    assert " INFO " not in res.stdout + res.stderr and "OpenGL" not in res.stdout + res.stderr  # no library chatter
+    overrides = yaml.safe_load((tmp_path / "sac" / ".hydra" / "overrides.yaml").read_text())
+    assert "algo.unsup_steps=100" in overrides
 
 
 def test_train_ppo_end_to_end(tmp_path: Path) -> None:
-    res = pbrl("train", f"out={tmp_path}/ppo", *TINY, *TINY_PPO)
-    assert res.returncode == 0, res.stderr[-2000:]
+    main(["train", f"out={tmp_path}/ppo", *TINY, *TINY_PPO])
     check_artefacts(tmp_path / "ppo", env_steps=512)
 
 
-def _labels(db: Path) -> list[tuple]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT pair_id, first_id, second_id, label, skipped FROM labels ORDER BY pair_id").fetchall()
-
-
-def test_killed_run_resumes_without_losing_labels(tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    args = ["train", f"out={out}", *TINY, *TINY_SAC, "budget.env_steps=1500", "budget.labels=60"]
-    proc = subprocess.Popen([sys.executable, "-m", "pbrl.cli", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while time.time() < deadline and not (out / "checkpoint" / "state.json").exists():
-        time.sleep(0.5)
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert (out / "checkpoint" / "state.json").exists(), "no checkpoint was written before the kill"
-    before = _labels(out / "store.sqlite")
-    assert before, "labels were committed before the kill"
-    res = pbrl(*args)
-    assert res.returncode == 0, res.stderr[-2000:]
-    after = _labels(out / "store.sqlite")
-    assert after[: len(before)] == before  # every acknowledged label survives, unchanged
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["env_steps"] == 1500 and summary["labels_used"] == 60 == len(after)
+def test_rejected_command_writes_nothing(tmp_path: Path) -> None:
+    """Hydra's own suggestion for a typo (`+key=...`) is refused by the real key, before a directory exists."""
+    res = pbrl("train", f"out={tmp_path}/bad", *TINY, *TINY_SAC, "+budget.envsteps=5")
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [
+        "pbrl: error: budget.envsteps: unknown key (did you mean budget.env_steps?); budget has: env_steps, every, "
+        "labels, per_round"]
+    assert not (tmp_path / "bad").exists()
 
 
 @pytest.mark.parametrize(
@@ -98,18 +94,77 @@ def test_killed_run_resumes_without_losing_labels(tmp_path: Path) -> None:
     [
         ("algo=nope", "algo=nope: unknown algo; expected one of: "),
         ("task=mars-rover", "task=mars-rover: unknown task"),
-        ("segment_length=500", "segment_length (500) is longer than an episode of halfcheetah (100 steps)"),
-        ("budget.labels=0", "budget.labels: expected >= 1"),
-        ("feedback.preset=telepathic", "telepathic"),
-        ("reward.normalize=cubic", "reward.normalize: expected standard | scale | none"),
+        ("segment_length=500", "segment_length=500: longer than an episode of halfcheetah (100 steps)"),
+        ("seed=abc", "seed=abc: expected an integer"),
+        ("seed=-1", "seed=-1: expected >= 0"),
+        ("budget.envsteps=5", "budget.envsteps: unknown key (did you mean budget.env_steps?)"),
+        ("+eval.vidoe=false", "eval.vidoe: unknown key (did you mean eval.video?)"),
+        ("+algo.sac.foo=1", "algo.sac.foo: unknown key; algo.sac has: "),
+        ("+reward.model.hiden=[8]", "reward.model.hiden: unknown key (did you mean reward.model.hidden?)"),
+        ("+task.sucess_key=x", "task.sucess_key: unknown key (did you mean 'success_key'?)"),
+        ("budget.env_steps=0", "budget.env_steps=0: expected more than algo.seed_steps + algo.unsup_steps = "
+                               "200 + 0 = 200, so that preference learning has steps left; the smallest run is "
+                               "budget.env_steps=201"),
+        ("budget.per_round=0", "budget.per_round=0: expected >= 1"),
+        ("budget.every=0", "budget.every=0: expected >= 1"),
+        ("budget.labels=-1", "budget.labels=-1: expected >= 1"),
+        ("budget.labels=0", "budget.labels=0: expected >= 1"),
+        ("reward.epochs=0", "reward.epochs=0: expected >= 1"),
+        ("algo.seed_steps=-5", "algo.seed_steps=-5: expected >= 0"),
+        ("eval.every=0", "eval.every=0: expected >= 1"),
+        ("checkpoint_every=2.5", "checkpoint_every=2.5: expected an integer"),
+        ("feedback.preset=telepathic", "feedback.preset=telepathic: expected one of oracle"),
+        ("reward.normalize=cubic", "reward.normalize=cubic: expected standard | scale | none"),
+        ("randomisation.mass=3", "randomisation.mass=3: expected a list of 2 values"),
+        ("+data.episodes=3", "data={'episodes': 3}: expected null: only the offline algos"),
     ],
 )
-def test_bad_input_is_one_line(tmp_path: Path, override: str, message: str) -> None:
-    res = pbrl("train", f"out={tmp_path}/bad", *TINY, *TINY_SAC, override)
-    assert res.returncode == 2
-    lines = [ln for ln in res.stderr.strip().splitlines() if ln.startswith("pbrl: error:")]
-    assert len(lines) == 1 and message in lines[0], res.stderr[-1500:]
-    assert "Traceback" not in res.stderr
+def test_bad_input_is_one_line_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture, override: str,
+                                              message: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["train", f"out={tmp_path}/bad", *TINY, *TINY_SAC, override])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("pbrl: error: ") and message in err[0], err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_out_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "f").write_text("mine")
+    with pytest.raises(SystemExit):
+        main(["train", f"out={tmp_path}/f", *TINY, *TINY_SAC])
+    assert f"out={tmp_path}/f: expected a run directory (new, or one to resume), not a file" in capsys.readouterr().err
+    assert (tmp_path / "f").read_text() == "mine"
+
+
+def _fake_run(out: Path, overrides: list[str], *, finished: bool = False) -> None:
+    """A run directory as `pbrl train` leaves it: config.yaml, .hydra/, optionally summary.json."""
+    write_run_config(load_config("train", [f"out={out}", *overrides]), out)
+    (out / ".hydra").mkdir()
+    (out / ".hydra" / "overrides.yaml").write_text("- the original overrides\n")
+    if finished:
+        (out / "summary.json").write_text(json.dumps({"return_mean": 1.5, "random_return": -3.0, "labels_used": 20,
+                                                      "success_rate": None, "reward_accuracy": 0.75}))
+
+
+def test_rejected_resume_leaves_the_run_as_it_was(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "run"
+    _fake_run(out, [*TINY, *TINY_SAC])
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(SystemExit):
+        main(["train", f"out={out}", *TINY, *TINY_SAC, "budget.labels=30"])
+    assert (f"out={out}: holds a run with budget.labels=20, this command has budget.labels=30"
+            in capsys.readouterr().err)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_finished_run_is_not_run_again(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "run"
+    _fake_run(out, [*TINY, *TINY_SAC], finished=True)
+    summary = (out / "summary.json").read_bytes()
+    main(["train", f"out={out}", *TINY, *TINY_SAC])
+    assert capsys.readouterr().out.startswith("already finished (nothing run; summary.json unchanged): return 1.5")
+    assert (out / "summary.json").read_bytes() == summary and not (out / "store.sqlite").exists()
 
 
 def test_corrupt_store_is_refused_untouched(tmp_path: Path) -> None:
@@ -117,35 +172,41 @@ def test_corrupt_store_is_refused_untouched(tmp_path: Path) -> None:
     out.mkdir()
     junk = b"this is not sqlite" * 100
     (out / "store.sqlite").write_bytes(junk)
-    res = pbrl("train", f"out={out}", *TINY, *TINY_SAC)
-    assert res.returncode == 2
-    assert "not a pbrl preference store" in res.stderr and "store.sqlite" in res.stderr
+    with pytest.raises(PbrlError, match="not a pbrl preference store"):
+        run_training(load_config("train", [f"out={out}", *TINY, *TINY_SAC]), out)
     assert (out / "store.sqlite").read_bytes() == junk
+    assert sorted(p.name for p in out.iterdir()) == ["store.sqlite"]  # no config.yaml left to refuse a fix
 
 
-def test_help_and_tasks() -> None:
-    res = pbrl("--help")
-    assert res.returncode == 0 and "pbrl train" in res.stdout and "tasks" in res.stdout
-    res = pbrl("train", "--help")
-    assert res.returncode == 0 and "budget" in res.stdout and "task:" in res.stdout.lower()
-    res = pbrl("tasks")
-    assert res.returncode == 0 and "drawer-open" in res.stdout and "reward_forward" in res.stdout
+def test_help_and_tasks(capsys: pytest.CaptureFixture) -> None:
+    main(["--help"])
+    out = capsys.readouterr().out
+    assert "pbrl train" in out and "tasks" in out
+    main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "budget.env_steps=10000" in out and "environment steps for the learner" in out
+    assert "feedback=" in out and "*scripted" in out and "algo.sac.batch_size=256" in out
+    assert len(out.splitlines()) < 130
+    main(["train", "algo=ppo", "--help"])
+    out = capsys.readouterr().out
+    assert "*ppo" in out and "algo.ppo.n_steps=1024" in out and "algo.sac." not in out
+    main(["tasks"])
+    out = capsys.readouterr().out
+    assert "drawer-open" in out and "reward_forward" in out
 
 
 def test_multirun_one_dir_per_seed(tmp_path: Path) -> None:
     res = pbrl("train", "-m", "seed=0,1", f"hydra.sweep.dir={tmp_path}/sweep", *TINY, *TINY_SAC,
-               "budget.env_steps=300", "eval.every=300", "budget.labels=10", "algo.seed_steps=150", timeout=600)
+               "budget.env_steps=300", "eval.every=300", "budget.labels=10", "algo.seed_steps=150", "eval.video=false",
+               timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     summaries = sorted((tmp_path / "sweep").glob("*/summary.json"))
     assert len(summaries) == 2
     assert {json.loads(p.read_text())["seed"] for p in summaries} == {0, 1}
 
 
-def test_same_seed_same_labels_and_numbers(tmp_path: Path) -> None:
-    args = [*TINY, *TINY_SAC, "budget.env_steps=400", "eval.every=400", "algo.seed_steps=200", "eval.video=false"]
-    for name in ("a", "b"):
-        res = pbrl("train", f"out={tmp_path}/{name}", *args)
-        assert res.returncode == 0, res.stderr[-2000:]
-    a, b = (json.loads((tmp_path / n / "summary.json").read_text()) for n in ("a", "b"))
-    assert a["return_mean"] == b["return_mean"] and a["reward_accuracy"] == b["reward_accuracy"]
-    assert _labels(tmp_path / "a" / "store.sqlite") == _labels(tmp_path / "b" / "store.sqlite")
+def test_multirun_checks_every_job_first(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["train", "-m", f"hydra.sweep.dir={tmp_path}/sweep", *TINY, *TINY_SAC, "budget.per_round=10,0"])
+    assert "budget.per_round=0: expected >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "sweep").exists()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
 import pytest
+import yaml
 
 from pbrl.envs import evaluate, expert_policy, list_tasks, load_task, make_env, rollout
 from pbrl.envs.tasks import task_from_dict
@@ -63,14 +65,60 @@ def test_headless_video(tmp_path: Path) -> None:
 def test_unknown_task_and_bad_fields(tmp_path: Path) -> None:
     with pytest.raises(PbrlError, match="unknown task 'nope'.*halfcheetah"):
         load_task("nope")
-    with pytest.raises(PbrlError, match="missing required field 'env_id'"):
-        task_from_dict({"name": "x", "suite": "mujoco", "episode_length": 5, "reward_terms": []})
-    with pytest.raises(PbrlError, match="suite must be one of"):
-        task_from_dict({"name": "x", "suite": "atari", "env_id": "X", "episode_length": 5, "reward_terms": []})
+    with pytest.raises(PbrlError, match=r"task\.env_id: missing \(required\)"):
+        task_from_dict({"name": "x", "suite": "mujoco", "episode_length": 5, "reward_terms": ["r"]}, source="task")
+    with pytest.raises(PbrlError, match="key 'suite': expected one of mujoco, metaworld, got 'atari'"):
+        task_from_dict({"name": "x", "suite": "atari", "env_id": "X", "episode_length": 5, "reward_terms": ["r"]},
+                       source="x.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: [unclosed\n")
     with pytest.raises(PbrlError, match="not valid YAML"):
         load_task(str(bad))
+
+
+def _task_file(tmp_path: Path, **changes) -> Path:
+    raw = yaml.safe_load((resource_dir("tasks") / "halfcheetah.yaml").read_text())
+    raw.update(changes)
+    path = tmp_path / "mytask.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"sucess_key": "x"}, r"key 'sucess_key': unknown key \(did you mean 'success_key'\?\)"),
+    ({"episode_length": "long"}, r"key 'episode_length': expected an integer >= 1, got 'long'"),
+    ({"reward_terms": "reward_forward"}, r"key 'reward_terms': expected a non-empty list"),
+    ({"camera": {"nmae": "track"}}, r"key 'camera.nmae': unknown key \(did you mean 'name'\?\)"),
+    ({"prompts": {"gaol": "run"}}, r"key 'prompts.gaol': unknown key \(did you mean 'goal'\?\)"),
+    ({"heron": {"term": "x"}}, r"key 'heron': expected a list of ranking entries"),
+])
+def test_task_file_schema_names_file_and_key(tmp_path: Path, changes: dict, message: str) -> None:
+    path = _task_file(tmp_path, **changes)
+    with pytest.raises(PbrlError, match=f"task file {re.escape(str(path))}: {message}"):
+        load_task(str(path))
+
+
+def test_declared_extra_blocks_reach_the_task(tmp_path: Path) -> None:
+    task = load_task(str(_task_file(tmp_path)))
+    assert set(task.extra) == {"heron", "randomisation"} and task.extra["randomisation"]["mass"] == [0.8, 1.2]
+
+
+@pytest.mark.parametrize("name", MUJOCO)
+def test_locomotion_video_camera_follows_the_robot(name: str) -> None:
+    """The robot stays in the frame when it has run 15 m: its (brown) pixels are there at x=0 and x=15."""
+    task = load_task(name)
+    env = make_env(task, seed=0, render=True)
+    env.reset(seed=0)
+    base = env.unwrapped
+    robot_pixels = []
+    for x in (0.0, 15.0):
+        qpos = base.data.qpos.copy()
+        qpos[0] = x
+        base.set_state(qpos, np.zeros_like(base.data.qvel))
+        frame = env.render().astype(int)
+        robot_pixels.append(int(((frame[..., 0] - frame[..., 2]) > 40).sum()))  # red >> blue: the robot's colour
+    env.close()
+    assert robot_pixels[0] > 50 and robot_pixels[1] > 0.5 * robot_pixels[0], robot_pixels
 
 
 def test_missing_reward_term_is_named() -> None:
