@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
+import torch
 
 from pbrl.envs.make import make_env
 from pbrl.export.layout import env_layout
@@ -22,6 +23,7 @@ from pbrl.export.parity import ParityReport, check_parity
 from pbrl.export.policy import ExportablePolicy
 from pbrl.export.registry import RunInfo, get_exporter, load_run
 from pbrl.export.writers import FORMATS, INPUT, OPSET, OUTPUT, load_graph, write_graph
+from pbrl.run.session import eval_seed
 from pbrl.types import PbrlError
 from pbrl.utils import atomic_write_json
 
@@ -63,10 +65,13 @@ def policy_metadata(run: RunInfo, policy: ExportablePolicy, layout: dict[str, An
 
 
 def export_run(run_dir: Path, *, fmt: str = "onnx", out: Optional[Path] = None, n_obs: int = 1000,
-               tolerance: float = 1e-5) -> Path:
-    """Export the run's policy to ``out`` (default ``RUN_DIR/export``) and check it; returns ``policy.json``."""
+               tolerance: float = 1e-5, episodes: int = 5) -> Path:
+    """Export the run's policy to ``out`` (default ``RUN_DIR/export``) and check it on ``episodes`` closed-loop
+    evaluation episodes (:func:`pbrl.export.parity.check_parity`); returns ``policy.json``."""
     if fmt not in FORMATS:
         raise PbrlError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    if episodes < 1 or n_obs < 0:
+        raise PbrlError(f"--episodes / --n-obs: expected >= 1 and >= 0, got {episodes} and {n_obs}")
     run = load_run(Path(run_dir))
     policy = get_exporter(run.algo)(run)
     env = make_env(run.task, seed=run.seed, episode_length=run.episode_length)
@@ -84,8 +89,13 @@ def export_run(run_dir: Path, *, fmt: str = "onnx", out: Optional[Path] = None, 
     out.mkdir(parents=True, exist_ok=True)
     graph_file = out / FORMATS[fmt]
     write_graph(policy.module, fmt, graph_file)
-    report = check_parity(run.task, policy.reference, load_graph(graph_file, fmt), seed=run.seed,
-                          episode_length=run.episode_length, n_obs=n_obs, tolerance=tolerance)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # batches of a few observations: one thread is fastest (and fair to other work)
+    try:
+        report = check_parity(run.task, policy.reference, load_graph(graph_file, fmt), seed=eval_seed(run.seed),
+                              episode_length=run.episode_length, n_obs=n_obs, tolerance=tolerance, episodes=episodes)
+    finally:
+        torch.set_num_threads(threads)
     if not report.passed:
         graph_file.unlink()
         raise PbrlError(f"export parity check failed for {run.run_dir}: {report.summary()}")

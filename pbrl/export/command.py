@@ -19,11 +19,17 @@ def main(args: Sequence[str]) -> None:
     parser.add_argument("run_dir", help="a finished `pbrl train` run directory (config.yaml + policy file)")
     parser.add_argument("--format", choices=sorted(FORMATS), default="onnx")
     parser.add_argument("--out", default=None, help="output directory (default RUN_DIR/export)")
-    parser.add_argument("--n-obs", type=int, default=1000, help="observations in the action parity check")
+    parser.add_argument("--n-obs", type=int, default=1000,
+                        help="perturbed observations added to the visited states in the action check")
+    parser.add_argument("--episodes", type=int, default=5,
+                        help="closed-loop evaluation episodes (seeds) of the parity check")
     ns = parser.parse_args(list(args))
-    meta_path = export_run(ns.run_dir, fmt=ns.format, out=ns.out, n_obs=ns.n_obs)
+    meta_path = export_run(ns.run_dir, fmt=ns.format, out=ns.out, n_obs=ns.n_obs, episodes=ns.episodes)
     meta = json.loads(meta_path.read_text())
     parity = meta["parity"]
     print(f"exported {meta['algo']} policy for {meta['task']}: {meta_path.parent / meta['file']} + {meta_path.name}")
-    print(f"parity: max |action diff| {parity['max_abs_diff']:.2e} on {parity['n_obs']} observations; closed-loop "
-          f"return {parity['return_export']:.3f} (training-time {parity['return_reference']:.3f})")
+    k = len(parity["returns_reference"])
+    print(f"parity: max |action diff| {parity['max_abs_diff']:.2e} on {parity['n_obs']} observations (the states of "
+          f"{k} closed-loop episodes, and perturbations); mean closed-loop return over {k} seeds "
+          f"{parity['return_export']:.2f} exported vs {parity['return_reference']:.2f} training-time "
+          f"(tolerance {parity['return_tolerance']:.2f})")

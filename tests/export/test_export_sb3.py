@@ -54,8 +54,9 @@ def test_sac_onnx_bundle_matches_sb3_predict(sac_run: Path) -> None:
     assert meta["source"]["config_hash"] == f"sha256:{digest}"
     assert meta["versions"]["torch"] and meta["versions"]["onnx_opset"] == 17
     parity = meta["parity"]
-    assert parity["passed"] and parity["n_obs"] == 1000 and parity["max_abs_diff"] < 1e-5
-    assert parity["rollout_steps"] == EPISODE
+    # the states of 5 closed-loop episodes (61 observations each) and 1000 perturbations of them
+    assert parity["passed"] and parity["n_obs"] == 5 * (EPISODE + 1) + 1000 and parity["max_abs_diff"] < 1e-5
+    assert parity["rollout_steps"] == 5 * EPISODE and len(parity["returns_export"]) == 5
     # independent check on inputs far outside the training distribution (saturated tanh, clipping)
     model = SAC.load(sac_run / "policy.zip", device="cpu")
     session = ort.InferenceSession(str(sac_run / "export" / "policy.onnx"), providers=["CPUExecutionProvider"])
@@ -125,8 +126,100 @@ def test_cli_export(sac_run: Path, tmp_path: Path, capsys) -> None:
     main(["export", str(sac_run), "--out", str(tmp_path / "cli"), "--n-obs", "200"])
     out = capsys.readouterr().out
     assert "exported sac policy for halfcheetah" in out and "parity: max |action diff|" in out
-    assert json.loads((tmp_path / "cli" / "policy.json").read_text())["parity"]["n_obs"] == 200
+    assert json.loads((tmp_path / "cli" / "policy.json").read_text())["parity"]["n_obs"] == 5 * (EPISODE + 1) + 200
     with pytest.raises(SystemExit) as exc:
         main(["export", str(tmp_path / "nope")])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and err.startswith("pbrl: error:") and "config.yaml: missing" in err
+
+
+# ------------------------------------------------------------------ parity on chaotic closed loops, and wrong exports
+
+
+@pytest.fixture(scope="module")
+def flailing_run(tmp_path_factory) -> Path:
+    """A 1000-step HalfCheetah SAC policy with non-trivial outputs: its weights scaled x3, the cheetah flails
+    and travels metres, and the closed loop is chaotic (a 1e-7 action difference changes an episode's return)."""
+    run = write_sb3_run(tmp_path_factory.mktemp("flail"), algo="sac", net_arch=(32, 32), seed=3, episode_length=1000)
+    model = SAC.load(run / "policy.zip", device="cpu")
+    with torch.no_grad():
+        for layer in [*model.policy.actor.latent_pi, model.policy.actor.mu]:
+            if hasattr(layer, "weight"):
+                layer.weight.mul_(3.0)
+    model.save(run / "policy.zip")
+    return run
+
+
+def test_chaotic_1000_step_policy_exports(flailing_run: Path) -> None:
+    parity = json.loads(export_run(flailing_run).read_text())["parity"]
+    ref, exp = np.array(parity["returns_reference"]), np.array(parity["returns_export"])
+    assert parity["passed"] and parity["max_abs_diff"] < 1e-5 and parity["rollout_steps"] == 5000
+    assert np.max(np.abs(exp - ref)) > 1e-4 * np.abs(ref).max()  # per-seed returns differ: one-to-one would fail
+    assert parity["return_tolerance"] == pytest.approx(7.173 * np.std(ref, ddof=1) * np.sqrt(2 / 5))
+
+
+def _wrong_export(run_dir: Path, **changes) -> ExportablePolicy:
+    good = export_sac(load_run(run_dir))
+    module = good.module
+    kwargs = dict(core=module.core, low=module.low.numpy(), high=module.high.numpy(), squash=module.squash,
+                  obs_dim=module.obs_dim)
+    kwargs.update(changes)
+    return ExportablePolicy(module=ExportModule(**kwargs), reference=good.reference, algo="sac")
+
+
+class _Scale(torch.nn.Module):
+    def __init__(self, core: torch.nn.Module, factor: float) -> None:
+        super().__init__()
+        self.core, self.factor = core, factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.core(x) * self.factor
+
+
+@pytest.mark.parametrize("wrong", ["no-squash", "half-scale", "normalised"])
+def test_wrong_exports_fail(flailing_run: Path, tmp_path: Path, monkeypatch, wrong: str) -> None:
+    core = export_sac(load_run(flailing_run)).module.core
+    changes = {"no-squash": {"squash": False},  # tanh squashing and rescaling left out
+               "half-scale": {"core": _Scale(core, 0.5)},  # the action pre-activation scaled wrongly
+               "normalised": {"obs_mean": np.full(17, 0.5, np.float32), "obs_std": np.full(17, 2.0, np.float32)},
+               }[wrong]  # an observation normalisation the policy was not trained with
+    monkeypatch.setattr(bundle_mod, "get_exporter", lambda algo: lambda run: _wrong_export(flailing_run, **changes))
+    with pytest.raises(PbrlError, match=r"export parity check failed .* on \d+ obs \(tolerance 1e-05\) FAILED"):
+        export_run(flailing_run, out=tmp_path / "bad", episodes=2, n_obs=100)
+    assert not list((tmp_path / "bad").iterdir())
+
+
+def test_wrong_action_bounds_fail(flailing_run: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(bundle_mod, "get_exporter", lambda algo: lambda run: _wrong_export(
+        flailing_run, low=-2 * np.ones(6, np.float32), high=2 * np.ones(6, np.float32)))
+    with pytest.raises(PbrlError, match="the policy's action bounds differ from task halfcheetah's"):
+        export_run(flailing_run, out=tmp_path / "bad")
+
+
+def test_normalisation_left_out_fails(sac_run: Path) -> None:
+    """An offline-style policy whose core expects standardised observations, exported without the statistics."""
+    from pbrl.export.parity import check_parity
+
+    mean, std = np.linspace(-1, 1, 17).astype(np.float32), np.linspace(0.5, 3, 17).astype(np.float32)
+    good = export_sac(load_run(sac_run))
+    normalised = ExportModule(good.module.core, low=-np.ones(6), high=np.ones(6), squash=True, obs_dim=17,
+                              obs_mean=mean, obs_std=std).eval()
+    left_out = ExportModule(good.module.core, low=-np.ones(6), high=np.ones(6), squash=True, obs_dim=17).eval()
+
+    def act(module):
+        return lambda obs: module(torch.as_tensor(obs)).detach().numpy()
+    task = load_run(sac_run).task
+    ok = check_parity(task, act(normalised), act(normalised), seed=0, episode_length=EPISODE, episodes=2, n_obs=50)
+    bad = check_parity(task, act(normalised), act(left_out), seed=0, episode_length=EPISODE, episodes=2, n_obs=50)
+    assert ok.passed and not bad.passed and bad.max_abs_diff > 1e-3
+
+
+def test_return_tolerance_by_hand() -> None:
+    from pbrl.export.parity import ParityReport, return_tolerance
+
+    # returns 1..5: sample std sqrt(2.5); t(0.999, 4 dof) = 7.173; sqrt(2/5)
+    assert return_tolerance([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx(7.173 * np.sqrt(2.5) * np.sqrt(0.4))
+    assert return_tolerance([-200.0] * 5) == pytest.approx(0.02)  # no spread: 1e-4 relative
+    report = ParityReport(n_obs=10, max_abs_diff=0.0, tolerance=1e-5, returns_reference=(1.0, 2.0, 3.0),
+                          returns_export=(30.0, 31.0, 32.0), return_tolerance=5.0, rollout_steps=3, seed=0)
+    assert report.actions_match and not report.returns_match and not report.passed
