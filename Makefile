@@ -15,13 +15,23 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSPKGS := libegl1 libgl1 libgl1-mesa-dri libosmesa6
 # Debian packages the test suite needs on top: chromium for the viewer's browser tests (driven by Playwright).
 TEST_SYSPKGS := chromium
+# Wait (seconds) for another apt/dpkg process (unattended-upgrades, a second `make`) instead of failing at once:
+# dpkg's lock through apt's own timeout; `apt-get update`'s lists lock has none (apt 2.6), so apt-update retries.
+APT_LOCK_WAIT ?= 600
+APT     := $(SUDO) apt-get -o DPkg::Lock::Timeout=$(APT_LOCK_WAIT)
 
-.PHONY: setup setup-vlm setup-ray setup-imitation system-deps demo test test-main test-vlm test-ray test-slow bench clean
+.PHONY: setup setup-vlm setup-ray setup-imitation system-deps apt-update demo test test-main test-vlm test-ray test-slow bench clean
 
 system-deps:
 	@missing=""; for p in $(SYSPKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing system packages:$$missing"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
+	  $(MAKE) --no-print-directory apt-update && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq $$missing; fi
+
+apt-update:  ## apt-get update, waiting up to APT_LOCK_WAIT s while another process holds apt's lists lock
+	@waited=0; while ! out=$$($(APT) update -qq 2>&1); do \
+	  if ! echo "$$out" | grep -q "lock"; then echo "$$out" >&2; exit 1; fi; \
+	  if [ $$waited -ge $(APT_LOCK_WAIT) ]; then echo "$$out" >&2; echo "apt is still locked after $$waited s" >&2; exit 1; fi; \
+	  echo "apt is locked by another process; waiting ($$waited s)"; sleep 5; waited=$$((waited + 5)); done
 
 # $(call pbrl-venv,DIR,TORCH PACKAGES,EXTRAS): a virtualenv with torch first (the CPU wheel must come before
 # the rest, or pip pulls a CUDA build), then pbrl editable with EXTRAS (a comma-separated list).

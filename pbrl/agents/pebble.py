@@ -75,6 +75,7 @@ class PebbleTrainer:
         self.pretrain_end = cfg.seed_steps + cfg.unsup_steps
         self.next_feedback = self.pretrain_end if next_feedback is None else next_feedback
         self.critic_was_reset = critic_was_reset
+        self.relabel_due = False  # set by resume(): relabel once the seed steps have filled the buffer
 
     @property
     def buffer(self) -> PreferenceReplayBuffer:
@@ -85,6 +86,9 @@ class PebbleTrainer:
             step = self.model.num_timesteps
             self.buffer.intrinsic_k = self.cfg.entropy_k if self.cfg.unsup_steps and step < self.pretrain_end else None
             result = None
+            if self.relabel_due and step >= self.pretrain_end:  # a restart's fit, relabelled once steps exist
+                self.after_fit()
+                self.relabel_due = False
             if step >= self.next_feedback and self.learner.budget_left > 0:
                 self.learner.report_phase("selecting", step=step, total=self.cfg.total_steps)
                 result = self.feedback_session()
@@ -119,11 +123,17 @@ class PebbleTrainer:
             self.critic_was_reset = True
 
     def resume(self) -> None:
-        """After :meth:`load_state_dict`: take in rounds labelled after the checkpoint, never asking them again."""
+        """After :meth:`load_state_dict`: take in rounds labelled after the checkpoint, never asking them again.
+
+        A run restarted from step 0 (killed before its first checkpoint) has no buffer to relabel yet: the relabel
+        and critic reset of its refit happen at the end of the seed steps, where its first round was.
+        """
         self.next_feedback, refit = self.learner.resume(self.next_feedback)
-        if refit:
+        if refit and self.buffer.size_now == 0:
+            self.relabel_due = True
+        elif refit:
             self.after_fit()
-        elif self.learner.fitted:
+        if self.learner.fitted:
             self.venv.reward_fn = self.learner.reward_fn
 
     def state_dict(self) -> dict[str, Any]:
@@ -144,7 +154,7 @@ class PebbleTrainer:
         events = [self.cfg.total_steps, (step // self.cfg.chunk_steps + 1) * self.cfg.chunk_steps]
         if self.learner.budget_left > 0 and self.next_feedback > step:
             events.append(self.next_feedback)
-        if self.cfg.unsup_steps and step < self.pretrain_end:
+        if (self.cfg.unsup_steps or self.relabel_due) and step < self.pretrain_end:
             events.append(self.pretrain_end)
         return max(1, min(events) - step)
 

@@ -18,8 +18,13 @@ from pbrl.types import PbrlError
 
 
 def write_sb3_run(run_dir: Path, *, task: str = "halfcheetah", algo: str = "sac", steps: int = 0,
-                  net_arch: Sequence[int] = (256, 256), seed: int = 0, episode_length: Optional[int] = None) -> Path:
-    """Build (and train for ``steps`` env steps) an SB3 ``algo`` policy on ``task``; save it as a run dir."""
+                  net_arch: Sequence[int] = (256, 256), seed: int = 0, episode_length: Optional[int] = None,
+                  weight_scale: float = 1.0) -> Path:
+    """Build (and train for ``steps`` env steps) an SB3 ``algo`` policy on ``task``; save it as a run dir.
+
+    ``weight_scale`` multiplies the SAC actor's weights: at 3 an untrained HalfCheetah actor makes the cheetah
+    flail and travel, a chaotic closed loop (export parity tests and ``bench/export_parity.py``).
+    """
     from stable_baselines3 import PPO, SAC
 
     spec = load_task(task)
@@ -34,6 +39,13 @@ def write_sb3_run(run_dir: Path, *, task: str = "halfcheetah", algo: str = "sac"
         raise PbrlError(f"algo: expected sac or ppo, got {algo!r}")
     if steps:
         model.learn(total_timesteps=steps)
+    if weight_scale != 1.0 and algo == "sac":
+        import torch
+
+        with torch.no_grad():
+            for layer in [*model.policy.actor.latent_pi, model.policy.actor.mu]:
+                if hasattr(layer, "weight"):
+                    layer.weight.mul_(weight_scale)
     env.close()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -50,12 +50,12 @@ RUN = [
     "task=halfcheetah", "episode_length=100", "segment_length=20", "budget.per_round=10",
     "budget.every=200", "eval.every=300", "eval.episodes=1", "eval.final_episodes=1",
     "eval.video=false", "eval.reward_pairs=20", "checkpoint_every=300", "reward.epochs=2",
-    "reward.model.hidden=[16,16]", "threads=1", "algo=sac", "algo.seed_steps=200", "algo.sac.batch_size=16",
-    "algo.sac.policy_kwargs.net_arch=[16,16]",
+    "reward.model.hidden=[16,16]", "threads=1", "algo.seed_steps=200",
 ]
+SAC = ["algo=sac", "algo.sac.batch_size=16", "algo.sac.policy_kwargs.net_arch=[16,16]"]
 ROUND_STEPS = [200, 400, 600, 800]
-LONG = ["budget.labels=40", "budget.env_steps=1100"]  # four rounds
-SHORT = ["budget.labels=20", "budget.env_steps=500"]  # two rounds
+LONG = [*SAC, "budget.labels=40", "budget.env_steps=1100"]  # four rounds
+SHORT = [*SAC, "budget.labels=20", "budget.env_steps=500"]  # two rounds
 
 
 def train(out: Path, budget: list[str], kill_at: str = "") -> subprocess.CompletedProcess:
@@ -79,14 +79,19 @@ def check_labels_once(out: Path, n_rounds: int) -> None:
     assert [(r["index"], r["step"], r["asked"]) for r in rounds] == expected
 
 
-def test_kill_after_a_round_is_labelled_resumes_without_asking_it_again(tmp_path: Path) -> None:
+def test_kills_after_rounds_are_labelled_resume_without_asking_them_again(tmp_path: Path) -> None:
+    """The issue's case: a round labelled after the last checkpoint (or before the first) is never asked again."""
     out = tmp_path / "run"
-    killed = train(out, SHORT, kill_at="labelled:2")  # round 1 (step 400) stored; last checkpoint at step 300
+    killed = train(out, SHORT, kill_at="labelled:1")  # round 0 (step 200) stored; no checkpoint yet (first at 300)
     assert killed.returncode == -9, killed.stderr[-2000:]
-    assert asked_rounds(out) == [(0, 200), (1, 400)]
+    assert not (out / "checkpoint").exists() and asked_rounds(out) == [(0, 200)]
+    killed = train(out, SHORT, kill_at="labelled:1")  # restarted from step 0; round 1 (step 400) stored after the
+    assert killed.returncode == -9, killed.stderr[-2000:]  # step-300 checkpoint
+    assert (out / "checkpoint").exists() and asked_rounds(out) == [(0, 200), (1, 400)]
     done = train(out, SHORT)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "was labelled before the restart" in (out / "train.log").read_text()
+    log = (out / "train.log").read_text()
+    assert "restarting" in log and "feedback round 1 (step 400) was labelled before the restart" in log
     assert asked_rounds(out) == [(0, 200), (1, 400)]  # each round asked once
     check_labels_once(out, n_rounds=2)
     summary = json.loads((out / "summary.json").read_text())
@@ -161,3 +166,18 @@ def test_an_unfinished_round_is_finished_under_its_own_index(tmp_path: Path) -> 
         assert result.asked == 1  # only the missing answer
         assert [(r.index, r.step) for r in learner.rounds()] == [(0, 10), (1, 20)]
         assert learner.labels_used == 4 and learner.last_complete_round().index == 1
+
+
+@pytest.mark.slow
+def test_ppo_round_labelled_after_a_checkpoint_is_not_asked_again(tmp_path: Path) -> None:
+    """PrefPPO asks at rollout ends: steps 0, 256, 512, 768 (n_steps 128, every 200); checkpoints at 384, 640."""
+    out = tmp_path / "run"
+    ppo = ["algo=ppo", "algo.ppo.n_steps=128", "algo.ppo.batch_size=32", "algo.ppo.n_epochs=2",
+           "budget.labels=40", "budget.env_steps=800"]
+    killed = train(out, ppo, kill_at="labelled:3")  # round 2 (step 512) stored after the step-384 checkpoint
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    done = train(out, ppo)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert asked_rounds(out) == [(0, 0), (1, 256), (2, 512), (3, 768)]
+    with PreferenceStore(out / "store.sqlite", create=False) as store:
+        assert store.count_labels(include_skipped=True, sources=["scripted"]) == 40
