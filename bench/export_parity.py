@@ -4,13 +4,14 @@ On chaotic dynamics (HalfCheetah) a 1e-7 difference between the exported graph's
 1000-step episode until the two episodes differ like two seeds. For each policy this script drives N evaluation
 seeds with the training-time policy and with the exported ONNX graph (same seeds), then reports the spread ``s``
 of the training-time policy's own returns, the per-seed differences |R_export - R_train| in units of ``s``, and,
-over random K-seed subsets (K = 5, the ``pbrl export`` default), how often the difference of the mean returns
-exceeds the check's tolerance ``t(0.999, K-1) * s_K * sqrt(2/K)`` (``s_K`` from that subset): the check's false
-alarm rate on correct exports.
+over random K-seed subsets (K = 10, the ``pbrl export`` default), how often the difference of the mean returns
+exceeds the check's tolerance ``t(1 - 5e-5, K-1) * s_K * sqrt(2/K)`` (``s_K`` from that subset): the check's
+false alarm rate on correct exports, and the largest gap / tolerance ratio seen.
 
-    python bench/export_parity.py [RUN_DIR ...] [--seeds 20] [--update-benchmarks]
+    python bench/export_parity.py [RUN_DIR ...] [--constructed] [--seeds 30] [--update-benchmarks]
 
-Without RUN_DIR it measures a constructed policy (untrained SAC actor, weights x3: the cheetah flails and travels).
+``--constructed`` (the default without RUN_DIR) adds a constructed policy: an untrained SAC actor with its weights
+x3, which makes the cheetah flail and travel (a chaotic closed loop).
 """
 
 from __future__ import annotations
@@ -64,18 +65,22 @@ def measure(run_dir: Path, n_seeds: int, k: int, draws: int, rng: np.random.Gene
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="*", type=Path)
-    parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--constructed", action="store_true")
+    parser.add_argument("--seeds", type=int, default=30)
+    parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--draws", type=int, default=2000)
     parser.add_argument("--update-benchmarks", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
-        runs = args.runs or [flailing_run(Path(tmp) / "constructed-flailing-policy")]
+        runs = list(args.runs)
+        if args.constructed or not runs:
+            runs.append(flailing_run(Path(tmp) / "constructed-flailing-policy"))
         rows = [measure(r, args.seeds, args.k, args.draws, rng) for r in runs]
     lines = [
-        f"`python bench/export_parity.py {' '.join(str(r) for r in args.runs)}` ({args.seeds} evaluation seeds per "
+        f"`python bench/export_parity.py {' '.join(str(r) for r in args.runs)}{' --constructed' * args.constructed}` "
+        f"({args.seeds} evaluation seeds per "
         f"policy, ONNX graph vs SB3 `predict`; {args.draws} random {args.k}-seed subsets for the false-alarm rate)",
         "",
         "| policy | task, steps | mean return | s (seed spread) | median / max per-seed diff (x s) | seeds equal "
@@ -86,9 +91,9 @@ def main() -> None:
         lines.append(f"| {r['run']} | {r['task']}, {r['steps']} | {r['mean']:.1f} | {r['s']:.1f} | "
                      f"{r['median_d']:.2f} / {r['max_d']:.2f} | {r['identical']}/{args.seeds} | "
                      f"{r['alarms']:.1%} | {r['max_ratio']:.2f} |")
-    lines += ["", "Per-seed returns of a correct export differ by up to the seed spread itself, so a one-to-one "
-              "return check cannot hold; the mean over 5 seeds stays within the t-based tolerance (false alarms "
-              "above are the check's rate on these correct exports)."]
+    lines += ["", "Per-seed returns of a correct export differ by up to a few seed spreads, so a one-to-one return "
+              f"check cannot hold; the mean over {args.k} seeds stays within the t-based tolerance (false alarms: "
+              "the check's rate on these correct exports; its design rate is 1e-4)."]
     publish("\n".join(lines), MARK, args.update_benchmarks)
 
 

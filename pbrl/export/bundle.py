@@ -65,7 +65,7 @@ def policy_metadata(run: RunInfo, policy: ExportablePolicy, layout: dict[str, An
 
 
 def export_run(run_dir: Path, *, fmt: str = "onnx", out: Optional[Path] = None, n_obs: int = 1000,
-               tolerance: float = 1e-5, episodes: int = 5) -> Path:
+               tolerance: float = 1e-5, episodes: int = 10) -> Path:
     """Export the run's policy to ``out`` (default ``RUN_DIR/export``) and check it on ``episodes`` closed-loop
     evaluation episodes (:func:`pbrl.export.parity.check_parity`); returns ``policy.json``."""
     if fmt not in FORMATS:

@@ -21,7 +21,7 @@ def main(args: Sequence[str]) -> None:
     parser.add_argument("--out", default=None, help="output directory (default RUN_DIR/export)")
     parser.add_argument("--n-obs", type=int, default=1000,
                         help="perturbed observations added to the visited states in the action check")
-    parser.add_argument("--episodes", type=int, default=5,
+    parser.add_argument("--episodes", type=int, default=10,
                         help="closed-loop evaluation episodes (seeds) of the parity check")
     ns = parser.parse_args(list(args))
     meta_path = export_run(ns.run_dir, fmt=ns.format, out=ns.out, n_obs=ns.n_obs, episodes=ns.episodes)
