@@ -13,6 +13,7 @@ from typing import Any, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
+from pbrl.run.checkpoint import find_checkpoint, read_info
 from pbrl.run.schema import fail, show
 from pbrl.types import PbrlError
 from pbrl.utils import atomic_write_text
@@ -42,7 +43,12 @@ def run_dir_state(cfg: DictConfig, run_dir: Path) -> str:
         key, was, now = diff
         raise PbrlError(f"out={run_dir}: holds a run with {key}={show(was)}, this command has {key}={show(now)}; "
                         f"give a new out= to start a new run, or the run's own settings to resume it")
-    return "finished" if (run_dir / SUMMARY_FILE).is_file() else "resume"
+    if (run_dir / SUMMARY_FILE).is_file():
+        return "finished"
+    ckpt = find_checkpoint(run_dir)
+    if ckpt is not None:
+        read_info(ckpt)  # a checkpoint this pbrl cannot resume is refused before anything is touched
+    return "resume"
 
 
 def first_difference(old: Any, new: Any, path: str = "", skip: Sequence[str] = ()) -> Optional[tuple[str, Any, Any]]:

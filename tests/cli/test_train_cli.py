@@ -210,3 +210,16 @@ def test_multirun_checks_every_job_first(tmp_path: Path, capsys: pytest.CaptureF
         main(["train", "-m", f"hydra.sweep.dir={tmp_path}/sweep", *TINY, *TINY_SAC, "budget.per_round=10,0"])
     assert "budget.per_round=0: expected >= 1" in capsys.readouterr().err
     assert not (tmp_path / "sweep").exists()
+
+
+def test_checkpoint_of_another_format_is_refused_before_anything_changes(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "run"
+    _fake_run(out, [*TINY, *TINY_SAC])
+    (out / "checkpoint").mkdir()
+    (out / "checkpoint" / "state.json").write_text(json.dumps({"env_steps": 300, "next_feedback": 400}))  # format 1
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(SystemExit):
+        main(["train", f"out={out}", *TINY, *TINY_SAC])
+    assert "written by another pbrl version (checkpoint format 1, expected 2)" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
