@@ -43,6 +43,9 @@ class CameraSpec:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise PbrlError(f"camera.{key}: expected an integer >= 1 (pixels), got {value!r}")
+        size = self.label_size
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise PbrlError(f"camera.label_size: expected an integer >= 1 (pixels) or null, got {size!r}")
         if not isinstance(self.flip, bool) or not (self.name is None or isinstance(self.name, str)):
             raise PbrlError(f"camera: expected name: string or null and flip: true/false, got {self.name!r}, "
                             f"{self.flip!r}")

@@ -110,7 +110,7 @@ NULLABLE: dict[str, Check] = {
     # feedback/*.yaml
     "feedback.reward_key": string, "feedback.target_pool": string, "feedback.source_store": string,
     "feedback.source_sources": list_of(string), "feedback.ranking": list_of(anything),
-    "feedback.token": string, "feedback.timeout_s": number,
+    "feedback.token": string, "feedback.timeout_s": number, "feedback.clip_size": integer,
     # collect.yaml
     "expert": string, "minari_in": string, "minari_out": string, "critic": string, "n_segments": integer,
 }
