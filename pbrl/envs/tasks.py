@@ -116,7 +116,8 @@ TASK_SCHEMA: dict[str, Check] = {
     "suite": lambda v: None if v in SUITES else f"one of {', '.join(SUITES)}",
     "env_id": _is(str, "a gymnasium id"),
     "env_kwargs": _is(dict, "a mapping of gym.make keyword arguments", optional=True),
-    "episode_length": lambda v: None if isinstance(v, int) and not isinstance(v, bool) and v >= 1 else "an integer >= 1",
+    "episode_length": lambda v: (None if isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                                 else "an integer >= 1"),
     "description": _is(str, "a string", optional=True),
     "reward_terms": _str_list,
     "success_key": _is(str, "an info key", optional=True),

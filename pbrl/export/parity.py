@@ -152,5 +152,6 @@ def check_parity(task: TaskSpec, reference: ReferenceFn, graph: GraphFn, *, seed
     diff = float(np.max(np.abs(np.asarray(graph(obs), np.float64) - np.asarray(reference(obs), np.float64))))
     exp_returns, _ = closed_loop_episodes(task, graph, seeds, episode_length)
     return ParityReport(n_obs=len(obs), max_abs_diff=diff, tolerance=tolerance, returns_reference=tuple(ref_returns),
-                        returns_export=tuple(exp_returns), return_tolerance=return_tolerance(ref_returns, rtol=return_rtol),
+                        returns_export=tuple(exp_returns),
+                        return_tolerance=return_tolerance(ref_returns, rtol=return_rtol),
                         rollout_steps=int(sum(len(v) - 1 for v in visited)), seed=seed)

@@ -112,7 +112,8 @@ class RunSession:
         if step >= self.next_eval:
             row = self.evaluate_now(step)
             log.info("evaluation at step %d: return %.1f +- %.1f, success %s, reward accuracy %s", step,
-                     row["return_mean"], row["return_std"], fmt_metric(row["success_rate"]), fmt_metric(row.get("reward_accuracy")),
+                     row["return_mean"], row["return_std"], fmt_metric(row["success_rate"]),
+                     fmt_metric(row.get("reward_accuracy")),
                      extra={"phase": "eval"})
             self.next_eval = (step // self.settings.every + 1) * self.settings.every
         self.bar.set_postfix(self.postfix(), refresh=False)

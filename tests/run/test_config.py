@@ -50,7 +50,8 @@ def test_types_of_nullable_and_open_keys() -> None:
     load_config("train", ["episode_length=50", "+algo.sac.ent_coef=auto", "feedback.overrides={beta: 2.0}"])
     with pytest.raises(PbrlError, match=r"^episode_length=fifty: expected an integer$"):
         load_config("train", ["episode_length=fifty"])
-    with pytest.raises(PbrlError, match=r"^feedback.overrides.betta: unknown key \(did you mean feedback.overrides.beta"):
+    with pytest.raises(PbrlError,
+                       match=r"^feedback.overrides.betta: unknown key \(did you mean feedback.overrides.beta"):
         load_config("train", ["feedback.overrides={betta: 2.0}"])
     with pytest.raises(PbrlError, match=r"^reward.stop_at_acc=high: expected a number$"):
         load_config("train", ["reward.stop_at_acc=high"])
