@@ -220,6 +220,7 @@ def check_train(cfg: DictConfig) -> list[str]:
     for key in ("eval.every", "eval.episodes", "eval.final_episodes", "eval.video_steps", "eval.reward_pairs",
                 "checkpoint_every"):
         _at_least(cfg, key, 1)
+    _check_logger(cfg)
     algo = str(cfg.algo.name)
     data = _get(cfg, "data")
     if algo in OFFLINE_ALGOS:
@@ -250,6 +251,15 @@ def check_train(cfg: DictConfig) -> list[str]:
                    f"the smallest run is budget.env_steps={first + 1}")
     warning = label_budget_warning(cfg)
     return [warning] if warning else []
+
+
+def _check_logger(cfg: DictConfig) -> None:
+    from pbrl.run.tblog import check_logger
+
+    try:
+        check_logger(str(_get(cfg, "logger") or "none"))
+    except ImportError as exc:  # the optional extra is missing: one line, naming it
+        raise PbrlError(f"logger={cfg.logger}: {exc}") from None
 
 
 def _check_choices(cfg: DictConfig) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from pbrl.cli import register_tasks
+from pbrl.run.config import register_tasks
 from pbrl.resources import resource_dir
 from pbrl.run.sweep import bind_job
 from pbrl.testing import run_cli
