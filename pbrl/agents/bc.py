@@ -26,10 +26,10 @@ class GaussianActor(nn.Module):
     The mean is squashed but the density is a plain Gaussian, so log pi(a|s) of dataset actions on the box's
     edge stays finite (CPL's scores sum these log-probabilities).
 
-    ``fixed_std`` replaces the learned, state-dependent sigma(s) by a constant: then log pi is the negative
-    squared error up to a constant (sigma = 1/sqrt(2) gives exactly ``-||mu(s) - a||^2``, the deterministic
-    actor of the CPL code), and the contrastive loss can only separate segments by moving the mean, not by
-    shaping the variance.
+    ``fixed_std`` replaces the learned, state-dependent sigma(s) by a constant: then the likelihood term that
+    CPL scores and BC maximises (:meth:`log_likelihood`) is the negative squared error ``-||mu(s) - a||^2 /
+    (2 sigma^2)``, exactly ``-||mu(s) - a||^2`` at sigma = 1/sqrt(2) (the deterministic actor of the CPL code,
+    ``research/algs/cpl.py``), and the contrastive loss can only separate segments by moving the mean.
     """
 
     def __init__(self, obs_dim: int, act_dim: int, *, hidden: Sequence[int] = (256, 256), dropout: float = 0.0,
@@ -53,10 +53,25 @@ class GaussianActor(nn.Module):
         return torch.tanh(mu), log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
 
     def log_prob(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        """log pi(a|s), summed over action dimensions: ``(..., obs_dim), (..., act_dim) -> (...)``."""
+        """log pi(a|s), the normalised Gaussian density summed over action dims: ``(..., obs_dim), (..., act_dim)
+        -> (...)``."""
         mean, log_std = self.dist_params(obs)
         z = (act - mean) / log_std.exp()
         return (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    def log_likelihood(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """The per-step term CPL sums into a segment's score and BC maximises: ``(...,)`` like :meth:`log_prob`.
+
+        With a learned std it is log pi(a|s) (the CPL code scores its Gaussian actors with ``dist.log_prob``).
+        With a fixed std it is ``-||mu(s) - a||^2 / (2 sigma^2)``, the density *without* its normalising constant
+        ``-d (log sigma + log sqrt(2 pi))``, as the CPL code's fixed-variance actor (``lp = -||mu - a||^2``): the
+        conservative bias lambda != 1 would not cancel that constant between two segments and would shift every
+        logit by ``-alpha L c (1 - lambda)``. For BC the constant changes nothing (same gradient).
+        """
+        if self.fixed_log_std is None:
+            return self.log_prob(obs, act)
+        mean, log_std = self.dist_params(obs)
+        return (-0.5 * ((act - mean) / log_std.exp()).pow(2)).sum(-1)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Deterministic action (the mean); call in eval mode for deployment."""
@@ -74,7 +89,8 @@ class GaussianActor(nn.Module):
 
 
 def bc_loss(logp: torch.Tensor) -> torch.Tensor:
-    """Behaviour cloning: ``L = -mean_t log pi(a_t|s_t)`` (maximum likelihood on the dataset's actions)."""
+    """Behaviour cloning: ``L = -mean_t log pi(a_t|s_t)`` (maximum likelihood on the dataset's actions; with a
+    fixed std the MSE of the CPL code's BC, :meth:`GaussianActor.log_likelihood`)."""
     return -logp.mean()
 
 
@@ -121,7 +137,7 @@ class BCLearner(OfflineLearner):
 
     def update(self, step: int) -> dict[str, float]:
         obs, acts = tensors(self.data, self.rng.choice(self.pool, self.batch))
-        loss = bc_loss(self.policy.log_prob(obs, acts))
+        loss = bc_loss(self.policy.log_likelihood(obs, acts))
         self.optims["actor"].zero_grad()
         loss.backward()
         self.optims["actor"].step()

@@ -15,12 +15,13 @@ import torch
 import torch.nn.functional as F
 
 from pbrl.agents.bc import bc_loss, make_actor
-from pbrl.agents.offline_data import OfflineData, OfflineLearner, PairSampler, tensors
+from pbrl.agents.offline_data import OfflineData, OfflineLearner, PairBatchIdx, PairSampler, tensors
 from pbrl.types import PbrlError
 
 
 def cpl_scores(logp: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Segment score ``S(σ) = α Σ_t log π(a_t|s_t)`` (CPL Eq. 5 with γ = 1): ``(B, L) -> (B,)``."""
+    """Segment score ``S(σ) = α Σ_t log π(a_t|s_t)`` (CPL Eq. 5 with γ = 1; ``segment_adv`` in the CPL code's
+    ``_get_cpl_loss``): ``(B, L) -> (B,)``."""
     return alpha * logp.sum(-1)
 
 
@@ -28,7 +29,9 @@ def cpl_loss(s1: torch.Tensor, s2: torch.Tensor, p: torch.Tensor, bias: float) -
     """Conservative CPL loss, labels ``p = P(first preferred)`` (ties as 0.5 mix both directions).
 
     ``L = -mean[ p log σ(S1 - λ S2) + (1 - p) log σ(S2 - λ S1) ]`` with the bias ``λ ∈ (0, 1]`` on the
-    dispreferred score (CPL Sec. 4.3, "conservative" variant; λ = 1 is the plain Bradley-Terry form).
+    dispreferred score (CPL Sec. 4.3, "conservative" variant; λ = 1 is the plain Bradley-Terry form). Follows the
+    CPL code's ``biased_bce_with_logits`` (jhejna/cpl, ``research/algs/cpl.py``), whose label ``y = 1`` means the
+    *second* segment is preferred, i.e. ``y = 1 - p``.
     """
     if not 0.0 < bias <= 1.0:
         raise PbrlError(f"algo.bias: expected lambda in (0, 1], got {bias}")
@@ -83,27 +86,33 @@ class CPLLearner(OfflineLearner):
     def update(self, step: int) -> dict[str, float]:
         if step == self.bc_steps and step > 0:  # fresh optimiser state for the contrastive phase (CPL code)
             self.optims["actor"] = torch.optim.Adam(self.policy.parameters(), lr=self.lr)
-        batch = self.sampler.sample()
-        obs, acts = tensors(self.data, batch.segs)
-        logp = self.policy.log_prob(obs, acts)  # (U, L)
-        bc = self.bc_term(logp, batch)
-        out = {"bc_loss": float(bc.detach())}
-        if step < self.bc_steps:
-            loss = bc
-        else:
-            scores = cpl_scores(logp, self.alpha)
-            s1, s2 = scores[batch.i1], scores[batch.i2]
-            p = torch.as_tensor(batch.p)
-            loss = cpl_loss(s1, s2, p, self.bias) + self.bc_weight * bc
-            strict = p != 0.5
-            out["pref_acc"] = float(((s1 > s2) == (p > 0.5))[strict].float().mean()) if bool(strict.any()) else 0.5
+        loss, out = self.loss(self.sampler.sample(), contrastive=step >= self.bc_steps)
         self.optims["actor"].zero_grad()
         loss.backward()
         self.optims["actor"].step()
         out["loss"] = float(loss.detach())
         return out
 
-    def bc_term(self, logp: torch.Tensor, batch) -> torch.Tensor:
+    def loss(self, batch: PairBatchIdx, *, contrastive: bool) -> tuple[torch.Tensor, dict[str, float]]:
+        """The objective on one batch: BC alone (warm-up) or CPL + ``bc_weight`` * BC, and its metrics.
+
+        The per-step term is :meth:`~pbrl.agents.bc.GaussianActor.log_likelihood` (``-||mu(s) - a||^2`` for the
+        fixed-std actor, as the CPL code's ``_get_cpl_loss``).
+        """
+        obs, acts = tensors(self.data, batch.segs)
+        logp = self.policy.log_likelihood(obs, acts)  # (U, L)
+        bc = self.bc_term(logp, batch)
+        out = {"bc_loss": float(bc.detach())}
+        if not contrastive:
+            return bc, out
+        scores = cpl_scores(logp, self.alpha)
+        s1, s2 = scores[batch.i1], scores[batch.i2]
+        p = torch.as_tensor(batch.p)
+        strict = p != 0.5
+        out["pref_acc"] = float(((s1 > s2) == (p > 0.5))[strict].float().mean()) if bool(strict.any()) else 0.5
+        return cpl_loss(s1, s2, p, self.bias) + self.bc_weight * bc, out
+
+    def bc_term(self, logp: torch.Tensor, batch: PairBatchIdx) -> torch.Tensor:
         """``-mean log pi`` over all scored segments, or weighted by how often each was preferred."""
         if self.bc_data == "all":
             return bc_loss(logp)

@@ -10,7 +10,7 @@ import torch
 
 from pbrl.agents.bc import BCLearner, GaussianActor, bc_loss
 from pbrl.agents.cpl import CPLLearner, cpl_loss, cpl_scores, preference_weights
-from pbrl.agents.offline_data import OfflineData, PairSampler
+from pbrl.agents.offline_data import OfflineData, PairBatchIdx, PairSampler
 from pbrl.types import PbrlError
 
 
@@ -76,10 +76,57 @@ def test_fixed_std_actor_scores_negative_squared_error_and_round_trips(tmp_path)
     assert torch.allclose(log_std, torch.full_like(mean, -0.5 * math.log(2)))
     const = -2 * (0.5 * math.log(math.pi))  # per action dim: -log sigma - log sqrt(2 pi) = -0.5 log(pi)
     assert torch.allclose(actor.log_prob(obs, act), -(act - mean).pow(2).sum(-1) + const, atol=1e-5)
+    # what CPL scores and BC maximises: the CPL code's lp = -||mu - a||^2, without the constant
+    assert torch.allclose(actor.log_likelihood(obs, act), -(act - mean).pow(2).sum(-1), atol=1e-6)
     save_policy(actor, tmp_path / "policy.pt")
     again = load_policy(tmp_path / "policy.pt")
     assert again.config["fixed_std"] == pytest.approx(1 / math.sqrt(2))
     assert torch.allclose(again(obs), actor(obs))
+
+
+def _constant_mean_learner(mu: list[float], acts: np.ndarray, **kw) -> CPLLearner:
+    """A CPL learner whose fixed-std actor outputs the mean ``mu`` for every observation (one linear layer with
+    zero weights and bias atanh(mu)), over segments with actions ``acts`` (N, L, d)."""
+    n, length, _ = acts.shape
+    data = OfflineData(obs=np.zeros((n, length, 1), np.float32), acts=acts.astype(np.float32),
+                       first=np.array([0]), second=np.array([1]), p=np.ones(1, np.float32))
+    learner = CPLLearner(data, hidden=(), dropout=0.0, lr=1e-3, batch_pairs=1, pairing="sparse",
+                         rng=np.random.default_rng(0), **kw)
+    layer = learner.policy.net[0]
+    with torch.no_grad():
+        layer.weight.zero_()
+        layer.bias.copy_(torch.atanh(torch.tensor(mu)))
+    return learner
+
+
+def test_cpl_loss_of_the_fixed_std_actor_hand_computed_with_conservative_bias() -> None:
+    """CPL code: score = alpha * sum_t -||mu(s_t) - a_t||^2 (no Gaussian constant), loss = biased BCE, lambda = 0.5.
+
+    Segment A: actions (0.5, -0.5), (0.7, -0.5) against mu = (0.5, -0.5): squared errors 0 + 0.04 -> S_A = -0.004.
+    Segment B: actions (0.1, -0.5), (0.5, 0.5): squared errors 0.16 + 1.0 -> S_B = -0.116 (alpha = 0.1).
+    Pairs: A > B, B > A, A = B.
+    """
+    acts = np.array([[[0.5, -0.5], [0.7, -0.5]], [[0.1, -0.5], [0.5, 0.5]]])
+    learner = _constant_mean_learner([0.5, -0.5], acts, alpha=0.1, bias=0.5, bc_weight=0.0, bc_steps=0,
+                                     std=1 / math.sqrt(2))
+    s_a, s_b = 0.1 * -(0.0 + 0.04), 0.1 * -(0.16 + 1.0)
+    a_wins = math.log1p(math.exp(-(s_a - 0.5 * s_b)))  # -log sigmoid(S_A - lambda S_B) = log(1 + e^-0.054)
+    b_wins = math.log1p(math.exp(-(s_b - 0.5 * s_a)))  # log(1 + e^0.114)
+    expected = (a_wins + b_wins + 0.5 * (a_wins + b_wins)) / 3
+    batch = PairBatchIdx(segs=np.array([0, 1]), i1=np.array([0, 1, 0]), i2=np.array([1, 0, 1]),
+                         p=np.array([1.0, 1.0, 0.5], np.float32))
+    loss, out = learner.loss(batch, contrastive=True)
+    got = float(loss.detach())
+    assert got == pytest.approx(expected, rel=1e-6)
+    assert out["pref_acc"] == 0.5  # A > B scored right, B > A wrong; the tie is not counted
+    # the normalising constant (-0.5 ln pi per step and action dim) would have shifted both logits by
+    # -alpha * 4 * c * (1 - lambda) = +0.0572 and changed the loss: the test would see it
+    shift = -0.1 * 4 * -0.5 * math.log(math.pi) * 0.5
+    shifted = (math.log1p(math.exp(-(s_a - 0.5 * s_b) - shift)) + math.log1p(math.exp(-(s_b - 0.5 * s_a) - shift)))
+    assert abs(got - 1.5 * shifted / 3) > 1e-3
+    # warm-up: BC = mean over the 2 x 2 steps of ||mu - a||^2 (the CPL code's MSE), here (0.04 + 1.16) / 4
+    bc, _ = learner.loss(batch, contrastive=False)
+    assert float(bc.detach()) == pytest.approx(1.2 / 4, rel=1e-6)
 
 
 def test_std_setting_is_checked() -> None:
