@@ -2,9 +2,14 @@
 
 * a hindsight encoder ``E(τ) -> z`` (a small transformer over the segment's (s, a) tokens, mean-pooled);
 * a contextual policy ``π(a|s, z)`` trained by hindsight information matching: reproduce the segment's actions
-  given the segment's own embedding, ``L_HIM = mean ||π(s_t, E(τ)) - a_t||²``;
-* a free optimal context ``z*`` pulled toward preferred embeddings and away from dispreferred ones by a triplet
-  loss (shared with the encoder, so embeddings organise around preference), plus a norm regulariser on z.
+  given the segment's own embedding, ``L_HIM = mean (π(s_t, E(τ)) - a_t)²``;
+* a free optimal context ``z*`` and a margin triplet loss on non-squared L2 distances that pulls ``z*`` toward
+  preferred embeddings and pushes it from dispreferred ones; the encoder's embeddings are kept near unit norm.
+
+The update follows the reference code (bkkgbkjb/OPPO, ``oppo/scripted/gym/decision_transformer/training/
+pdt_trainer.py``): encoder and policy take a step on HIM + triplet (anchor ``z*`` detached) + norm regulariser;
+then ``z*`` alone, with its own optimiser, takes a step on the triplet loss against the re-encoded, detached
+embeddings. ``z*`` starts at ``N(0, 2²)`` per dimension as there.
 
 Deployment path: :class:`ContextPolicy` with ``z*`` stored inside as a buffer; ``act(obs)`` / ``forward(obs)`` give
 ``π(obs, z*)`` deterministically.
@@ -18,22 +23,32 @@ import numpy as np
 import torch
 from torch import nn
 
-from pbrl.agents.offline_data import ObsNorm, OfflineData, OfflineLearner, PairSampler, mlp, obs_stats, tensors
+from pbrl.agents.offline_data import (ObsNorm, OfflineData, OfflineLearner, PairBatchIdx, PairSampler, mlp,
+                                      obs_stats, tensors)
+
+#: added to the difference before the norm, as torch's ``TripletMarginLoss`` (the reference's loss) does, so the
+#: distance has a gradient when an embedding meets the anchor
+TRIPLET_EPS = 1e-6
 
 
 def him_loss(pred: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-    """Hindsight information matching: ``L = mean_{τ,t} ||π(s_t, E(τ)) - a_t||²`` (OPPO Eq. 4, squared error)."""
-    return (pred - act).pow(2).sum(-1).mean()
+    """Hindsight information matching: ``L = mean_{τ,t,i} (π(s_t, E(τ))_i - a_{t,i})²`` (OPPO Eq. 4; the
+    reference code's ``torch.mean((a_hat - a)**2)``, a mean over action dimensions too)."""
+    return (pred - act).pow(2).mean()
 
 
 def triplet_loss(anchor: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, margin: float) -> torch.Tensor:
-    """``L = mean max(0, ||a - z+||² - ||a - z-||² + m)`` (OPPO Eq. 6): the anchor nearer the preferred z."""
-    return torch.relu((anchor - pos).pow(2).sum(-1) - (anchor - neg).pow(2).sum(-1) + margin).mean()
+    """``L = mean max(0, ||a - z+||₂ - ||a - z-||₂ + m)`` (OPPO Eq. 6; the reference's ``TripletMarginLoss(margin,
+    p=2)``): plain, non-squared L2 distances, so the margin is in embedding units."""
+    d_pos = torch.linalg.vector_norm(anchor - pos + TRIPLET_EPS, dim=-1)
+    d_neg = torch.linalg.vector_norm(anchor - neg + TRIPLET_EPS, dim=-1)
+    return torch.relu(d_pos - d_neg + margin).mean()
 
 
 def norm_loss(z: torch.Tensor) -> torch.Tensor:
-    """``L = mean ||z||²``: keeps the context space bounded so the triplet margin stays meaningful."""
-    return z.pow(2).sum(-1).mean()
+    """``L = mean (||z||₂ - 1)²`` over the encoder's embeddings (the reference's ``phi_norm_loss``): keeps them near
+    the unit sphere so the triplet margin keeps its meaning; never applied to ``z*``."""
+    return (torch.linalg.vector_norm(z, dim=-1) - 1.0).pow(2).mean()
 
 
 class HindsightEncoder(nn.Module):
@@ -83,19 +98,26 @@ class ContextPolicy(nn.Module):
 
 
 class OPPOLearner(OfflineLearner):
-    """OPPO's joint update of encoder, contextual policy and optimal context ``z*``.
+    """OPPO's alternating updates of encoder + contextual policy, then of the optimal context ``z*``.
+
+    Loss weights: the reference objective per step is ``HIM_1 + HIM_2 + 0.1 triplet + 0.1 (norm_1 + norm_2)`` over
+    two batches of segments (``pref_loss_ratio = phi_norm_loss_ratio = 0.1``); here HIM and the norm term are one
+    mean over the batch's segments, so ``pref_weight = 0.05`` and ``norm_weight = 0.1`` are the same ratios
+    (``configs/algo/oppo.yaml``). ``z_lr = 1e-3`` is the reference's ``w_lr``.
 
     Args:
         data: the offline dataset.
         z_dim, d_model, n_layers, n_heads, hidden: network sizes.
-        margin: triplet margin; pref_weight, norm_weight: weights of the triplet and norm terms.
-        lr, batch_pairs, pairing: optimiser and batches.
-        rng: batch sampling.
+        margin: triplet margin; pref_weight, norm_weight: weights of the triplet and norm terms in the encoder's
+            objective.
+        lr: encoder and policy learning rate; z_lr: the learning rate of ``z*`` (its own optimiser).
+        batch_pairs, pairing: batches.
+        rng: batch sampling and the initial ``z*``.
     """
 
     def __init__(self, data: OfflineData, *, z_dim: int, d_model: int, n_layers: int, n_heads: int,
                  hidden: Sequence[int], margin: float, pref_weight: float, norm_weight: float, lr: float,
-                 batch_pairs: int, pairing: str, rng: np.random.Generator) -> None:
+                 batch_pairs: int, pairing: str, rng: np.random.Generator, z_lr: float = 1e-3) -> None:
         obs_dim, act_dim = data.dims
         mean, std = obs_stats(data.obs)
         self.data, self.margin = data, float(margin)
@@ -104,32 +126,55 @@ class OPPOLearner(OfflineLearner):
         self.encoder = HindsightEncoder(obs_dim, act_dim, z_dim=z_dim, d_model=d_model, n_layers=n_layers,
                                         n_heads=n_heads, max_len=data.obs.shape[1], obs_mean=mean, obs_std=std)
         self.policy = ContextPolicy(obs_dim, act_dim, z_dim=z_dim, hidden=hidden, obs_mean=mean, obs_std=std)
-        self.z_star = nn.Parameter(torch.zeros(z_dim))
+        self.z_star = nn.Parameter(torch.as_tensor(2.0 * rng.standard_normal(z_dim), dtype=torch.float32))
         self.zmod = nn.ParameterDict({"z_star": self.z_star})
         self.modules = {"encoder": self.encoder, "policy": self.policy, "z_star": self.zmod}
-        params = [*self.encoder.parameters(), *self.policy.net.parameters(), self.z_star]
-        self.optims = {"all": torch.optim.Adam(params, lr=lr)}
+        self.optims = {"model": torch.optim.Adam([*self.encoder.parameters(), *self.policy.net.parameters()], lr=lr),
+                       "z_star": torch.optim.Adam([self.z_star], lr=z_lr)}
+        self.policy.z_star.copy_(self.z_star.detach())
 
     def update(self, step: int) -> dict[str, float]:
         batch = self.sampler.sample()
         obs, acts = tensors(self.data, batch.segs)
+        model_loss, out = self.model_loss(obs, acts, batch)
+        self.optims["model"].zero_grad()
+        model_loss.backward()
+        self.optims["model"].step()
+        with torch.no_grad():  # the reference re-encodes after the encoder's step, detached
+            z = self.encoder(obs, acts)
+        z_loss = self.z_star_loss(z, batch)
+        self.optims["z_star"].zero_grad()
+        z_loss.backward()
+        self.optims["z_star"].step()
+        self.policy.z_star.copy_(self.z_star.detach())
+        return {**out, "loss": float(model_loss.detach()), "z_star_loss": float(z_loss.detach())}
+
+    def model_loss(self, obs: torch.Tensor, acts: torch.Tensor,
+                   batch: PairBatchIdx) -> tuple[torch.Tensor, dict[str, float]]:
+        """Encoder + policy objective ``HIM + pref_weight * triplet(z* detached) + norm_weight * norm(z)``."""
         z = self.encoder(obs, acts)  # (U, z_dim), one embedding per unique segment
         him = him_loss(self.policy.with_context(obs, z[:, None, :]), acts)
+        trip = self.triplet(self.z_star.detach(), z, batch)
+        reg = norm_loss(z)
+        loss = him + self.pref_weight * trip + self.norm_weight * reg
+        return loss, {"him_loss": float(him.detach()), "triplet_loss": float(trip.detach()),
+                      "norm_loss": float(reg.detach())}
+
+    def z_star_loss(self, z: torch.Tensor, batch: PairBatchIdx) -> torch.Tensor:
+        """``z*``'s objective: the triplet loss with ``z*`` as the anchor against fixed (detached) embeddings."""
+        return self.triplet(self.z_star, z.detach(), batch)
+
+    def triplet(self, anchor: torch.Tensor, z: torch.Tensor, batch: PairBatchIdx) -> torch.Tensor:
+        """Triplet loss over the batch's strict pairs (ties carry no direction and are left out, as in the
+        reference, which keeps pairs whose returns differ); 0 (with a graph) when the batch has none."""
         p = torch.as_tensor(batch.p)
         strict = p != 0.5
-        first_better = (p > 0.5)[strict]
+        if not bool(strict.any()):
+            return (z.sum() + anchor.sum()) * 0.0
+        first_better = (p > 0.5)[strict][:, None]
         z1, z2 = z[batch.i1][strict], z[batch.i2][strict]
-        pos = torch.where(first_better[:, None], z1, z2)
-        neg = torch.where(first_better[:, None], z2, z1)
-        anchor = self.z_star.expand_as(pos)
-        trip = triplet_loss(anchor, pos, neg, self.margin) if bool(strict.any()) else z.sum() * 0.0
-        reg = norm_loss(z) + norm_loss(self.z_star[None])
-        loss = him + self.pref_weight * trip + self.norm_weight * reg
-        self.optims["all"].zero_grad()
-        loss.backward()
-        self.optims["all"].step()
-        self.policy.z_star.copy_(self.z_star.detach())
-        return {"loss": float(loss.detach()), "him_loss": float(him.detach()), "triplet_loss": float(trip.detach())}
+        pos, neg = torch.where(first_better, z1, z2), torch.where(first_better, z2, z1)
+        return triplet_loss(anchor.expand_as(pos), pos, neg, self.margin)
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)

@@ -136,7 +136,8 @@ def build_learner(algo: DictConfig, data: OfflineData, rng: np.random.Generator)
 
         return OPPOLearner(data, z_dim=int(algo.z_dim), d_model=int(algo.d_model), n_layers=int(algo.n_layers),
                            n_heads=int(algo.n_heads), margin=float(algo.margin), pref_weight=float(algo.pref_weight),
-                           norm_weight=float(algo.norm_weight), batch_pairs=int(algo.batch_pairs),
+                           norm_weight=float(algo.norm_weight), z_lr=float(algo.get("z_lr", 1e-3)),
+                           batch_pairs=int(algo.batch_pairs),
                            pairing=str(algo.pairing), rng=rng, **common)
     from pbrl.agents.bc import BCLearner
 
