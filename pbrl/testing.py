@@ -42,3 +42,12 @@ def tiny_episode(seed: int, steps: int = 12):
 
     obs = np.random.default_rng(seed).normal(size=(steps + 1, 2)).astype(np.float32)
     return Trajectory(obs=obs, acts=np.zeros((steps, 1), np.float32), rewards=obs[:-1, 0].copy(), episode_id=0)
+
+
+def pusher_task():
+    """Gymnasium's Pusher as a pbrl task (7 actions in [-2, 2], 23-d observations, 50-step episodes): a real env whose
+    action range is not SAC's [-1, 1], so tests see whether actions are unscaled before the reward model."""
+    from pbrl.envs.tasks import task_from_dict
+
+    return task_from_dict({"name": "pusher", "suite": "mujoco", "env_id": "Pusher-v5", "episode_length": 50,
+                           "reward_terms": ["reward_dist", "reward_ctrl"]})

@@ -15,6 +15,46 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
 RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+#: stored states compared with a batch at once by the k-NN search (bounds its memory to batch x chunk floats)
+KNN_CHUNK = 8192
+
+
+class RunningStd:
+    """Running mean/variance of a stream of batches (Chan et al.'s parallel update), started like BPref's
+    ``TorchRunningMeanStd`` (mean 0, variance 1, count 1e-4).
+
+    BPref's ``update_mean_var_count_from_moments`` adds ``batch_count / tot_count`` to the mean where the
+    textbook update multiplies ``delta`` by it; the exact update is used here (it changes the std only through
+    the spread of the batch means).
+    """
+
+    def __init__(self, epsilon: float = 1e-4) -> None:
+        self.mean, self.var, self.count = 0.0, 1.0, float(epsilon)
+
+    def update(self, x: np.ndarray) -> None:
+        x = np.asarray(x, np.float64).reshape(-1)
+        if x.size == 0:
+            return
+        b_mean, b_var, b_count = float(x.mean()), float(x.var(ddof=1)) if x.size > 1 else 0.0, x.size
+        delta, total = b_mean - self.mean, self.count + b_count
+        m2 = self.var * self.count + b_var * b_count + delta**2 * self.count * b_count / total
+        self.mean, self.var, self.count = self.mean + delta * b_count / total, m2 / total, total
+
+    @property
+    def std(self) -> float:
+        return float(np.sqrt(self.var))
+
+
+def knn_distance(states: torch.Tensor, pool: torch.Tensor, k: int) -> torch.Tensor:
+    """Euclidean distance from each of ``states`` ``(B, d)`` to its ``k``-th nearest row of ``pool`` ``(N, d)``,
+    counting a state itself when it is in the pool (BPref's ``compute_state_entropy`` takes the ``k + 1``-th
+    smallest distance for the k-th neighbour). ``pool`` is scanned in chunks of :data:`KNN_CHUNK` rows."""
+    k = min(k, pool.shape[0])
+    best = torch.full((states.shape[0], 0), float("inf"), dtype=states.dtype)
+    for start in range(0, pool.shape[0], KNN_CHUNK):
+        dist = torch.cdist(states, pool[start:start + KNN_CHUNK])
+        best = torch.cat([best, dist], dim=1).topk(min(k, best.shape[1] + dist.shape[1]), dim=1, largest=False).values
+    return best[:, k - 1]
 
 
 class PreferenceReplayBuffer(ReplayBuffer):
@@ -32,7 +72,7 @@ class PreferenceReplayBuffer(ReplayBuffer):
         self.true_rewards = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
         self.vlm_rewards = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)  # weighted VLM term
         self.intrinsic_k: Optional[int] = None  # k of the k-NN entropy reward while pre-training
-        self.intrinsic_pool = 10_000
+        self.entropy_stats = RunningStd()  # running std of the k-NN distances (PEBBLE's s_ent_stats)
 
     def add(self, obs, next_obs, action, reward, done, infos) -> None:  # noqa: D102 (SB3 signature)
         self.true_rewards[self.pos] = [info.get("true_reward", 0.0) for info in infos]
@@ -87,19 +127,17 @@ class PreferenceReplayBuffer(ReplayBuffer):
         samples = super()._get_samples(batch_inds, env)
         if self.intrinsic_k is None:
             return samples
-        reward = self._state_entropy_reward(samples.next_observations)
+        reward = self._state_entropy_reward(samples.observations)
         return samples._replace(rewards=reward.reshape(-1, 1))
 
     def _state_entropy_reward(self, states: torch.Tensor) -> torch.Tensor:
-        """PEBBLE's unsupervised reward: distance to the k-th nearest stored state (Liu & Abbeel 2021).
-
-        Distances are taken to a random pool of up to ``intrinsic_pool`` stored states (PEBBLE uses the
-        whole buffer; a pool keeps the cost per update bounded) and standardised over the batch.
+        """PEBBLE's unsupervised reward ``r(s_t) = ||s_t - s_t^{kNN}|| / std`` (Lee et al. 2021, Eq. 5; Liu & Abbeel
+        2021), as BPref's ``update_critic_state_ent``: the distance from each sampled observation to its k-th nearest
+        neighbour among *all* stored observations, divided by the running std of those distances (updated with
+        this batch first; no mean is subtracted, so the reward stays positive and larger where states are rare).
         """
         n = self.size_now * self.n_envs
-        pool_idx = np.random.randint(0, n, size=min(n, self.intrinsic_pool))
-        pool = self.to_torch(self.next_observations.reshape(-1, states.shape[-1])[:n][pool_idx])
-        dist = torch.cdist(states, pool)
-        k = min(self.intrinsic_k + 1, pool.shape[0])  # +1: a state's nearest neighbour can be itself
-        knn = dist.topk(k, dim=1, largest=False).values[:, -1]
-        return (knn - knn.mean()) / (knn.std() + 1e-8)
+        pool = self.to_torch(self.observations.reshape(-1, states.shape[-1])[:n])
+        knn = knn_distance(states.to(pool.dtype), pool, self.intrinsic_k + 1)  # +1: a stored state is its own 1st
+        self.entropy_stats.update(knn.cpu().numpy())
+        return knn / self.entropy_stats.std

@@ -5,7 +5,8 @@ Phases, in the order ``train`` runs them:
   2. optional unsupervised pre-training on a k-NN state-entropy reward;
   3. every ``schedule.every`` steps while labels remain: collect candidate segments, select queries,
      label, fit the reward model, **relabel the whole replay buffer**, and after the first fit reset the
-     critic (it was trained on the intrinsic/zero reward);
+     critic (it was trained on the intrinsic/zero reward) and take ``update_after_reset`` SAC gradient
+     steps on the relabelled buffer (BPref ``train_PEBBLE.py``: ``reset_update``, ``update_after_reset``);
   4. SAC updates on the relabelled buffer in between.
 """
 
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
 
 from pbrl.agents.buffer import PreferenceReplayBuffer
 from pbrl.agents.preference import PreferenceLearner, RoundResult
@@ -36,9 +38,12 @@ class PebbleConfig:
     unsup_steps: int = 0
     entropy_k: int = 5
     reset_critic: bool = True
+    update_after_reset: int = 100  # SAC gradient steps right after the critic reset (BPref reset_update)
     chunk_steps: int = 1000  # granularity of evaluation/checkpoint hooks
 
     def __post_init__(self) -> None:
+        if self.update_after_reset < 0:
+            raise PbrlError(f"algo.update_after_reset: expected an integer >= 0, got {self.update_after_reset}")
         if self.total_steps <= self.seed_steps + self.unsup_steps:
             raise PbrlError(
                 f"PebbleConfig.total_steps ({self.total_steps}) must exceed seed_steps + unsup_steps "
@@ -61,6 +66,17 @@ def reset_critic(model: SAC) -> None:
     model.critic_target.load_state_dict(model.critic.state_dict())
     opt = model.critic.optimizer
     model.critic.optimizer = type(opt)(model.critic.parameters(), **opt.defaults)
+
+
+def train_now(model: SAC, gradient_steps: int) -> None:
+    """``gradient_steps`` SAC updates outside ``learn`` (BPref's ``update_after_reset``).
+
+    SB3 gives a model its logger in ``learn``; one just loaded from a checkpoint has none yet, so it gets a silent
+    one (``verbose=0`` runs log nothing either way).
+    """
+    if not hasattr(model, "_logger"):
+        model.set_logger(Logger(folder=None, output_formats=[]))
+    model.train(gradient_steps=gradient_steps, batch_size=model.batch_size)
 
 
 class PebbleTrainer:
@@ -116,11 +132,13 @@ class PebbleTrainer:
         return result
 
     def after_fit(self) -> None:
-        """Relabel with the new reward model; the first fit also resets the critic (PEBBLE)."""
+        """Relabel with the new reward model; the first fit also resets the critic and re-fits it (PEBBLE)."""
         self.refresh_reward()
         if self.cfg.reset_critic and not self.critic_was_reset:
             reset_critic(self.model)
             self.critic_was_reset = True
+            if self.cfg.update_after_reset:  # re-fit the fresh critic (and the actor) on the relabelled buffer
+                train_now(self.model, self.cfg.update_after_reset)
 
     def resume(self) -> None:
         """After :meth:`load_state_dict`: take in rounds labelled after the checkpoint, never asking them again.

@@ -61,6 +61,9 @@ class TaskSpec:
         env_id: gymnasium id.
         env_kwargs: extra keyword arguments for ``gym.make``.
         episode_length: steps per episode (TimeLimit).
+        early_termination: an episode can end before ``episode_length`` (Hopper/Walker2d fall over); then a
+            constant shift of the reward changes what is optimal (the incentive to stay alive), which the
+            default reward normalisation respects (``reward.normalize: auto``).
         description: what a person should look for; shown in the viewer.
         reward_terms: names of the reward terms read from ``info`` each step.
         success_key: ``info`` key of the success flag, or None.
@@ -80,6 +83,7 @@ class TaskSpec:
     success_key: Optional[str]
     camera: CameraSpec
     expert: Optional[str] = None
+    early_termination: bool = False
     prompts: dict[str, str] = dataclasses.field(default_factory=dict)
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -123,6 +127,7 @@ TASK_SCHEMA: dict[str, Check] = {
     "success_key": _is(str, "an info key", optional=True),
     "camera": _is(dict, "a mapping (name, width, height, flip)", optional=True),
     "expert": _is(str, "a metaworld.policies class name", optional=True),
+    "early_termination": _is(bool, "true or false (episodes can end before episode_length)"),
     "prompts": _is(dict, "a mapping (goal, baseline)", optional=True),
 }
 REQUIRED = ("name", "suite", "env_id", "episode_length", "reward_terms")

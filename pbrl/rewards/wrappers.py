@@ -17,13 +17,28 @@ RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 FrameRewardFn = Callable[[np.ndarray], np.ndarray]  # (T, H, W, 3) uint8 frames -> (T,) rewards
 
 
+NORMALIZE_MODES: tuple[str, ...] = ("standard", "scale", "none", "auto")
+
+
+def resolve_normalize(mode: str, *, early_termination: bool) -> str:
+    """The normalisation a run uses: ``auto`` is PEBBLE's raw ensemble mean (``none``; BPref never normalises
+    ``r_hat``) where episodes can end early, since a zero-mean reward turns staying alive from a gain into a
+    cost there, and ``standard`` elsewhere, where a constant shift leaves the optimal policy unchanged."""
+    if mode not in NORMALIZE_MODES:
+        raise PbrlError(f"reward.normalize: expected {' | '.join(NORMALIZE_MODES)}, got {mode!r}")
+    if mode != "auto":
+        return mode
+    return "none" if early_termination else "standard"
+
+
 @dataclasses.dataclass
 class RewardNormalizer:
     """Affine map ``(r - shift) / scale`` fitted on a sample of predicted rewards.
 
     ``mode="standard"`` makes the reward zero-mean, unit-variance (what imitation's normalised reward
     nets do); ``"scale"`` only divides by the std, keeping the sign, which matters in tasks whose
-    episodes end early (Hopper, Walker2d); ``"none"`` passes rewards through.
+    episodes end early (Hopper, Walker2d); ``"none"`` passes rewards through (PEBBLE's raw ensemble mean).
+    The config's ``auto`` picks one per task (:func:`resolve_normalize`).
     """
 
     mode: str = "standard"

@@ -14,7 +14,7 @@ from pbrl.envs.make import make_env
 from pbrl.envs.randomize import RandomisationSpec, resolve_randomisation
 from pbrl.envs.simstate import obs_renderable
 from pbrl.envs.tasks import TaskSpec, task_from_dict
-from pbrl.rewards.wrappers import LearnedRewardVecEnv, RewardNormalizer
+from pbrl.rewards.wrappers import LearnedRewardVecEnv, RewardNormalizer, resolve_normalize
 from pbrl.types import PbrlError, RewardModel
 
 
@@ -156,11 +156,9 @@ def build_reward_model(cfg: DictConfig, obs_dim: int, act_dim: int, seed: int) -
         raise PbrlError(f"reward.model: cannot build {cfg.reward.model.get('_target_')} ({_last_line(exc)})") from None
 
 
-def build_normalizer(cfg: DictConfig) -> RewardNormalizer:
-    mode = str(cfg.reward.normalize)
-    if mode not in ("standard", "scale", "none"):
-        raise PbrlError(f"reward.normalize: expected standard | scale | none, got {mode!r}")
-    return RewardNormalizer(mode=mode)
+def build_normalizer(cfg: DictConfig, task: TaskSpec) -> RewardNormalizer:
+    """``reward.normalize`` (``auto`` resolved for the task: :func:`~pbrl.rewards.wrappers.resolve_normalize`)."""
+    return RewardNormalizer(mode=resolve_normalize(str(cfg.reward.normalize), early_termination=task.early_termination))
 
 
 def build_randomisation(cfg: DictConfig, task: TaskSpec) -> Optional[RandomisationSpec]:

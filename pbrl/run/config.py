@@ -241,7 +241,7 @@ def check_train(cfg: DictConfig) -> list[str]:
     _at_least(cfg, "budget.labels", 1, " (an online run learns its reward from labels)")
     for key in ("budget.per_round", "budget.every", "reward.epochs"):
         _at_least(cfg, key, 1)
-    for key in ("algo.seed_steps", "algo.unsup_steps"):
+    for key in ("algo.seed_steps", "algo.unsup_steps", "algo.update_after_reset"):
         _at_least(cfg, key, 0)
     _check_choices(cfg)
     first = feedback_start(cfg)
@@ -264,8 +264,9 @@ def _check_logger(cfg: DictConfig) -> None:
 
 def _check_choices(cfg: DictConfig) -> None:
     from pbrl.feedback.teachers import PRESETS
+    from pbrl.rewards.wrappers import NORMALIZE_MODES
 
-    choices = {"reward.normalize": ("standard", "scale", "none"),
+    choices = {"reward.normalize": NORMALIZE_MODES,
                "query.strategy": ("uniform", "disagreement", "entropy")}
     for key, allowed in choices.items():
         value = _get(cfg, key)

@@ -91,7 +91,7 @@ def _build(cfg: DictConfig, run_dir: Path) -> Parts:
     """Every component that checks user input, in the order a user would fix them; writes nothing."""
     task = builder.build_task(cfg)
     schedule = builder.build_schedule(cfg)
-    normalizer = builder.build_normalizer(cfg)
+    normalizer = builder.build_normalizer(cfg, task)
     store_path = run_dir / STORE_FILE
     if store_path.exists():  # refuse a foreign file before anything is written next to it
         PreferenceStore(store_path, create=False).close()
@@ -201,6 +201,7 @@ def _make_trainer(cfg: DictConfig, model: Any, venv: LearnedRewardVecEnv, learne
         pcfg = PebbleConfig(total_steps=total, seed_steps=int(cfg.algo.seed_steps),
                             unsup_steps=int(cfg.algo.unsup_steps),
                             entropy_k=int(cfg.algo.entropy_k), reset_critic=bool(cfg.algo.reset_critic),
+                            update_after_reset=int(cfg.algo.update_after_reset),
                             chunk_steps=min(int(cfg.eval.every), int(cfg.checkpoint_every)))
         return PebbleTrainer(model, venv, learner, pcfg, **common)
     pcfg = PPOConfig(total_steps=total, seed_steps=int(cfg.algo.seed_steps))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from pbrl.agents.pebble import build_sac, reset_critic
 from pbrl.envs import load_task
 from pbrl.rewards.wrappers import RewardNormalizer
 from pbrl.run.builder import make_venv
+from pbrl.types import PbrlError
 
 
 def _venv(episode_length: int = 30, seed: int = 0):
@@ -33,34 +35,71 @@ def test_wrapper_replaces_reward_and_records_episodes() -> None:
     venv.close()
 
 
-def test_relabel_whole_buffer_and_keep_true_rewards() -> None:
-    venv = _venv()
+def test_relabel_whole_buffer_with_env_unit_actions_and_keep_true_rewards() -> None:
+    """Pusher's actions live in [-2, 2]: the reward model must see 2 x SAC's stored [-1, 1] action."""
+    from pbrl.testing import pusher_task
+
+    venv = make_venv(pusher_task(), seed=0)
     model = build_sac(venv, seed=0, seed_steps=100, buffer_size=500, sac_kwargs={})
     model.learn(60)  # random actions only: fills the buffer
     buf = model.replay_buffer
     assert buf.size_now == 60
     assert np.any(buf.true_rewards[:60] != 0) and np.all(buf.rewards[:60] == 0)  # reward_fn is None: zeros
     n = buf.relabel(lambda obs, act: obs.sum(-1) + act.sum(-1))
-    obs, acts, true = buf.stored_transitions()
     assert n == 60
-    np.testing.assert_allclose(buf.rewards[:60, 0], obs.sum(-1) + acts.sum(-1), rtol=1e-5)
+    env_act = 2.0 * buf.actions[:60, 0]  # low + (a + 1) / 2 * (high - low) with low = -2, high = 2
+    assert np.abs(env_act).max() > 1.0  # the test would not see a missing unscaling otherwise
+    np.testing.assert_allclose(buf.rewards[:60, 0], buf.observations[:60, 0].sum(-1) + env_act.sum(-1), rtol=1e-5)
     assert np.all(buf.rewards[60:] == 0)
-    # actions handed to the reward are in env units: here the env's range equals SAC's [-1, 1]
-    np.testing.assert_allclose(acts, buf.actions[:60, 0], atol=1e-6)
+    obs, acts, true = buf.stored_transitions()
+    np.testing.assert_allclose(acts, env_act, atol=1e-6)
+    ep = venv.episodes[0]  # true rewards are the env's own, step by step
+    np.testing.assert_allclose(true[: len(ep)], ep.rewards, atol=1e-6)
     venv.close()
 
 
-def test_state_entropy_reward_prefers_novel_states() -> None:
+def test_state_entropy_reward_is_bprefs_knn_distance_over_a_running_std() -> None:
+    """Worked out with numpy: distance to the (k+1)-th nearest stored observation (the first is the state
+    itself), divided by the std of a running estimate started at mean 0, variance 1, count 1e-4 (BPref)."""
     venv = _venv()
     model = build_sac(venv, seed=0, seed_steps=100, buffer_size=500, sac_kwargs={})
     model.learn(50)
     buf = model.replay_buffer
-    buf.intrinsic_k = 5
-    stored = torch.as_tensor(buf.next_observations[:10, 0])
-    far = stored + 100.0
-    reward = buf._state_entropy_reward(torch.cat([stored, far]))
-    assert reward[10:].min() > reward[:10].max()
+    buf.intrinsic_k = 3
+    stored = buf.observations[:50, 0].astype(np.float64)
+    batch = stored[[0, 7, 21, 40]]
+    knn = np.array([np.sort(np.sqrt(((stored - s) ** 2).sum(-1)))[3] for s in batch])  # 4th smallest: k = 3
+    b_mean, b_var, count = knn.mean(), knn.var(ddof=1), 4 + 1e-4  # Chan's update from (0, 1, 1e-4)
+    var = (1.0 * 1e-4 + b_var * 4 + b_mean**2 * 1e-4 * 4 / count) / count
+    got = buf._state_entropy_reward(torch.as_tensor(batch, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(got, knn / np.sqrt(var), rtol=1e-4)
+    assert np.all(got > 0)  # no mean subtracted: the reward keeps its sign
+    far = torch.as_tensor(np.concatenate([batch, batch + 100.0]), dtype=torch.float32)
+    reward = buf._state_entropy_reward(far)
+    assert reward[4:].min() > reward[:4].max()  # a far-away state is rewarded more than the stored ones
+    # while pre-training, sampled batches carry the entropy reward of their observations, not the stored reward
+    sample = buf.sample(8)
+    assert torch.all(sample.rewards > 0) and not np.any(np.isin(sample.rewards.numpy(), buf.rewards[:50]))
     venv.close()
+
+
+def test_running_std_matches_the_pooled_std_and_knn_scans_chunks(monkeypatch) -> None:
+    from pbrl.agents import buffer as buffer_mod
+    from pbrl.agents.buffer import RunningStd, knn_distance
+
+    rng = np.random.default_rng(0)
+    batches = [rng.normal(3.0 + k, 2.0, size=256) for k in range(5)]
+    stats = RunningStd()
+    for b in batches:
+        stats.update(b)
+    assert stats.std == pytest.approx(np.concatenate(batches).std(), rel=1e-2)
+    assert stats.mean == pytest.approx(np.concatenate(batches).mean(), rel=1e-4)
+    states, pool = torch.randn(6, 3), torch.randn(50, 3)
+    whole = knn_distance(states, pool, 4)
+    monkeypatch.setattr(buffer_mod, "KNN_CHUNK", 7)
+    np.testing.assert_allclose(knn_distance(states, pool, 4).numpy(), whole.numpy(), rtol=1e-6)
+    by_hand = np.sort(np.sqrt(((states.numpy()[:, None] - pool.numpy()[None]) ** 2).sum(-1)), axis=1)[:, 3]
+    np.testing.assert_allclose(whole.numpy(), by_hand, rtol=1e-5)
 
 
 def test_reset_critic_keeps_actor_and_syncs_target() -> None:
@@ -107,3 +146,21 @@ def test_short_episodes_are_padded_with_their_absorbing_state() -> None:
                                 source="scripted")
     segs = learner.cut_segments([ep], 4)
     assert len(segs) == 4 and all(len(s) == 6 and s.true_return == 3.0 for s in segs)
+
+
+def test_auto_normalisation_keeps_the_raw_mean_where_episodes_end_early() -> None:
+    from pbrl.rewards.wrappers import resolve_normalize
+    from pbrl.run.builder import build_normalizer
+    from omegaconf import OmegaConf
+
+    assert resolve_normalize("auto", early_termination=True) == "none"
+    assert resolve_normalize("auto", early_termination=False) == "standard"
+    assert resolve_normalize("scale", early_termination=True) == "scale"
+    cfg = OmegaConf.create({"reward": {"normalize": "auto"}})
+    assert build_normalizer(cfg, load_task("hopper")).mode == "none"
+    assert build_normalizer(cfg, load_task("walker2d")).mode == "none"
+    assert build_normalizer(cfg, load_task("halfcheetah")).mode == "standard"
+    assert build_normalizer(cfg, load_task("drawer-open")).mode == "standard"
+    cfg.reward.normalize = "cubic"
+    with pytest.raises(PbrlError, match=r"reward.normalize: expected standard \| scale \| none \| auto, got 'cubic'"):
+        build_normalizer(cfg, load_task("hopper"))

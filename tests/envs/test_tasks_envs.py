@@ -176,3 +176,25 @@ def test_metaworld_frames_are_turned_upright() -> None:
         frames.append(env.render())
         env.close()
     np.testing.assert_array_equal(frames[0], frames[1][::-1])
+
+
+@pytest.mark.parametrize("name", list_tasks())
+def test_early_termination_is_declared_where_the_env_ends_episodes(name: str) -> None:
+    """``early_termination`` (which picks the default reward normalisation) matches the real env: gymnasium's
+    MuJoCo envs end an episode on falling exactly when they have ``terminate_when_unhealthy`` on."""
+    task = load_task(name)
+    env = make_env(task, seed=0)
+    try:
+        ends_early = bool(getattr(env.unwrapped, "_terminate_when_unhealthy", False))
+        if task.early_termination:  # and it really happens: random actions topple the robot within the horizon
+            traj = rollout(env, lambda o: env.action_space.sample(), seed=0, task_name=name)
+            assert len(traj) < task.episode_length
+    finally:
+        env.close()
+    assert task.early_termination == ends_early
+
+
+def test_early_termination_must_be_a_bool() -> None:
+    with pytest.raises(PbrlError, match="early_termination: expected true or false"):
+        task_from_dict({"name": "t", "suite": "mujoco", "env_id": "x", "episode_length": 5, "reward_terms": ["r"],
+                        "early_termination": "yes"})
