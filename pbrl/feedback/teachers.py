@@ -57,7 +57,10 @@ class TeacherSpec:
                 raise PbrlError(f"TeacherSpec.{name}: expected in [0, 1], got {value}")
 
 
-#: B-Pref's six teachers (Table 1 of the paper).
+#: B-Pref's six teachers (Table 1 of the paper). One deliberate difference in the rational ones (all but
+#: ``stochastic``): two segments with exactly equal returns get ``0.5`` (equal) here, where B-Pref's ``get_label``
+#: answers ``1*(R1 < R2)`` = first preferred; an arbitrary side would teach the reward model a preference that is
+#: not there. ``stochastic`` draws a tie at random (sigmoid(0) = 0.5), as B-Pref.
 PRESETS: dict[str, TeacherSpec] = {
     "oracle": TeacherSpec(),
     "stochastic": TeacherSpec(beta=1.0),

@@ -70,17 +70,30 @@ def test_disagreement_keeps_pairs_where_members_disagree():
     assert all({3, 7} & {i, j} for i, j in zip(first, second))
 
 
+def _hand_probs(values: np.ndarray, spreads: np.ndarray, first: np.ndarray, second: np.ndarray, members: int = 3):
+    """FakeModel's per-member P(first) worked out directly: member k's return is value + k * spread."""
+    k = np.arange(members)[:, None]
+    r1, r2 = values[first] + k * spreads[first], values[second] + k * spreads[second]
+    return 1.0 / (1.0 + np.exp(-(r1 - r2)))
+
+
 def test_selection_is_top_n_of_the_oversampled_candidates():
-    cands = values_segments(np.random.default_rng(1).normal(size=15), np.random.default_rng(2).normal(size=15))
-    model = FakeModel()
-    pool = random_pairs(15, 40, np.random.default_rng(9))  # the same draw select_pairs makes
-    probs = member_preference_probs(model, cands, *pool)
-    for strategy, score in (("disagreement", probs.std(0)), ("entropy", binary_entropy(probs.mean(0)))):
-        first, second = select_pairs(strategy, cands, 4, rng=np.random.default_rng(9), reward_model=model,
-                                     oversample=10)
-        top = np.argsort(-score, kind="stable")[:4]
-        np.testing.assert_array_equal(first, pool[0][top])
-        np.testing.assert_array_equal(second, pool[1][top])
+    values, spreads = np.random.default_rng(1).normal(size=15), np.random.default_rng(2).normal(size=15)
+    cands = values_segments(values, spreads)
+    # the pool select_pairs draws: 4 x 10 ordered pairs, the second a uniform *other* index (offset in [1, n))
+    draw = np.random.default_rng(9)
+    first = draw.integers(0, 15, size=40)
+    second = (first + draw.integers(1, 15, size=40)) % 15
+    probs = _hand_probs(values.astype(np.float32).astype(float), spreads.astype(np.float32).astype(float), first,
+                        second)
+    mean = probs.mean(0)
+    scores = {"disagreement": np.sqrt(((probs - mean) ** 2).mean(0)),  # std over members
+              "entropy": -(mean * np.log(mean) + (1 - mean) * np.log(1 - mean))}  # H of the mean probability
+    for strategy, score in scores.items():
+        got = select_pairs(strategy, cands, 4, rng=np.random.default_rng(9), reward_model=FakeModel(), oversample=10)
+        top = np.argsort(-score)[:4]
+        assert sorted(zip(got[0].tolist(), got[1].tolist())) == sorted(zip(first[top].tolist(), second[top].tolist()))
+        assert np.sort(score)[-4] > np.sort(score)[-5]  # no tie at the cut, so the top 4 are well defined
 
 
 def test_entropy_prefers_pairs_with_close_predicted_returns():
@@ -134,12 +147,15 @@ def test_with_a_real_ensemble():
     model = EnsembleReward(3, 2, n_members=3, hidden=(16, 16), seed=0)
     i, j = random_pairs(30, 40, rng)
     model.fit(stack_pairs([cands[k] for k in i], [cands[k] for k in j], (i < j).astype(np.float32)), epochs=3)
+    returns = model.segment_return_samples(np.stack([c.obs for c in cands]), np.stack([c.acts for c in cands]))
+
+    def member_std(first, second):  # std over members of sigmoid(R1_k - R2_k), from the model's own returns
+        return (1.0 / (1.0 + np.exp(-(returns[:, first] - returns[:, second])))).std(0)
+
     pool = random_pairs(30, 200, np.random.default_rng(1))
-    pool_std = member_preference_probs(model, cands, *pool).std(0)
     first, second = select_pairs("disagreement", cands, 10, rng=np.random.default_rng(1), reward_model=model,
                                  oversample=20)
-    chosen_std = member_preference_probs(model, cands, first, second).std(0)
     assert np.all(first != second) and first.max() < 30
-    assert chosen_std.min() >= np.quantile(pool_std, 0.94) - 1e-9
+    assert member_std(first, second).min() >= np.quantile(member_std(*pool), 0.94) - 1e-6
     first, second = select_pairs("entropy", cands, 10, rng=np.random.default_rng(1), reward_model=model)
     assert first.shape == (10,) and np.all(first != second)

@@ -124,11 +124,30 @@ def test_same_seed_same_outputs_different_seed_differs():
 
 @pytest.mark.parametrize("bootstrap", ["permutation", "bootstrap"])
 def test_members_differ_after_training(bootstrap):
+    """Members start as exact copies of member 0, so only their own data order / resample can make them differ:
+    an ensemble that fed every member the same batches would keep them identical (std exactly 0)."""
     model = small(n_members=3, bootstrap=bootstrap)
-    model.fit(oracle_pairs(100, 1), epochs=5)
+    with torch.no_grad():
+        for w in [*model.net.weights, *model.net.biases]:
+            w.copy_(w[:1].expand_as(w))
     rng = np.random.default_rng(2)
-    _, std = model.predict_std(rng.normal(size=(50, OBS)), rng.normal(size=(50, ACT)))
+    obs, act = rng.normal(size=(50, OBS)), rng.normal(size=(50, ACT))
+    assert model.predict_std(obs, act)[1].max() == 0.0  # identical before training
+    model.fit(oracle_pairs(100, 1), epochs=5)
+    _, std = model.predict_std(obs, act)
     assert std.mean() > 1e-3
+
+
+@pytest.mark.parametrize("bootstrap", ["permutation", "bootstrap"])
+def test_each_member_draws_its_own_indices(bootstrap):
+    idx = small(n_members=4, bootstrap=bootstrap)._sample_indices(200).numpy()
+    assert idx.shape == (4, 200) and idx.min() >= 0 and idx.max() < 200
+    assert len({tuple(row) for row in idx}) == 4  # no two members see the same sequence
+    for row in idx:
+        if bootstrap == "permutation":
+            assert sorted(row) == list(range(200))  # every pair once per epoch
+        else:  # a resample with replacement: about 1 - 1/e of the pairs appear
+            assert 0.55 < len(set(row)) / 200 < 0.72
 
 
 def test_learns_linear_reward_from_oracle_labels():
