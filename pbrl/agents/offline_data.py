@@ -87,11 +87,30 @@ def obs_stats(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return flat.mean(0).astype(np.float32), np.maximum(flat.std(0), 1e-3).astype(np.float32)
 
 
+class MaskDropout(nn.Module):
+    """Dropout (Srivastava et al. 2014): zero each unit with probability ``p`` in training, scale the rest by
+    ``1 / (1 - p)``; the identity in eval mode. Same distribution as ``nn.Dropout``, but the mask comes from
+    ``torch.rand``, which on CPU is several times faster than the ``bernoulli_`` kernel behind ``nn.Dropout``
+    (offline CPL steps ~20% faster, measured in ``bench/offline_prefs.py``'s docstring)."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise PbrlError(f"dropout: expected a probability in [0, 1), got {p}")
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        return x * ((torch.rand_like(x) < keep).to(x.dtype) * (1.0 / keep))
+
+
 def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, dropout: float = 0.0) -> nn.Sequential:
     """ReLU MLP with optional dropout after every hidden layer (CPL's actor uses dropout)."""
     layers: list[nn.Module] = []
     for h in hidden:
-        layers += [nn.Linear(in_dim, h), nn.ReLU()] + ([nn.Dropout(dropout)] if dropout > 0 else [])
+        layers += [nn.Linear(in_dim, h), nn.ReLU()] + ([MaskDropout(dropout)] if dropout > 0 else [])
         in_dim = h
     return nn.Sequential(*layers, nn.Linear(in_dim, out_dim))
 

@@ -210,3 +210,24 @@ def test_dense_sampler_takes_whole_components(rng: np.random.Generator) -> None:
     assert len(batch.segs) == 3 and len(batch.i1) == 3  # 3 segments scored, 3 comparisons used
     with pytest.raises(PbrlError, match="algo.pairing"):
         PairSampler(data, batch_pairs=2, pairing="full", rng=rng)
+
+
+def test_mask_dropout_is_dropout() -> None:
+    """Training: each unit kept with probability 1 - p and scaled by 1 / (1 - p) (expectation preserved); eval:
+    the identity; the gradient flows through kept units only."""
+    from pbrl.agents.offline_data import MaskDropout
+
+    torch.manual_seed(0)
+    drop = MaskDropout(0.25)
+    x = torch.full((400, 500), 2.0, requires_grad=True)
+    y = drop(x)
+    values = torch.unique(y.detach()).tolist()
+    assert len(values) == 2 and values[0] == 0.0 and values[1] == pytest.approx(2.0 / 0.75)
+    kept = float((y != 0).float().mean())
+    assert abs(kept - 0.75) < 0.005  # 200k Bernoulli(0.75) draws: std 0.001
+    assert abs(float(y.detach().mean()) - 2.0) < 0.02
+    y.sum().backward()
+    assert torch.equal(x.grad != 0, y != 0)
+    assert torch.equal(drop.eval()(x), x)
+    with pytest.raises(PbrlError, match=r"dropout: expected a probability in \[0, 1\)"):
+        MaskDropout(1.0)
