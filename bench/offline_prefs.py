@@ -1,20 +1,33 @@
-"""Benchmark: reward-free offline learning from preferences (CPL, OPPO) against BC on Meta-World.
+"""Benchmark: reward-free offline learning from preferences (CPL, OPPO) against BC on Meta-World, over seeds.
 
-For every task: roll out the scripted expert mixture once (noisy expert, a consistently mis-aimed sub-optimal
-expert -- a constant action offset shared by its episodes -- and random episodes), cut 64-step segments, and build two datasets from them as in CPL (Hejna et al. 2024, Sec. 5):
+For every task and seed: roll out the scripted expert mixture (noisy expert, a consistently mis-aimed sub-optimal
+expert -- a constant action offset shared by its episodes -- and random episodes), cut 64-step segments, and build
+two datasets from them as in CPL (Hejna et al. 2024, Sec. 5):
 
 * ``dense``: ``--dense-segments`` segments, every pair inside groups of ``--group-size`` labelled;
 * ``sparse``: ``--sparse-segments`` segments in disjoint pairs.
 
 Labels come from the rational scripted teacher on the true return. On each dataset we train BC on all segments,
 BC on the preferred segment of each pair, CPL and OPPO for ``--steps`` gradient steps and report the evaluation
-success rate (``--eval-episodes`` episodes). Issue scale: 2.5k dense / 20k sparse segments per task; measured in
-BENCHMARKS.md with ``--steps 10000`` on all 6 tasks: with two processes side by side on the 2-core machine a
-task took ~32 min for BC (all), BC (preferred) and CPL, ~40 min with OPPO. ``--std`` / ``--cpl-bc-weight``
-override the configs' actor std and CPL's BC regulariser for BC and CPL (rows record them); ``--quick`` is a
-~25 minute smoke run.
+success rate (``--eval-episodes`` episodes). A seed is both the data seed (rollouts, segment choice, labels) and the
+training seed. The table gives the mean over seeds per task, and per dataset the mean over tasks and seeds with a
+stratified-bootstrap 95% CI (:mod:`stats`) and the worst task; the goals (CPL >= preferred-BC + 10 points, OPPO >
+BC on all data) are judged on the CI of the paired difference.
 
-Usage:  python bench/offline_prefs.py [--quick] [--tasks drawer-open,button-press] [--update-md]
+Cost (session 7, 2-core machine at load ~8): per (task, seed) about 0.7 core-hours at issue scale with
+``--steps 10000`` (collection ~4.5 min, stores ~2 min, the 8 trainings ~35 min, evaluation ~1 min), so the 6 x 3
+benchmark is ~13 core-hours. Split it over two processes side by side (each single-threaded), then merge:
+
+    python bench/offline_prefs.py --steps 10000 --tasks drawer-open,button-press,door-open --out bench/results/op_a
+    python bench/offline_prefs.py --steps 10000 --tasks sweep-into,plate-slide,bin-picking --out bench/results/op_b
+    python bench/offline_prefs.py --from-rows bench/results/op_a/rows.json,bench/results/op_b/rows.json --update-md
+
+A killed run continues where it stopped when started again with the same ``--out`` (finished (task, seed) units
+are kept in ``rows.json``). ``--quick`` is a smoke run (~300 steps; minutes per task and seed).
+Offline actors use :class:`~pbrl.agents.offline_data.MaskDropout`: CPU per gradient step, same data, CPL dense
+14.7 -> 11.5 ms, BC 25.4 -> 21.3 ms (-22% / -16%) against ``nn.Dropout``.
+
+Usage:  python bench/offline_prefs.py [--quick] [--tasks drawer-open,button-press] [--seeds 0,1,2] [--update-md]
 """
 
 from __future__ import annotations
@@ -33,13 +46,16 @@ from omegaconf import OmegaConf
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BENCHMARKS, update_section  # noqa: E402
 
+from stats import stratified_bootstrap_ci  # noqa: E402
+
 from pbrl.agents.offline_data import OfflineData  # noqa: E402
-from pbrl.data.collect import CollectSpec, build_dataset, collect_episodes
-from pbrl.data.store import PreferenceStore
-from pbrl.envs import evaluate, expert_policy, load_task
-from pbrl.feedback.teachers import teacher_from_preset
-from pbrl.resources import resource_dir
-from pbrl.run.offline import build_learner
+from pbrl.data.collect import CollectSpec, build_dataset, collect_episodes  # noqa: E402
+from pbrl.data.store import PreferenceStore  # noqa: E402
+from pbrl.envs import evaluate, expert_policy, load_task  # noqa: E402
+from pbrl.feedback.teachers import teacher_from_preset  # noqa: E402
+from pbrl.resources import resource_dir  # noqa: E402
+from pbrl.run.offline import build_learner  # noqa: E402
+from pbrl.utils import atomic_write_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 MARK = "offline_prefs"
@@ -68,7 +84,8 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--steps", type=int, default=20000, help="gradient steps per method")
     ap.add_argument("--bc-steps", type=int, default=None, help="CPL BC warm-up (default: steps // 5)")
     ap.add_argument("--eval-episodes", type=int, default=25)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default="0,1,2", help="comma-separated seeds; each is a data seed (its own rollouts, "
+                                                      "segments and labels) and the training seed of every method")
     ap.add_argument("--hidden", default=None, help="MLP sizes for every method, e.g. 128,128 (default: configs)")
     ap.add_argument("--batch-pairs", type=int, default=None, help="pairs (BC: segments) per batch (default: configs)")
     ap.add_argument("--lr", type=float, default=None, help="learning rate of every method (default: configs)")
@@ -94,29 +111,33 @@ def parse() -> argparse.Namespace:
             "drawer-open,button-press,plate-slide", 48, 320, 1000)
         args.stride = 4
         args.steps, args.eval_episodes, args.hidden, args.batch_pairs, args.lr = 300, 8, "128,128", 16, 1e-3
+    try:
+        args.seed_list = [int(x) for x in args.seeds.split(",")]
+    except ValueError:
+        ap.error(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
     if args.episodes is None:  # every episode yields (length - 64) // stride + 1 aligned segments
         per_episode = (args.episode_length - 64) // args.stride + 1
         args.episodes = -(-max(args.dense_segments, args.sparse_segments) // per_episode)
     return args
 
 
-def make_datasets(task_name: str, args: argparse.Namespace, out: Path) -> dict[str, tuple[Path, dict]]:
-    """Collect once, then write the dense and sparse stores (segment subsets of the same rollouts)."""
+def make_datasets(task_name: str, args: argparse.Namespace, out: Path, seed: int) -> dict[str, tuple[Path, dict]]:
+    """Collect once per seed, then write the dense and sparse stores (segment subsets of the same rollouts)."""
     task = load_task(task_name)
     base = dict(episodes=args.episodes, episode_length=args.episode_length, segment_length=64, stride=args.stride,
                 noise_std=args.noise, random_frac=args.random_frac, suboptimal_frac=args.suboptimal_frac,
                 suboptimal_noise=args.noise, suboptimal_bias=args.suboptimal_bias)
-    trajs = collect_episodes(task, expert_policy(task), CollectSpec(**base), args.seed)
+    trajs = collect_episodes(task, expert_policy(task), CollectSpec(**base), seed)
     paths = {}
     for pairing, n in (("dense", args.dense_segments), ("sparse", args.sparse_segments)):
-        path = out / f"{task_name}-{pairing}.sqlite"
+        path = out / f"{task_name}-{pairing}-s{seed}.sqlite"
         path.unlink(missing_ok=True)
         spec = CollectSpec(**base, pairing=pairing, n_segments=n, group_size=args.group_size)
-        teacher = teacher_from_preset("oracle", rng=np.random.default_rng(args.seed))
+        teacher = teacher_from_preset("oracle", rng=np.random.default_rng(seed))
         with PreferenceStore(path) as store:
             store.set_meta("task", task_name)
-            counts = build_dataset(store, trajs, spec, teacher.label, seed=args.seed)
-        print(json.dumps({"task": task_name, "dataset": pairing, **counts}), flush=True)
+            counts = build_dataset(store, trajs, spec, teacher.label, seed=seed)
+        print(json.dumps({"task": task_name, "dataset": pairing, "seed": seed, **counts}), flush=True)
         paths[pairing] = (path, counts)
     return paths
 
@@ -143,29 +164,34 @@ def algo_cfg(name: str, overrides: dict, args: argparse.Namespace, pairing: str)
     return cfg
 
 
-def run_method(task_name: str, data: OfflineData, method: str, pairing: str, args) -> dict:
+def run_method(task_name: str, data: OfflineData, method: str, pairing: str, args, seed: int) -> dict:
     name, overrides = METHODS[method]
-    torch.manual_seed(args.seed)
+    torch.manual_seed(seed)
     cfg = algo_cfg(name, overrides, args, pairing)
-    learner = build_learner(cfg, data, np.random.default_rng([args.seed, 4]))
+    learner = build_learner(cfg, data, np.random.default_rng([seed, 4]))
     t0 = time.time()
     for step in range(int(cfg.steps)):
         learner.update(step)
     train_s = time.time() - t0
-    res = evaluate(load_task(task_name), learner.policy.act, n_episodes=args.eval_episodes, seed=10_000 + args.seed,
+    res = evaluate(load_task(task_name), learner.policy.act, n_episodes=args.eval_episodes, seed=10_000 + seed,
                    episode_length=args.episode_length)
-    return {"task": task_name, "dataset": pairing, "method": method, "success": res.success_rate,
+    return {"task": task_name, "dataset": pairing, "method": method, "seed": seed, "success": res.success_rate,
             "return": res.return_mean, "train_s": train_s, "eval_s": time.time() - t0 - train_s,
             **method_settings(cfg)}
 
 
 #: method settings stamped on every row: key -> (value in rows that predate the stamp, algos that have it)
-ROW_SETTINGS = {"std": ("learned", ("bc", "cpl")), "bc_weight": (1.0, ("cpl",))}
+ROW_SETTINGS = {"std": ("learned", ("bc", "cpl")), "bc_weight": (1.0, ("cpl",)),
+                "objective": ("before issue 18", ("cpl", "oppo"))}
+#: the objective's version, stamped on CPL/OPPO rows: issue 18 fixed CPL's score (the CPL code's -||mu - a||^2)
+#: and OPPO's losses (the reference's), so rows from before cannot share a mean with newer ones
+OBJECTIVES = {"cpl": "cpl-code score", "oppo": "reference losses"}
 
 
 def method_settings(cfg) -> dict:
     """The row's settings that only some methods have (see :data:`ROW_SETTINGS`)."""
-    return {k: cfg[k] for k, (_, algos) in ROW_SETTINGS.items() if cfg.name in algos}
+    known = {**cfg, "objective": OBJECTIVES.get(cfg.name)}
+    return {k: known[k] for k, (_, algos) in ROW_SETTINGS.items() if cfg.name in algos}
 
 
 def row_settings(row: dict) -> dict:
@@ -190,17 +216,25 @@ def settings_of(rows: list[dict], method: str) -> dict:
     return json.loads(seen.pop()) if seen else {}
 
 
-#: settings that must agree for runs on different tasks to share one table
+#: settings that must agree for runs (other tasks, other seeds) to share one table
 SETTINGS = ("episode_length", "dense_segments", "sparse_segments", "noise", "suboptimal_frac", "suboptimal_bias",
-            "random_frac", "group_size", "stride", "steps", "bc_steps", "eval_episodes", "seed", "hidden",
-            "batch_pairs", "lr")
+            "random_frac", "group_size", "stride", "steps", "bc_steps", "eval_episodes", "hidden", "batch_pairs", "lr")
+
+
+def seeded_rows(run: dict) -> list[dict]:
+    """The run's rows, each with its seed (rows written before ``--seeds`` existed used the run's ``--seed``)."""
+    return [{**r, "seed": r.get("seed", run["args"].get("seed", 0))} for r in run["rows"]]
+
+
+def cell_key(row: dict) -> tuple:
+    return row["task"], row["dataset"], row["method"], row["seed"]
 
 
 def merge_runs(runs: list[dict]) -> dict:
     """One ``rows.json`` from runs with the same settings (an error names the one that differs).
 
-    Runs of other tasks add rows; a later run's row replaces an earlier one for the same (task, dataset,
-    method), so one method can be re-run on the same data with ``--methods``.
+    Runs of other tasks or seeds add rows; a later run's row replaces an earlier one for the same (task, dataset,
+    method, seed), so one method can be re-run on the same data with ``--methods``.
     """
     first = runs[0]["args"]
     for run in runs[1:]:
@@ -208,29 +242,94 @@ def merge_runs(runs: list[dict]) -> dict:
         if bad:
             raise SystemExit(f"--from-rows: runs differ in {bad[0]} ({first.get(bad[0])} vs {run['args'].get(bad[0])})")
     tasks = list(dict.fromkeys(t for run in runs for t in run["args"]["tasks"].split(",")))
-    cells = {(r["task"], r["dataset"], r["method"]): r for run in runs for r in run["rows"]}  # later runs win
+    cells = {cell_key(r): r for run in runs for r in seeded_rows(run)}  # later runs win
     for method in METHODS:
         settings_of(list(cells.values()), method)
-    return {"args": {**first, "tasks": ",".join(tasks)}, "rows": list(cells.values()),
-            "wall_s": sum(run.get("wall_s", 0.0) for run in runs)}
+    seeds = sorted({r["seed"] for r in cells.values()})
+    return {"args": {**first, "tasks": ",".join(tasks), "seeds": ",".join(map(str, seeds))},
+            "rows": list(cells.values()), "wall_s": sum(run.get("wall_s", 0.0) for run in runs)}
+
+
+def per_task(rows: list[dict], method: str, pairing: str) -> dict[str, list[float]]:
+    """Success (%) of ``method`` on ``pairing`` data: task -> one value per seed."""
+    out: dict[str, list[float]] = {}
+    for r in rows:
+        if r["method"] == method and r["dataset"] == pairing:
+            out.setdefault(r["task"], []).append(100.0 * r["success"])
+    return out
+
+
+def summary_cells(rows: list[dict], pairing: str) -> tuple[list[str], list[str]]:
+    """Per method: ``mean [95% CI]`` over tasks and seeds, and the worst task's mean."""
+    means, worst = [], []
+    for m in METHODS:
+        got = per_task(rows, m, pairing)
+        if not got:
+            means.append("-")
+            worst.append("-")
+            continue
+        mean, lo, hi = stratified_bootstrap_ci(list(got.values()))
+        few = min(len(v) for v in got.values())
+        means.append(f"{mean:.0f} [{lo:.0f}, {hi:.0f}]" if few >= 2 else f"{mean:.0f} (1 seed: no CI)")
+        task, vals = min(got.items(), key=lambda kv: np.mean(kv[1]))
+        worst.append(f"{np.mean(vals):.0f} ({task})")
+    return means, worst
 
 
 def table(rows: list[dict], args) -> str:
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     lines = ["| task | dataset | " + " | ".join(METHODS) + " |", "|---|---|" + "---|" * len(METHODS)]
     for pairing in ("dense", "sparse"):
-        for t in tasks + ["**mean**"]:
+        for t in tasks:
             cells = []
             for m in METHODS:
-                vals = [r["success"] for r in rows if r["dataset"] == pairing and r["method"] == m
-                        and (t == "**mean**" or r["task"] == t)]
-                cells.append(f"{100 * np.mean(vals):.0f}" if vals else "-")
+                vals = per_task(rows, m, pairing).get(t, [])
+                cells.append(f"{np.mean(vals):.0f}" if vals else "-")
             lines.append(f"| {t} | {pairing} | " + " | ".join(cells) + " |")
+        means, worst = summary_cells(rows, pairing)
+        lines.append(f"| **mean [95% CI]** | {pairing} | " + " | ".join(means) + " |")
+        lines.append(f"| **worst task** | {pairing} | " + " | ".join(worst) + " |")
     return "\n".join(lines)
 
 
 def update_md(text: str) -> None:
     update_section(BENCHMARKS, MARK, text)
+
+
+def load_resume(out: Path, args: argparse.Namespace) -> list[dict]:
+    """Rows of an earlier run in ``out`` with the same settings (a killed run continues); [] when there is none."""
+    path = out / "rows.json"
+    if not path.is_file():
+        return []
+    saved = json.loads(path.read_text())
+    bad = [k for k in SETTINGS if saved["args"].get(k) != vars(args).get(k)]
+    if bad:
+        raise SystemExit(f"--out {out}: holds a run with a different {bad[0]} ({saved['args'].get(bad[0])} vs "
+                         f"{vars(args).get(bad[0])}); choose another --out")
+    return seeded_rows(saved)
+
+
+def unit_done(rows: list[dict], task: str, seed: int, methods: list[str]) -> bool:
+    have = {cell_key(r) for r in rows}
+    return all((task, d, m, seed) in have for d in ("dense", "sparse") for m in methods)
+
+
+def run_unit(task: str, seed: int, args: argparse.Namespace, out: Path) -> list[dict]:
+    """Datasets of one (task, seed) and every method trained on both."""
+    rows = []
+    paths = make_datasets(task, args, out, seed)
+    try:
+        for pairing, (path, counts) in paths.items():
+            with PreferenceStore(path, create=False) as store:
+                data = OfflineData.from_store(store)
+            for method in args.methods.split(","):
+                rows.append({**run_method(task, data, method, pairing, args, seed), **counts})
+                print(json.dumps(rows[-1]), flush=True)
+    finally:
+        if not args.keep_data:  # hundreds of MB per task; the rows are what the benchmark keeps
+            for path, _ in paths.values():
+                path.unlink(missing_ok=True)
+    return rows
 
 
 def main() -> None:
@@ -243,65 +342,74 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows, t_start = [], time.time()
+    rows, t_start = load_resume(out, args), time.time()
+    methods = args.methods.split(",")
     for task_name in args.tasks.split(","):
-        paths = make_datasets(task_name, args, out)
-        for pairing, (path, counts) in paths.items():
-            with PreferenceStore(path, create=False) as store:
-                data = OfflineData.from_store(store)
-            for method in args.methods.split(","):
-                rows.append({**run_method(task_name, data, method, pairing, args), **counts})
-                print(json.dumps(rows[-1]), flush=True)
-        if not args.keep_data:  # hundreds of MB per task; the rows are what the benchmark keeps
-            for path, _ in paths.values():
-                path.unlink(missing_ok=True)
-        (out / "rows.json").write_text(json.dumps({"args": vars(args), "rows": rows,
-                                                   "wall_s": time.time() - t_start}, indent=1))
-        report(rows, args, t_start)
+        for seed in args.seed_list:
+            if unit_done(rows, task_name, seed, methods):
+                print(f"{task_name} seed {seed}: done in {out / 'rows.json'}, skipped", flush=True)
+                continue
+            new = run_unit(task_name, seed, args, out)
+            rows = [r for r in rows if (r["task"], r["seed"]) != (task_name, seed)] + new
+            saved = {k: v for k, v in vars(args).items() if k != "seed_list"}
+            atomic_write_json(out / "rows.json", {"args": saved, "rows": rows, "wall_s": time.time() - t_start})
+            report(rows, args, t_start)
 
 
-def paired(rows: list[dict], a: str, b: str, pairing: Optional[str] = None) -> list[tuple[float, float]]:
-    """(success of ``a``, success of ``b``) for every (task, dataset) cell that has both methods."""
-    got = {(r["task"], r["dataset"], r["method"]): r["success"] for r in rows}
-    return [(got[(t, d, a)], got[(t, d, b)]) for (t, d, m) in got
-            if m == a and (t, d, b) in got and pairing in (None, d)]
+def paired(rows: list[dict], a: str, b: str, pairing: str) -> dict[str, list[float]]:
+    """Per task, the differences ``a - b`` in success points on the same (task, dataset, seed) data."""
+    got = {cell_key(r): 100.0 * r["success"] for r in rows}
+    out: dict[str, list[float]] = {}
+    for (t, d, m, s), v in got.items():
+        if m == a and d == pairing and (t, d, b, s) in got:
+            out.setdefault(t, []).append(v - got[(t, d, b, s)])
+    return out
+
+
+#: the issue's goals: (method, baseline, threshold in points); met when the 95% CI of the mean paired difference
+#: lies above the threshold
+GOALS = (("CPL", "BC (preferred)", 10.0), ("OPPO", "BC (all)", 0.0))
+#: seeds per task a goal needs before it is judged (the project's evidence standard)
+MIN_SEEDS = 3
 
 
 def verdict(rows: list[dict]) -> str:
-    """The issue's two goals, checked on the rows at hand (mean paired gaps over tasks, in success points)."""
+    """The goals on the paired differences (task, dataset, seed), mean over tasks and seeds with a 95% CI."""
     out = []
     for pairing in ("dense", "sparse"):
         parts = []
-        for a, b, goal, ok in (("CPL", "BC (preferred)", ">= +10", lambda g: g >= 10),
-                               ("OPPO", "BC (all)", "> 0", lambda g: g > 0)):
-            cells = paired(rows, a, b, pairing)
-            if cells:
-                gap = round(100 * float(np.mean([x - y for x, y in cells])), 6)  # 94 - 84 reads as 10, not 9.99..
-                parts.append(f"{a} - {b} = {gap:+.0f} points (goal {goal}: {'met' if ok(gap) else 'NOT met'})")
+        for a, b, goal in GOALS:
+            diffs = paired(rows, a, b, pairing)
+            if not diffs:
+                continue
+            mean, lo, hi = stratified_bootstrap_ci(list(diffs.values()))
+            n = sum(len(v) for v in diffs.values())
+            lo = round(lo, 6)  # 94 - 84 reads as 10, not 9.99..
+            ok = lo >= goal if goal > 0 else lo > 0
+            rel = f">= {goal:+.0f}" if goal > 0 else "> 0"
+            few = min(len(v) for v in diffs.values())
+            judged = ("met" if ok else "NOT met") if few >= MIN_SEEDS else \
+                f"not judged: {few} seed(s) per task, at least {MIN_SEEDS} needed"
+            parts.append(f"{a} - {b} = {mean:+.0f} points, 95% CI [{lo:+.0f}, {hi:+.0f}] over {n} (task, seed) cells "
+                         f"(goal {rel} on the CI: {judged})")
         if parts:
-            out.append(f"{pairing}: " + ", ".join(parts))
-    cells = paired(rows, "CPL", "BC (preferred)")
-    ahead = sum(c >= p for c, p in cells)
-    ceiling = sum(p >= 1.0 for _, p in cells)
-    return ("Goals at this scale: " + "; ".join(out) + f". CPL >= preferred-BC in {ahead}/{len(cells)} cells; "
-            f"preferred-BC is at 100% in {ceiling} of them, where no method can gain 10 points.")
+            out.append(f"{pairing}: " + "; ".join(parts))
+    return "Goals, judged on the stratified-bootstrap CI: " + ". ".join(out) + "." if out else ""
 
 
 def note(args: argparse.Namespace) -> str:
     """How to read the table: what the data are and what the scale leaves out."""
+    seeds = getattr(args, "seeds", str(getattr(args, "seed", 0)))
     if args.quick:
         return ("Reduced `--quick` scale (~300 gradient steps per method, 8 evaluation episodes, so one episode is "
-                "12.5 points): a smoke run, not a result. The target scale is `python bench/offline_prefs.py "
-                "--update-md`.")
-    return (f"Why the mis-aimed expert: with zero-mean action noise only (the earlier data recipe) the expert "
-            f"stays the mean action, so cloning *all* data already reached 88-96% success and no preference method "
-            f"could show anything; a sub-optimal behaviour that is wrong in one consistent direction (like the "
-            f"partly trained SAC policies behind CPL's datasets) makes the average behaviour fail, and only the "
-            f"preference contrast can undo it. One seed, {args.eval_episodes} evaluation episodes per cell (one "
-            f"episode = {100 / args.eval_episodes:.0f} points); all methods use the configs' networks (256x256 MLP, "
-            f"dropout 0.25, lr 3e-4) and {args.steps} gradient steps (CPL: the first {args.steps // 5} of them BC "
-            f"warm-up). Tasks ran one after another per process, beside other benchmark processes on the 2-core "
-            f"machine (wall times are inflated by that).")
+                "12.5 points): a smoke run, not a result. The target scale is the docstring's split command.")
+    return (f"Why the mis-aimed expert: with zero-mean action noise only the expert stays the mean action, so cloning "
+            f"*all* data already reached 88-96% success and no preference method could show anything; a sub-optimal "
+            f"behaviour that is wrong in one consistent direction (like the partly trained SAC policies behind CPL's "
+            f"datasets) makes the average behaviour fail, and only the preference contrast can undo it. Seeds {seeds} "
+            f"(each its own datasets and training), {args.eval_episodes} evaluation episodes per cell; all methods "
+            f"use the configs' networks and {args.steps} gradient steps (CPL: the first {args.steps // 5} of them BC "
+            f"warm-up). CIs: stratified bootstrap over seeds within tasks (5000 resamples, `bench/stats.py`).")
 
 
 def sizes(rows: list[dict], pairing: str) -> str:
@@ -341,10 +449,10 @@ def report(rows: list[dict], args: argparse.Namespace, t_start: float) -> None:
     scale = (f"{len(done)} task(s) ({', '.join(done)}), {args.episodes} episodes x {args.episode_length} steps per task, "
              f"dense {sizes(rows, 'dense')} / sparse {sizes(rows, 'sparse')} segments of 64 steps, {args.steps} "
              f"gradient steps per method (hidden {args.hidden or 'config'}, batch {args.batch_pairs or 'config'}, lr "
-             f"{args.lr or 'config'}), {args.eval_episodes} eval episodes, seed {args.seed}; "
+             f"{args.lr or 'config'}), {args.eval_episodes} eval episodes, seeds {getattr(args, 'seeds', '0')}; "
              f"total wall {time.time() - t_start:.0f} s")
     text = (f"### Offline preferences: CPL / OPPO vs BC (`bench/offline_prefs.py`)\n\n"
-            f"Success rate (%) in the environment after offline training on datasets from `pbrl.data.collect` "
+            f"Success rate (%; per task the mean over seeds) in the environment after offline training on datasets from `pbrl.data.collect` "
             f"({mixture(args)}; rational return teacher; time-aligned pairs; dense = all pairs in groups of "
             f"{args.group_size}, sparse = disjoint pairs). Scale run: {scale}.\n\n{table(rows, args)}\n\n"
             f"{verdict(rows)} {method_line(rows)}\n\n{note(args)}")

@@ -1,7 +1,12 @@
-"""bench/offline_prefs.py: merging runs checks each method's settings cell by cell (real rows.json layout)."""
+"""bench/offline_prefs.py: seeds per cell, CIs, goals judged on the CI, merging and resuming (real rows.json layout)."""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from bench_modules import load_bench
@@ -12,29 +17,106 @@ def op():
     return load_bench("offline_prefs")
 
 
+@pytest.fixture(scope="module")
+def stats():
+    return load_bench("stats")
+
+
 ARGS = {"tasks": "door-open", "steps": 10000, "seed": 0}
+NEW = {"std": 0.7071, "bc_weight": 0.0}
 
 
-def _row(method: str, success: float, **stamp) -> dict:
-    return {"task": "door-open", "dataset": "dense", "method": method, "success": success, **stamp}
+def _row(method: str, success: float, task: str = "door-open", seed: int | None = None, **stamp) -> dict:
+    row = {"task": task, "dataset": "dense", "method": method, "success": success, **stamp}
+    return row if seed is None else {**row, "seed": seed}
 
 
-def test_later_run_replaces_cells_and_its_settings_are_reported(op) -> None:
-    old = {"args": ARGS, "rows": [_row("CPL", 0.0), _row("BC (preferred)", 0.0), _row("OPPO", 1.0)]}
-    new = {"args": ARGS, "rows": [_row("CPL", 0.64, std="0.7071", bc_weight=0),  # flag text and config number
-                                  _row("BC (preferred)", 0.0, std=0.7071)]}
-    merged = op.merge_runs([old, new])
-    got = {r["method"]: r for r in merged["rows"]}
-    assert got["CPL"]["success"] == 0.64 and got["OPPO"]["success"] == 1.0
-    assert op.settings_of(merged["rows"], "CPL") == {"std": "0.7071", "bc_weight": "0.0"}
-    assert op.settings_of(merged["rows"], "OPPO") == {}
-    assert "CPL: bc_weight 0.0, std 0.7071" in op.method_line(merged["rows"])
-    assert "+64 points" in op.verdict(merged["rows"])
+def test_stratified_bootstrap_ci_hand_checked(stats) -> None:
+    # every run of a task equal: every resample gives the same mean, so the CI collapses on it: (10 + 40) / 2
+    assert stats.stratified_bootstrap_ci([[10, 10, 10], [40, 40]]) == (25.0, 25.0, 25.0)
+    # tasks weigh the same whatever their number of runs: (mean(0, 30) + mean(60)) / 2 = 37.5
+    mean, lo, hi = stats.stratified_bootstrap_ci([[0, 30], [60]], reps=4000)
+    assert mean == 37.5
+    # resampling task 1's two runs gives task means 0, 15 or 30 (prob 1/4, 1/2, 1/4): overall 30, 37.5 or 45
+    assert lo == pytest.approx(30.0) and hi == pytest.approx(45.0)
+    one = stats.stratified_bootstrap_ci([np.arange(100.0)], reps=4000)
+    assert one[0] == 49.5 and one[1] < 49.5 < one[2] and 8 < one[2] - one[1] < 15  # ~ 2 x 1.96 x 29 / sqrt(100)
+
+
+def test_goal_is_judged_on_the_ci_of_the_paired_difference(op) -> None:
+    """CPL beats preferred-BC by (20 + 24 - 6) / 3 = +12.7 points on average, but one seed of three is -6: the CI
+    reaches below +10, so the goal is not met although the mean is above it."""
+    rows = []
+    for seed, (cpl, bc) in enumerate([(0.70, 0.50), (0.74, 0.50), (0.50, 0.56)]):
+        for task in ("door-open", "drawer-open"):
+            rows += [_row("CPL", cpl, task, seed), _row("BC (preferred)", bc, task, seed)]
+    text = op.verdict(rows)
+    assert "CPL - BC (preferred) = +13 points" in text and "NOT met" in text
+    assert "over 6 (task, seed) cells" in text
+    steady = [{**r, "success": 0.75 if r["method"] == "CPL" else 0.5} for r in rows]
+    assert "CPL - BC (preferred) = +25 points, 95% CI [+25, +25]" in op.verdict(steady)
+    assert "(goal >= +10 on the CI: met)" in op.verdict(steady)
+    one_seed = [r for r in steady if r["seed"] == 0]  # a zero-width CI from one seed proves nothing
+    assert "not judged: 1 seed(s) per task, at least 3 needed" in op.verdict(one_seed)
+    assert "(1 seed: no CI)" in op.table(one_seed, None)
+
+
+def test_table_has_mean_over_seeds_ci_and_worst_task(op) -> None:
+    rows = [_row("CPL", s, "door-open", k) for k, s in enumerate([0.4, 0.6, 0.5])]
+    rows += [_row("CPL", s, "drawer-open", k) for k, s in enumerate([1.0, 1.0, 1.0])]
+    table = op.table(rows, None)
+    assert "| door-open | dense | - | - | 50 | - |" in table  # mean over the three seeds
+    assert "| **worst task** | dense | - | - | 50 (door-open) | - |" in table
+    mean_row = next(line for line in table.splitlines() if line.startswith("| **mean [95% CI]** | dense"))
+    assert "75 [" in mean_row  # (50 + 100) / 2
+
+
+def test_runs_of_other_seeds_merge_and_later_runs_replace_cells(op) -> None:
+    a = {"args": {**ARGS, "seeds": "0"}, "rows": [_row("CPL", 0.5, seed=0, **NEW), _row("OPPO", 1.0, seed=0)]}
+    b = {"args": {**ARGS, "seeds": "1,2"}, "rows": [_row("CPL", 0.7, seed=1, **NEW), _row("CPL", 0.9, seed=2, **NEW)]}
+    c = {"args": {**ARGS, "seeds": "0"}, "rows": [_row("CPL", 0.6, seed=0, **NEW)]}
+    merged = op.merge_runs([a, b, c])
+    got = {(r["method"], r["seed"]): r["success"] for r in merged["rows"]}
+    assert got == {("CPL", 0): 0.6, ("CPL", 1): 0.7, ("CPL", 2): 0.9, ("OPPO", 0): 1.0}
+    assert merged["args"]["seeds"] == "0,1,2"
+    old = {"args": ARGS, "rows": [_row("BC (all)", 0.2)]}  # written before --seeds: the run's --seed
+    assert op.merge_runs([old])["rows"][0]["seed"] == 0
+    with pytest.raises(SystemExit, match="runs differ in steps"):
+        op.merge_runs([a, {**b, "args": {**b["args"], "steps": 300}}])
 
 
 def test_rows_of_one_method_with_different_settings_are_refused(op) -> None:
     """An old (learned-std) CPL cell beside a new fixed-std one would mix two CPLs in one mean."""
-    old = {"args": ARGS, "rows": [_row("CPL", 0.0), {**_row("CPL", 0.5), "task": "drawer-open"}]}
+    old = {"args": ARGS, "rows": [_row("CPL", 0.0), _row("CPL", 0.5, task="drawer-open")]}
     new = {"args": ARGS, "rows": [_row("CPL", 0.64, std=0.7071, bc_weight=0.0)]}
     with pytest.raises(SystemExit, match="CPL rows were trained with different settings"):
         op.merge_runs([old, new])
+
+
+def test_cpl_and_oppo_rows_from_before_the_objective_fix_are_not_mixed_with_new_ones(op) -> None:
+    from omegaconf import OmegaConf
+
+    stamp = op.method_settings(OmegaConf.create({"name": "cpl", "std": 0.7071, "bc_weight": 0.0}))
+    assert stamp == {"std": 0.7071, "bc_weight": 0.0, "objective": "cpl-code score"}
+    assert op.method_settings(OmegaConf.create({"name": "oppo"})) == {"objective": "reference losses"}
+    before = {"args": ARGS, "rows": [_row("CPL", 0.5, std="0.7071", bc_weight=0)]}
+    after = {"args": ARGS, "rows": [_row("CPL", 0.7, task="drawer-open", **stamp)]}
+    with pytest.raises(SystemExit, match="CPL rows were trained with different settings"):
+        op.merge_runs([before, after])
+
+
+def test_a_killed_run_resumes_finished_units_and_refuses_other_settings(op, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["offline_prefs.py", "--quick", "--tasks", "door-open", "--seeds", "0,1",
+                                      "--methods", "CPL", "--out", str(tmp_path)])
+    args = op.parse()
+    assert args.seed_list == [0, 1]
+    assert op.load_resume(tmp_path, args) == []
+    saved = {k: v for k, v in vars(args).items() if k != "seed_list"}
+    rows = [{**_row("CPL", 0.5, seed=0), "dataset": d} for d in ("dense", "sparse")]
+    (tmp_path / "rows.json").write_text(json.dumps({"args": saved, "rows": rows}))
+    resumed = op.load_resume(tmp_path, args)
+    assert op.unit_done(resumed, "door-open", 0, ["CPL"]) and not op.unit_done(resumed, "door-open", 1, ["CPL"])
+    assert not op.unit_done(resumed, "door-open", 0, ["CPL", "OPPO"])
+    args.steps = 999
+    with pytest.raises(SystemExit, match="holds a run with a different steps"):
+        op.load_resume(tmp_path, args)
