@@ -59,6 +59,8 @@ from pbrl.utils import atomic_write_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 MARK = "offline_prefs"
+FULL_TASKS = "drawer-open,button-press,door-open,sweep-into,plate-slide,bin-picking"
+QUICK_TASKS = "drawer-open,button-press,plate-slide"
 METHODS = {  # name -> (algo config file, overrides)
     "BC (all)": ("bc", {"preferred_only": False}),
     "BC (preferred)": ("bc", {"preferred_only": True}),
@@ -69,7 +71,8 @@ METHODS = {  # name -> (algo config file, overrides)
 
 def parse() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--tasks", default="drawer-open,button-press,door-open,sweep-into,plate-slide,bin-picking")
+    ap.add_argument("--tasks", default=None, help=f"comma-separated tasks (default: {FULL_TASKS}; --quick: "
+                                                   f"{QUICK_TASKS})")
     ap.add_argument("--episodes", type=int, default=None,
                     help="rollouts per task, shared by both datasets (default: enough for the larger dataset)")
     ap.add_argument("--episode-length", type=int, default=150)
@@ -106,9 +109,9 @@ def parse() -> argparse.Namespace:
     unknown = [m for m in args.methods.split(",") if m not in METHODS]
     if unknown:
         ap.error(f"--methods: unknown {unknown}; expected some of {list(METHODS)}")
+    args.tasks = args.tasks or (QUICK_TASKS if args.quick else FULL_TASKS)
     if args.quick:
-        args.tasks, args.episodes, args.dense_segments, args.sparse_segments = (
-            "drawer-open,button-press,plate-slide", 48, 320, 1000)
+        args.episodes, args.dense_segments, args.sparse_segments = 48, 320, 1000
         args.stride = 4
         args.steps, args.eval_episodes, args.hidden, args.batch_pairs, args.lr = 300, 8, "128,128", 16, 1e-3
     try:

@@ -164,3 +164,11 @@ def test_auto_normalisation_keeps_the_raw_mean_where_episodes_end_early() -> Non
     cfg.reward.normalize = "cubic"
     with pytest.raises(PbrlError, match=r"reward.normalize: expected standard \| scale \| none \| auto, got 'cubic'"):
         build_normalizer(cfg, load_task("hopper"))
+
+
+def test_update_after_reset_is_checked() -> None:
+    from pbrl.agents.pebble import PebbleConfig
+
+    assert PebbleConfig(total_steps=2000).update_after_reset == 100  # BPref's reset_update
+    with pytest.raises(PbrlError, match="algo.update_after_reset: expected an integer >= 0, got -1"):
+        PebbleConfig(total_steps=2000, update_after_reset=-1)

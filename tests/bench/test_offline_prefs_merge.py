@@ -120,3 +120,12 @@ def test_a_killed_run_resumes_finished_units_and_refuses_other_settings(op, tmp_
     args.steps = 999
     with pytest.raises(SystemExit, match="holds a run with a different steps"):
         op.load_resume(tmp_path, args)
+
+
+def test_quick_keeps_the_tasks_asked_for(op, monkeypatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["offline_prefs.py", "--quick", "--tasks", "door-open"])
+    assert op.parse().tasks == "door-open"
+    monkeypatch.setattr(sys, "argv", ["offline_prefs.py", "--quick"])
+    assert op.parse().tasks == op.QUICK_TASKS
+    monkeypatch.setattr(sys, "argv", ["offline_prefs.py"])
+    assert op.parse().tasks == op.FULL_TASKS and op.parse().seed_list == [0, 1, 2]
