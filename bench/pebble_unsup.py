@@ -41,6 +41,7 @@ from pbrl.utils import atomic_write_json  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MARK = "pebble-unsup"
+MIN_SEEDS = 3  # paired seeds before an effect is called (the project's evidence standard)
 
 
 def parse(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -115,9 +116,11 @@ def paired_effect(rows: list[dict], task: str, unsup: int, base: int, key: str) 
     got = {(r["unsup"], r["seed"]): r[key] for r in rows if r["task"] == task and r[key] is not None}
     diffs = [got[(unsup, s)] - got[(base, s)] for (u, s) in got if u == unsup and (base, s) in got]
     if len(diffs) < 2:
-        return "-", "not judged (fewer than 2 paired seeds)"
+        return "-", f"{len(diffs)} paired seed(s)"
     mean, lo, hi = stratified_bootstrap_ci([diffs])
     word = "helps" if lo > 0 else "hurts" if hi < 0 else "no difference shown"
+    if len(diffs) < MIN_SEEDS:
+        word = f"not judged: {len(diffs)} paired seeds, {MIN_SEEDS} needed"
     fmt = ".2f" if key == "success" else ".0f"
     return f"{mean:+{fmt}} [{lo:+{fmt}}, {hi:+{fmt}}]", word
 
