@@ -101,9 +101,18 @@ class OPPOLearner(OfflineLearner):
     """OPPO's alternating updates of encoder + contextual policy, then of the optimal context ``z*``.
 
     Loss weights: the reference objective per step is ``HIM_1 + HIM_2 + 0.1 triplet + 0.1 (norm_1 + norm_2)`` over
-    two batches of segments (``pref_loss_ratio = phi_norm_loss_ratio = 0.1``); here HIM and the norm term are one
-    mean over the batch's segments, so ``pref_weight = 0.05`` and ``norm_weight = 0.1`` are the same ratios
-    (``configs/algo/oppo.yaml``). ``z_lr = 1e-3`` is the reference's ``w_lr``.
+    two batches of segments (``pref_loss_ratio = phi_norm_loss_ratio = 0.1``); with HIM and the norm term as one
+    mean over the batch's segments, the same ratios are ``pref_weight = 0.05``, ``norm_weight = 0.1``. pbrl's
+    defaults are ``0.5`` and ``0.01`` (``configs/algo/oppo.yaml``), measured: ``z*`` starts at norm ~2 sqrt(z_dim),
+    far outside the unit-norm embeddings, and there the triplet loss has no radial gradient (it depends only on
+    the direction to the embeddings), so ``z*`` stays out there; only the encoder can bring preferred embeddings
+    to it, which the reference's weak triplet / strong norm weights do not within pbrl's budgets (thousands of
+    steps, the reference runs 100k). Drawer-open dense (2200 segments), 3000 steps, seeds 0 / 1, success of 10
+    episodes: reference weights 0 / 0%, (0.5, 0.1) 0 / 30%, (0.05, 0.01) 0% (seed 0), (0.5, 0.01) 100 / 60%.
+    ``z_lr = 1e-3`` is the reference's ``w_lr``. Kept from pbrl rather than the reference: an MLP contextual
+    policy (the reference decodes with a decision transformer), Adam at ``lr`` 3e-4 without weight decay, gradient
+    clipping or warm-up (AdamW 1e-4, clip 0.25, 10k warm-up steps there), and batches of labelled pairs from the
+    store (the reference labels random pairs by their returns on the fly).
 
     Args:
         data: the offline dataset.
