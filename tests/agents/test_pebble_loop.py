@@ -149,3 +149,31 @@ def test_intrinsic_reward_only_inside_the_unsupervised_window(run) -> None:
     sample = trainer.buffer.sample(64)
     stored = torch.as_tensor(trainer.buffer.rewards[: trainer.buffer.size_now, 0])
     assert all(bool((stored == r).any()) for r in sample.rewards.flatten())  # rewards come from the buffer now
+
+
+def test_first_session_after_a_resume_resets_and_trains_the_loaded_model(tmp_path: Path) -> None:
+    """A run killed during its seed steps resumes from SAC.load, which has no SB3 logger until learn(): the
+    critic reset and its update_after_reset steps must still run there."""
+    from stable_baselines3 import SAC
+
+    torch.set_num_threads(1)
+    venv = make_venv(pusher_task(), seed=0)
+    kwargs = {"batch_size": 16, "policy_kwargs": {"net_arch": [16, 16]}}
+    model = build_sac(venv, seed=0, seed_steps=100, buffer_size=500, sac_kwargs=kwargs)
+    model.learn(100)  # the seed steps, then "killed" right at the first feedback step
+    model.save(tmp_path / "agent.zip")
+    model.save_replay_buffer(tmp_path / "buffer.pkl")
+    loaded = SAC.load(tmp_path / "agent.zip", env=venv, device="cpu")
+    loaded.load_replay_buffer(tmp_path / "buffer.pkl")
+    with PreferenceStore(tmp_path / "store.sqlite") as store:
+        learner = PreferenceLearner(
+            reward_model=EnsembleReward(23, 7, n_members=2, hidden=(16,), seed=0),
+            labeller=teacher_from_preset("oracle", rng=np.random.default_rng(1)), store=store,
+            schedule=FeedbackSchedule(max_labels=10, per_round=10, every=100, segment_length=10, reward_epochs=2),
+            source="scripted", rng=np.random.default_rng(2))
+        cfg = PebbleConfig(total_steps=300, seed_steps=100, update_after_reset=5)
+        trainer = PebbleTrainer(loaded, venv, learner, cfg, on_chunk=lambda step, res: None)
+        updates = loaded._n_updates
+        assert trainer.feedback_session() is not None
+    assert trainer.critic_was_reset and loaded._n_updates == updates + 5
+    venv.close()
