@@ -11,7 +11,8 @@ Labels come from the rational scripted teacher on the true return. On each datas
 BC on the preferred segment of each pair, CPL and OPPO for ``--steps`` gradient steps and report the evaluation
 success rate (``--eval-episodes`` episodes). A seed is both the data seed (rollouts, segment choice, labels) and the
 training seed. The table gives the mean over seeds per task, and per dataset the mean over tasks and seeds with a
-stratified-bootstrap 95% CI (:mod:`stats`) and the worst task; the goals (CPL >= preferred-BC + 10 points, OPPO >
+stratified-bootstrap 95% CI (rliable, :func:`pbrl.analysis.stats.mean_over_tasks`; needs ``pip install
+'pbrl[report]'``) and the worst task; the goals (CPL >= preferred-BC + 10 points, OPPO >
 BC on all data) are judged on the CI of the paired difference.
 
 Cost (session 7, 2-core machine at load ~8): per (task, seed) about 0.7 core-hours at issue scale with
@@ -46,9 +47,8 @@ from omegaconf import OmegaConf
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BENCHMARKS, update_section  # noqa: E402
 
-from stats import stratified_bootstrap_ci  # noqa: E402
-
 from pbrl.agents.offline_data import OfflineData  # noqa: E402
+from pbrl.analysis.stats import mean_over_tasks  # noqa: E402
 from pbrl.data.collect import CollectSpec, build_dataset, collect_episodes  # noqa: E402
 from pbrl.data.store import PreferenceStore  # noqa: E402
 from pbrl.envs import evaluate, expert_policy, load_task  # noqa: E402
@@ -253,13 +253,23 @@ def merge_runs(runs: list[dict]) -> dict:
             "rows": list(cells.values()), "wall_s": sum(run.get("wall_s", 0.0) for run in runs)}
 
 
-def per_task(rows: list[dict], method: str, pairing: str) -> dict[str, list[float]]:
-    """Success (%) of ``method`` on ``pairing`` data: task -> one value per seed."""
-    out: dict[str, list[float]] = {}
+def per_task(rows: list[dict], method: str, pairing: str) -> dict[str, dict[int, float]]:
+    """Success (%) of ``method`` on ``pairing`` data: task -> seed -> value."""
+    out: dict[str, dict[int, float]] = {}
     for r in rows:
         if r["method"] == method and r["dataset"] == pairing:
-            out.setdefault(r["task"], []).append(100.0 * r["success"])
+            out.setdefault(r["task"], {})[r["seed"]] = 100.0 * r["success"]
     return out
+
+
+def ci_over_tasks(by_task: dict[str, dict[int, float]]) -> tuple[float, float, float, int]:
+    """``(mean, low, high, seeds)``: mean over tasks and the seeds every task has, with rliable's stratified-bootstrap
+    95% CI (seeds resampled within each task; :func:`pbrl.analysis.stats.mean_over_tasks`)."""
+    seeds = sorted(set.intersection(*(set(v) for v in by_task.values())))
+    if not seeds:
+        return float("nan"), float("nan"), float("nan"), 0
+    est = mean_over_tasks(np.array([[by_task[t][s] for t in by_task] for s in seeds]))
+    return est.value, est.low, est.high, len(seeds)
 
 
 def summary_cells(rows: list[dict], pairing: str) -> tuple[list[str], list[str]]:
@@ -271,11 +281,10 @@ def summary_cells(rows: list[dict], pairing: str) -> tuple[list[str], list[str]]
             means.append("-")
             worst.append("-")
             continue
-        mean, lo, hi = stratified_bootstrap_ci(list(got.values()))
-        few = min(len(v) for v in got.values())
-        means.append(f"{mean:.0f} [{lo:.0f}, {hi:.0f}]" if few >= 2 else f"{mean:.0f} (1 seed: no CI)")
-        task, vals = min(got.items(), key=lambda kv: np.mean(kv[1]))
-        worst.append(f"{np.mean(vals):.0f} ({task})")
+        mean, lo, hi, n = ci_over_tasks(got)
+        means.append(f"{mean:.0f} [{lo:.0f}, {hi:.0f}]" if n >= 2 else f"{mean:.0f} ({n} seed: no CI)")
+        task, vals = min(got.items(), key=lambda kv: np.mean(list(kv[1].values())))
+        worst.append(f"{np.mean(list(vals.values())):.0f} ({task})")
     return means, worst
 
 
@@ -286,7 +295,7 @@ def table(rows: list[dict], args) -> str:
         for t in tasks:
             cells = []
             for m in METHODS:
-                vals = per_task(rows, m, pairing).get(t, [])
+                vals = list(per_task(rows, m, pairing).get(t, {}).values())
                 cells.append(f"{np.mean(vals):.0f}" if vals else "-")
             lines.append(f"| {t} | {pairing} | " + " | ".join(cells) + " |")
         means, worst = summary_cells(rows, pairing)
@@ -359,13 +368,13 @@ def main() -> None:
             report(rows, args, t_start)
 
 
-def paired(rows: list[dict], a: str, b: str, pairing: str) -> dict[str, list[float]]:
-    """Per task, the differences ``a - b`` in success points on the same (task, dataset, seed) data."""
+def paired(rows: list[dict], a: str, b: str, pairing: str) -> dict[str, dict[int, float]]:
+    """Per task and seed, the difference ``a - b`` in success points on the same (task, dataset, seed) data."""
     got = {cell_key(r): 100.0 * r["success"] for r in rows}
-    out: dict[str, list[float]] = {}
+    out: dict[str, dict[int, float]] = {}
     for (t, d, m, s), v in got.items():
         if m == a and d == pairing and (t, d, b, s) in got:
-            out.setdefault(t, []).append(v - got[(t, d, b, s)])
+            out.setdefault(t, {})[s] = v - got[(t, d, b, s)]
     return out
 
 
@@ -385,16 +394,14 @@ def verdict(rows: list[dict]) -> str:
             diffs = paired(rows, a, b, pairing)
             if not diffs:
                 continue
-            mean, lo, hi = stratified_bootstrap_ci(list(diffs.values()))
-            n = sum(len(v) for v in diffs.values())
+            mean, lo, hi, seeds = ci_over_tasks(diffs)
             lo = round(lo, 6)  # 94 - 84 reads as 10, not 9.99..
             ok = lo >= goal if goal > 0 else lo > 0
             rel = f">= {goal:+.0f}" if goal > 0 else "> 0"
-            few = min(len(v) for v in diffs.values())
-            judged = ("met" if ok else "NOT met") if few >= MIN_SEEDS else \
-                f"not judged: {few} seed(s) per task, at least {MIN_SEEDS} needed"
-            parts.append(f"{a} - {b} = {mean:+.0f} points, 95% CI [{lo:+.0f}, {hi:+.0f}] over {n} (task, seed) cells "
-                         f"(goal {rel} on the CI: {judged})")
+            judged = ("met" if ok else "NOT met") if seeds >= MIN_SEEDS else \
+                f"not judged: {seeds} seed(s) per task, at least {MIN_SEEDS} needed"
+            parts.append(f"{a} - {b} = {mean:+.0f} points, 95% CI [{lo:+.0f}, {hi:+.0f}] over {len(diffs)} task(s) x "
+                         f"{seeds} seed(s) (goal {rel} on the CI: {judged})")
         if parts:
             out.append(f"{pairing}: " + "; ".join(parts))
     return "Goals, judged on the stratified-bootstrap CI: " + ". ".join(out) + "." if out else ""
@@ -412,7 +419,7 @@ def note(args: argparse.Namespace) -> str:
             f"datasets) makes the average behaviour fail, and only the preference contrast can undo it. Seeds {seeds} "
             f"(each its own datasets and training), {args.eval_episodes} evaluation episodes per cell; all methods "
             f"use the configs' networks and {args.steps} gradient steps (CPL: the first {args.steps // 5} of them BC "
-            f"warm-up). CIs: stratified bootstrap over seeds within tasks (5000 resamples, `bench/stats.py`).")
+            f"warm-up). CIs: rliable's stratified bootstrap over seeds within tasks (`pbrl.analysis.stats`).")
 
 
 def sizes(rows: list[dict], pairing: str) -> str:

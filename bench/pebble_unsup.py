@@ -7,7 +7,7 @@ session every 5% of training, the labels spent by 65% of it; with pre-training t
 PEBBLE's own runs pre-train 9000 steps of 0.5-1M (Lee et al. 2021; BPref ``scripts/*/run_PEBBLE.sh``).
 
 Reported per task and variant: the final true return (and success on Meta-World), mean over seeds with a 95%
-bootstrap CI, and the paired difference to ``unsup_steps=0`` on the same seeds with its CI. "helps" / "hurts"
+bootstrap CI (rliable, ``pip install 'pbrl[report]'``), and the paired difference to ``unsup_steps=0`` on the same seeds with its CI. "helps" / "hurts"
 only where that CI excludes 0.
 
 Full measurement (one locomotion and one Meta-World task, 3 seeds, 100k steps, 500 labels; 12 runs of ~50 min
@@ -35,8 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BENCHMARKS, update_section  # noqa: E402
 from online_pbrl import make_plan, parse_args as online_args, show  # noqa: E402
-from stats import stratified_bootstrap_ci  # noqa: E402
-
+from pbrl.analysis.stats import mean_over_tasks  # noqa: E402
 from pbrl.utils import atomic_write_json  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,8 +106,8 @@ def collect(task: str, args: argparse.Namespace) -> list[dict]:
 def ci_text(values: Sequence[float], fmt: str = ".0f") -> str:
     if len(values) < 2:
         return f"{np.mean(values):{fmt}} (1 seed)"
-    mean, lo, hi = stratified_bootstrap_ci([values])
-    return f"{mean:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
+    est = mean_over_tasks(np.asarray(values, float)[:, None])
+    return f"{est.value:{fmt}} [{est.low:{fmt}}, {est.high:{fmt}}]"
 
 
 def paired_effect(rows: list[dict], task: str, unsup: int, base: int, key: str) -> tuple[str, str]:
@@ -117,7 +116,8 @@ def paired_effect(rows: list[dict], task: str, unsup: int, base: int, key: str) 
     diffs = [got[(unsup, s)] - got[(base, s)] for (u, s) in got if u == unsup and (base, s) in got]
     if len(diffs) < 2:
         return "-", f"{len(diffs)} paired seed(s)"
-    mean, lo, hi = stratified_bootstrap_ci([diffs])
+    est = mean_over_tasks(np.asarray(diffs, float)[:, None])
+    mean, lo, hi = est.value, est.low, est.high
     word = "helps" if lo > 0 else "hurts" if hi < 0 else "no difference shown"
     if len(diffs) < MIN_SEEDS:
         word = f"not judged: {len(diffs)} paired seeds, {MIN_SEEDS} needed"

@@ -86,6 +86,18 @@ def final_scores(values: Sequence[float], seeds: Sequence[object], *, reps: int 
     return FinalScores(tuple(float(v) for v in values), tuple(seeds), *out)
 
 
+def mean_over_tasks(scores: np.ndarray, *, reps: int = 2000, seed: int = 0) -> Estimate:
+    """Mean of a ``(runs, tasks)`` score matrix with its 95% stratified-bootstrap CI: every resample draws the runs
+    of each task with replacement, within that task (rliable's ``StratifiedBootstrap``); every task weighs the same.
+    With one run per task the interval is the point (nothing to resample)."""
+    _, metrics = _rliable()
+    scores = np.asarray(scores, dtype=float)
+    if scores.ndim != 2 or scores.size == 0:
+        raise ValueError(f"mean_over_tasks: expected a non-empty (runs, tasks) matrix, got shape {scores.shape}")
+    point, ci = _interval(scores, lambda x: np.array([metrics.aggregate_mean(x)]), reps, seed)
+    return Estimate(float(point[0]), float(ci[0, 0]), float(ci[1, 0]))
+
+
 def curve_scores(curves: np.ndarray, *, reps: int = 500, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """IQM at each evaluation point of ``curves`` (runs, points) and its 95% CI band, shape (2, points)."""
     _, metrics = _rliable()

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from bench_modules import load_bench
+
+pytest.importorskip("rliable", reason="the CIs need the report extra (pip install 'pbrl[report]')")
 
 
 @pytest.fixture(scope="module")
 def pu():
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location("pebble_unsup", BENCH / "pebble_unsup.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("pebble_unsup")
 
 
 def test_one_hydra_sweep_per_task_with_a_run_dir_per_seed_and_unsup(pu, tmp_path: Path) -> None:
