@@ -15,6 +15,7 @@ from pbrl.feedback.heron import (HeronFactor, HeronLabeller, hierarchical_compar
                                  parse_ranking)
 from pbrl.testing import TINY_TRAIN, run_cli
 from pbrl.types import PbrlError
+from checks import true_order_agreement
 
 
 def seg(success=None, **totals) -> Segment:
@@ -100,5 +101,9 @@ def test_train_feedback_heron_end_to_end(tmp_path: Path):
     with PreferenceStore(tmp_path / "run" / "store.sqlite", create=False) as store:
         assert store.count_labels(include_skipped=True, sources=["heron"]) == 10
         assert store.count_labels(include_skipped=True, sources=["scripted"]) == 0
+    # forward progress first, then control cost: on HalfCheetah that orders pairs like the true reward
+    # (forward + ctrl). Chance is 0.5; a random labeller reaches 8 of 10 with probability 0.055.
+    agreement, n = true_order_agreement(tmp_path / "run" / "store.sqlite", ["heron"])
+    assert n >= 8 and agreement >= 0.8, (agreement, n)
     bad = pbrl("train", f"out={tmp_path}/bad", "feedback=heron", "feedback.ranking=[reward_sideways]", *TINY)
     assert bad.returncode == 2 and "pbrl: error: feedback.ranking: 'reward_sideways'" in bad.stderr

@@ -15,7 +15,9 @@ pbrl = run_cli
 @pytest.mark.slow
 def test_train_gaussian_reward_then_eval_reward(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    res = pbrl("train", f"out={run}", *TINY, "reward=gaussian", "reward.conservative_k=0.5", "query=entropy")
+    # 30 epochs (not TINY's 3): enough for the 20 labels to be learnt, which is what the run must show
+    res = pbrl("train", f"out={run}", *TINY, "reward=gaussian", "reward.conservative_k=0.5", "query=entropy",
+               "reward.epochs=30")
     assert res.returncode == 0, res.stderr[-2000:]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["labels_used"] == 20 and 0.0 <= summary["reward_accuracy"] <= 1.0
@@ -28,6 +30,9 @@ def test_train_gaussian_reward_then_eval_reward(tmp_path: Path) -> None:
     assert "in-sample" in res.stdout and "calibration ECE" in res.stdout
     report = json.loads((run / "reward_eval" / "reward_eval.json").read_text())
     assert report["in_sample"] is True and report["n_pairs"] > 0
+    # the saved model orders its own training pairs as labelled (the oracle teacher: also as the true return);
+    # an untrained or sign-flipped model scores about 0.5 or below
+    assert report["accuracy"] >= 0.8 and report["accuracy_vs_true"] >= 0.8, report
     res = pbrl("eval-reward", str(run), "--out", str(tmp_path / "split"), "--epochs", "3")
     assert res.returncode == 0, res.stderr[-2000:]
     split = json.loads((tmp_path / "split" / "reward_eval.json").read_text())

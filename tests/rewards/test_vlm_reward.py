@@ -236,9 +236,14 @@ def test_pebble_run_with_vlm_feedback_and_dense_term(tmp_path, monkeypatch) -> N
     from pbrl.run.runner import run_training
 
     monkeypatch.setattr(vlm_mod, "load_open_clip", lambda *a, **k: tiny_reward().backbone)
+    # record simulator states with each segment (as feedback=human does), so the test can reproduce the
+    # exact frames the camera saw and score them again below
+    import pbrl.run.builder as builder_mod
+    monkeypatch.setattr(builder_mod, "needs_states", lambda cfg, task: True)
     register_tasks()
     overrides = [
-        "feedback=vlm", "reward.vlm.weight=0.5", "reward.vlm.model=tiny", "feedback.margin=0.0",
+        # Meta-World: its cameras are fixed, so frames re-rendered from recorded states are the live ones
+        "task=reach", "feedback=vlm", "reward.vlm.weight=0.5", "reward.vlm.model=tiny", "feedback.margin=0.0",
         "task.camera.width=32", "task.camera.height=32", "episode_length=20", "segment_length=5",
         "budget.env_steps=120", "algo.seed_steps=40", "budget.every=40", "budget.labels=10", "budget.per_round=5",
         "algo.sac.batch_size=16", "algo.sac.policy_kwargs.net_arch=[16,16]", "reward.epochs=2",
@@ -254,3 +259,17 @@ def test_pebble_run_with_vlm_feedback_and_dense_term(tmp_path, monkeypatch) -> N
         batch = store.pair_batch(sources=["vlm"])
     assert set(np.unique(batch.p)) <= {0.0, 1.0} and len(batch.p) == 10  # margin 0: every pair decided
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["labels_used"] == 10
+    # the stored `vlm` column is the CLIP score of what the camera saw: re-render the labelled segments from
+    # their recorded states and score them with a fresh copy of the run's reward; the labels follow its means
+    from pbrl.run import builder
+    from pbrl.viewer.clips import render_from_states
+
+    task = builder.build_task(cfg)
+    clip = builder.build_vlm_reward(cfg, task)
+    with PreferenceStore(tmp_path / "run" / "store.sqlite", create=False) as store:
+        rows = store.labels(sources=["vlm"])
+        segs = store.get_segments([i for r in rows for i in (r.first_id, r.second_id)], with_frames=True)
+    for seg in segs[:6]:
+        np.testing.assert_allclose(seg.terms["vlm"], clip(render_from_states(task, seg.states, seg.scene)), atol=1e-4)
+    means = np.array([s.terms["vlm"].mean() for s in segs]).reshape(-1, 2)
+    np.testing.assert_array_equal([r.label for r in rows], (means[:, 0] > means[:, 1]).astype(np.float32))

@@ -1,0 +1,27 @@
+"""Outcome checks shared by the end-to-end tests: do a run's stored labels mean what they claim?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from pbrl.data.store import PreferenceStore
+
+
+def true_order_agreement(store_path: Path, sources: Sequence[str]) -> tuple[float, int]:
+    """Share of answered, decided labels of ``sources`` that prefer the segment with the higher true return.
+
+    Computed from the stored segments' own reward columns (the task's true reward), independent of any
+    labeller code. Equal labels (0.5) and exact return ties are left out. Returns (agreement, n counted).
+    """
+    with PreferenceStore(store_path, create=False) as store:
+        rows = [r for r in store.labels(sources=list(sources)) if r.label != 0.5]
+        segs = store.get_segments([i for r in rows for i in (r.first_id, r.second_id)])
+    hits = []
+    for k, row in enumerate(rows):
+        diff = float(np.sum(segs[2 * k].rewards, dtype=np.float64) - np.sum(segs[2 * k + 1].rewards, dtype=np.float64))
+        if diff != 0.0:
+            hits.append((diff > 0) == (row.label > 0.5))
+    return (float(np.mean(hits)) if hits else float("nan")), len(hits)
