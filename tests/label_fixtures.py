@@ -43,9 +43,10 @@ def free_port() -> int:
 
 
 def answer_over_http(port: int, choices: list[str], stop: threading.Event, annotator: str = "pat",
-                     watched: list | None = None) -> threading.Thread:
+                     watched: list | None = None, given: list | None = None) -> threading.Thread:
     """A stand-in for a person: answers over the viewer's HTTP API as pairs are queued. With ``watched``
-    it first fetches both clips of each pair, as the page does, and appends their bytes there."""
+    it first fetches both clips of each pair, as the page does, and appends their bytes there; with ``given``
+    it appends ``(left segment id, right segment id, choice)`` for every acknowledged answer."""
     from pbrl.types import PbrlError
     from pbrl.viewer.client import ViewerClient
 
@@ -60,6 +61,8 @@ def answer_over_http(port: int, choices: list[str], stop: threading.Event, annot
                         watched.extend(urllib.request.urlopen(base + items[0][side]["webm"], timeout=300).read()
                                        for side in ("left", "right"))
                     client.label(items[0], choices[done])
+                    if given is not None:
+                        given.append((items[0]["left"]["segment_id"], items[0]["right"]["segment_id"], choices[done]))
                     done += 1
                     continue
             except (OSError, PbrlError):  # server not up yet, or restarted
@@ -135,3 +138,16 @@ def outside_open_close(path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.execute("SELECT COUNT(*) FROM labels").fetchone()
     conn.close()
+
+
+def stored_answer(row, left_id: int, right_id: int) -> str:
+    """The viewer choice (left / right / equal / skip) a stored label row means for a pair shown as left/right.
+
+    Written from the label convention alone (``p = P(first preferred)``), independent of the viewer's code."""
+    assert {row.first_id, row.second_id} == {left_id, right_id}, (row, left_id, right_id)
+    if row.skipped:
+        return "skip"
+    if row.label == 0.5:
+        return "equal"
+    first_won = row.label == 1.0
+    return "left" if first_won == (row.first_id == left_id) else "right"

@@ -17,7 +17,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import pytest
 
-from label_fixtures import answer_over_http, free_port
+from label_fixtures import answer_over_http, free_port, stored_answer
 
 from pbrl.data.label_queue import LabelQueue
 from pbrl.data.store import PreferenceStore
@@ -88,7 +88,8 @@ def test_metaworld_queries_are_rendered_from_recorded_states(tmp_path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "pbrl.cli", "train", f"out={out}", *tiny, *args,
                              f"feedback.port={port}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     watched: list[bytes] = []
-    person = answer_over_http(port, ["left", "right"], stop, watched=watched)
+    given: list[tuple[int, int, str]] = []
+    person = answer_over_http(port, ["left", "right"], stop, watched=watched, given=given)
     try:
         text, _ = proc.communicate(timeout=600)
     finally:
@@ -98,6 +99,10 @@ def test_metaworld_queries_are_rendered_from_recorded_states(tmp_path) -> None:
     assert proc.returncode == 0, text[-3000:]
     with PreferenceStore(out / "store.sqlite") as store:
         assert store.count_labels(sources=["human"]) == 2
+        # every stored label is the answer the person gave for the pair as it was shown (placement is random)
+        rows = {frozenset((r.first_id, r.second_id)): r for r in store.labels(sources=["human"])}
+        assert len(given) == 2 and all(r.annotator == "pat" for r in rows.values())
+        assert [stored_answer(rows[frozenset((a, b))], a, b) for a, b, _ in given] == [c for *_, c in given]
         segs = store.get_segments(store.segment_ids(), with_frames=True)
         assert len(segs) >= 2 and all(s.states is not None and s.states.shape[0] == 4 for s in segs)
     clips = [iio.imread(clip, extension=".webm") for clip in watched]  # what the person was shown
