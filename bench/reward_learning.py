@@ -229,7 +229,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--imitation-teachers", type=lst(str), default="rational")
     p.add_argument("--imitation-tasks", type=lst(str), default="drawer-open",
                    help="imitation is ~20x slower to train: compared on these tasks only (default budget)")
-    p.add_argument("--imitation-python", default="/work/imitation-venv/bin/python")
+    p.add_argument("--imitation-python", default=str(Path(__file__).resolve().parent.parent / ".venv-imitation" / "bin" / "python"),
+                   help="imitation's own environment (make setup-imitation)")
     p.add_argument("--seeds", type=lst(int), default="0",
                    help="data, label and model seeds; tables show the mean over seeds (and tasks)")
     p.add_argument("--segment-length", type=int, default=25)

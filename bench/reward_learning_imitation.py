@@ -6,7 +6,7 @@ trains imitation's reward ensemble (``RewardEnsemble`` of ``BasicRewardNet`` + `
 ``CrossEntropyRewardLoss`` + ``EnsembleTrainer``) with the same sizes, epochs, batch size and learning
 rate, and writes held-out accuracy and training throughput to a JSON file.
 
-    /work/imitation-venv/bin/python bench/reward_learning_imitation.py IN.npz OUT.json
+    .venv-imitation/bin/python bench/reward_learning_imitation.py IN.npz OUT.json
 """
 
 from __future__ import annotations
