@@ -70,6 +70,9 @@ class TaskSpec:
         camera: camera for rendering.
         expert: Meta-World scripted policy class name (``metaworld.policies``), or None.
         prompts: VLM prompts (``goal``, ``baseline``).
+        obs_slices: named observation slices ``{name: (start, stop)}`` (e.g. ``hand``, ``object``, ``goal``):
+            what some observation indices mean in *this* task (:func:`parse_obs_slices`). Only PEARL transfer
+            reads them, and only names that both of its tasks declare.
         extra: the optional blocks of :data:`EXTRA_BLOCKS` present in the file (HERON ranking, ...).
     """
 
@@ -85,6 +88,7 @@ class TaskSpec:
     expert: Optional[str] = None
     early_termination: bool = False
     prompts: dict[str, str] = dataclasses.field(default_factory=dict)
+    obs_slices: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -92,6 +96,28 @@ class TaskSpec:
             raise PbrlError(f"task {self.name}: suite must be one of {SUITES}, got {self.suite!r}")
         if int(self.episode_length) < 1:
             raise PbrlError(f"task {self.name}: episode_length must be >= 1, got {self.episode_length}")
+        parse_obs_slices(self.obs_slices, source=f"task {self.name}")
+
+
+def parse_obs_slices(raw: Any, *, source: str) -> dict[str, tuple[int, int]]:
+    """Validate the optional ``obs_slices:`` field: ``{name: [start, stop)}`` with ``0 <= start < stop``.
+
+    Names are lower-case identifiers; a slice is half-open like Python's, in observation coordinates.
+    """
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise PbrlError(f"{source}: obs_slices must be a mapping name -> [start, stop], got {type(raw).__name__}")
+    out = {}
+    for name, value in raw.items():
+        ok_value = (isinstance(value, (list, tuple)) and len(value) == 2
+                    and all(isinstance(v, int) and not isinstance(v, bool) for v in value))
+        if not (isinstance(name, str) and name.isidentifier() and name.islower()) or not ok_value \
+                or not 0 <= value[0] < value[1]:
+            raise PbrlError(f"{source}: obs_slices.{name}: expected [start, stop] with 0 <= start < stop "
+                            f"(integers), got {value!r}")
+        out[name] = (int(value[0]), int(value[1]))
+    return out
 
 
 # ----------------------------------------------------------------------------------------------- schema
@@ -129,6 +155,8 @@ TASK_SCHEMA: dict[str, Check] = {
     "expert": _is(str, "a metaworld.policies class name", optional=True),
     "early_termination": _is(bool, "true or false (episodes can end before episode_length)"),
     "prompts": _is(dict, "a mapping (goal, baseline)", optional=True),
+    # PEARL transfer's declared features; the values are checked by parse_obs_slices
+    "obs_slices": _is(dict, "a mapping name -> [start, stop] (named observation slices)", optional=True),
 }
 REQUIRED = ("name", "suite", "env_id", "episode_length", "reward_terms")
 #: Optional per-task blocks read by later stages, kept in ``TaskSpec.extra``: key -> check.
@@ -220,6 +248,7 @@ def task_from_dict(raw: dict[str, Any], *, source: str = "<dict>") -> TaskSpec:
     known["reward_terms"] = tuple(raw["reward_terms"])
     known["env_kwargs"] = dict(raw.get("env_kwargs") or {})
     known["prompts"] = dict(raw.get("prompts") or {})
+    known["obs_slices"] = parse_obs_slices(raw.get("obs_slices"), source=f"task file {source}")
     known.setdefault("description", "")
     known["description"] = known["description"] or ""
     known.setdefault("success_key", None)
