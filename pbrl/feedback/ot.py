@@ -15,11 +15,12 @@ Features of a segment (``kind``), computed per task and (by default) standardise
 costs are on one scale and ``epsilon`` means the same thing for every task.
 
 Plain GW only sees each task's distance structure, so it cannot tell an alignment from its mirror
-image: on drawer-open -> drawer-close it matches "almost open" with "almost closed" and the labels
-come out inverted (benchmark: 16-25% accuracy). ``anchor=hand_object`` adds a small *fused* term
-(fused GW, Vayer et al. 2019; weight ``fused_penalty``) on a task-agnostic feature that both tasks
-share: the mean and the change of the gripper-to-object distance (Meta-World observations: hand at
-``obs[0:3]``, first object at ``obs[4:7]``). This is an addition to PEARL, which uses plain GW.
+image (drawer-open -> drawer-close: "almost open" matched with "almost closed", labels inverted). This
+module gives the pieces to see and resolve that: solves from a chosen initial coupling
+(:func:`solve_gw` ``init``), the GW objective of any coupling (:func:`gw_objective`) and how spread a
+coupling is (:func:`plan_entropy`); :mod:`pbrl.feedback.orientation` uses them to build and choose
+candidate alignments, and :mod:`pbrl.feedback.declared` gives the optional fused (cross-task) term
+from features the task YAMLs declare (fused GW, Vayer et al. 2019).
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from pbrl.types import PbrlError
 
 FEATURE_KINDS = ("mean", "mean_delta", "flat")
 METRICS = ("euclidean", "sqeuclidean", "cosine")
-ANCHORS = ("none", "hand_object")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +67,7 @@ class GWSettings:
         max_iterations: outer GW iterations (each solves one linearised OT problem).
         threshold: outer convergence tolerance on the change of the coupling.
         sinkhorn_max_iterations: inner Sinkhorn iterations per outer step.
-        fused_penalty: weight of the cross-task (anchor) cost when one is given (fused GW).
+        fused_penalty: weight of the cross-task cost (declared features) when one is given (fused GW).
     """
 
     epsilon: float = 5e-3
@@ -127,20 +127,6 @@ def distance_matrix(X: np.ndarray, metric: str) -> np.ndarray:
     return (D / top if top > 0 else D).astype(np.float32)
 
 
-def anchor_features(segments: Sequence[Segment], anchor: str) -> np.ndarray:
-    """``(n, 2)`` task-agnostic features for the fused term: mean and change of |hand - object|."""
-    if anchor not in ANCHORS or anchor == "none":
-        raise PbrlError(f"feedback.anchor: expected one of {ANCHORS[1:]} here, got {anchor!r}")
-    out = []
-    for s in segments:
-        if s.obs.shape[1] < 7:
-            raise PbrlError(
-                f"feedback.anchor=hand_object needs Meta-World observations (>= 7 dims), got {s.obs.shape[1]}")
-        d = np.linalg.norm(s.obs[:, 0:3] - s.obs[:, 4:7], axis=1)
-        out.append([d.mean(), d[-1] - d[0]])
-    return np.asarray(out, np.float64)
-
-
 def cross_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``(n, m)`` float32 euclidean distances between two feature sets, divided by their maximum."""
     D = np.sqrt(np.maximum(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1), 0.0))
@@ -167,11 +153,12 @@ class GWResult(NamedTuple):
 
 
 @functools.lru_cache(maxsize=8)
-def _jitted_solver(settings: GWSettings, fused: bool):
+def _jitted_solver(settings: GWSettings, fused: bool, with_init: bool):
     """One jitted solve per settings; jax then caches the compiled program per input shape."""
     import jax
     import jax.numpy as jnp
     from ott.geometry import geometry
+    from ott.initializers.quadratic.initializers import QuadraticInitializer
     from ott.problems.quadratic import quadratic_problem
     from ott.solvers.linear import sinkhorn
     from ott.solvers.quadratic import gromov_wasserstein
@@ -181,12 +168,14 @@ def _jitted_solver(settings: GWSettings, fused: bool):
         epsilon=settings.epsilon, max_iterations=settings.max_iterations, threshold=settings.threshold,
     )
 
-    def solve(cxx, cyy, cxy):
+    def solve(cxx, cyy, cxy, init):
         geom_xy = geometry.Geometry(cost_matrix=cxy) if fused else None
         prob = quadratic_problem.QuadraticProblem(
             geometry.Geometry(cost_matrix=cxx), geometry.Geometry(cost_matrix=cyy), geom_xy,
             fused_penalty=settings.fused_penalty)
-        out = solver(prob)
+        # the first linearisation around ``init`` instead of the product coupling a b^T (ott's default)
+        lin = QuadraticInitializer(init)(prob, epsilon=settings.epsilon) if with_init else None
+        out = solver(prob, init=lin)
         # n_iters needs store_inner_errors; the per-iteration cost trace is -1 where no iteration ran.
         return out.matrix, out.converged, jnp.sum(out.costs != -1), out.reg_gw_cost
 
@@ -194,22 +183,26 @@ def _jitted_solver(settings: GWSettings, fused: bool):
 
 
 def solve_gw(cost_source: np.ndarray, cost_target: np.ndarray, settings: GWSettings,
-             cost_cross: np.ndarray | None = None) -> GWResult:
+             cost_cross: np.ndarray | None = None, init: np.ndarray | None = None) -> GWResult:
     """Entropic GW coupling between two tasks' segments from their intra-task distance matrices (float32).
 
     With ``cost_cross`` (``(n_source, n_target)``) the problem is fused GW with weight ``settings.fused_penalty``.
+    ``init`` (``(n_source, n_target)``, uniform marginals) is the coupling the first linearisation is taken
+    around (Peyre et al. 2016, Eq. 6); None = the product coupling.
     """
     for name, c in (("source", cost_source), ("target", cost_target)):
         if c.ndim != 2 or c.shape[0] != c.shape[1] or c.shape[0] < 2:
             raise PbrlError(f"solve_gw: {name} cost must be a square matrix of >= 2 segments, got {c.shape}")
+    shape = (cost_source.shape[0], cost_target.shape[0])
     t0 = time.perf_counter()
     fused = cost_cross is not None
-    if fused and cost_cross.shape != (cost_source.shape[0], cost_target.shape[0]):
-        raise PbrlError(f"solve_gw: cross cost shape {cost_cross.shape}; expected "
-                        f"({cost_source.shape[0]}, {cost_target.shape[0]})")
+    for name, m in (("cross cost", cost_cross), ("init coupling", init)):
+        if m is not None and m.shape != shape:
+            raise PbrlError(f"solve_gw: {name} shape {m.shape}; expected {shape}")
     cxy = np.asarray(cost_cross, np.float32) if fused else np.zeros((1, 1), np.float32)
-    matrix, converged, n_iters, cost = _jitted_solver(settings, fused)(
-        np.asarray(cost_source, np.float32), np.asarray(cost_target, np.float32), cxy)
+    start = np.asarray(init, np.float32) if init is not None else np.zeros((1, 1), np.float32)
+    matrix, converged, n_iters, cost = _jitted_solver(settings, fused, init is not None)(
+        np.asarray(cost_source, np.float32), np.asarray(cost_target, np.float32), cxy, start)
     coupling = np.asarray(matrix, np.float64)  # blocks until the device work is done
     seconds = time.perf_counter() - t0
     if not np.all(np.isfinite(coupling)) or coupling.sum() <= 0:
@@ -218,3 +211,28 @@ def solve_gw(cost_source: np.ndarray, cost_target: np.ndarray, settings: GWSetti
             f"increase feedback.gw.epsilon"
         )
     return GWResult(coupling, bool(converged), int(n_iters), float(cost), seconds)
+
+
+def gw_objective(cost_source: np.ndarray, cost_target: np.ndarray, coupling: np.ndarray) -> float:
+    """Square-loss GW objective ``sum_{i,j,k,l} (Cs[i,k] - Ct[j,l])^2 T[i,j] T[k,l]`` (Memoli 2011; no entropy).
+
+    Expanded as ``a' Cs^2 a + b' Ct^2 b - 2 <Cs T Ct, T>`` with ``a, b`` the coupling's marginals (symmetric costs),
+    so two couplings of one problem (e.g. a plan and its mirror) can be compared on structure alone.
+    """
+    Cs, Ct, T = (np.asarray(x, np.float64) for x in (cost_source, cost_target, coupling))
+    a, b = T.sum(axis=1), T.sum(axis=0)
+    return float(a @ (Cs * Cs) @ a + b @ (Ct * Ct) @ b - 2.0 * np.sum((Cs @ T @ Ct) * T))
+
+
+def plan_entropy(coupling: np.ndarray) -> float:
+    """Mean over target segments of the entropy of their correspondence over source segments, / log(n_source).
+
+    0 = every target segment matched to a single source segment; 1 = matched to all equally (the product
+    coupling: the alignment says nothing and the transferred labels are the source's average).
+    """
+    T = np.asarray(coupling, np.float64)
+    if T.shape[0] < 2:
+        return 0.0
+    A = T / np.maximum(T.sum(axis=0, keepdims=True), 1e-300)
+    h = -np.sum(np.where(A > 0, A * np.log(np.where(A > 0, A, 1.0)), 0.0), axis=0)
+    return float(np.mean(h) / np.log(T.shape[0]))

@@ -1,8 +1,11 @@
-"""PEARL cross-task preference alignment: label arithmetic, GW alignment, source loading, errors, CLI."""
+"""PEARL cross-task preference alignment: label arithmetic, GW alignment, orientation by target labels,
+reliability, refusals, source loading, CLI."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import pickle
 import subprocess
 import sys
 import warnings
@@ -15,8 +18,9 @@ from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Segment
 from pbrl.feedback.ot import FeatureSpec, GWSettings, distance_matrix, segment_features
 from pbrl.agents.preference import INITIAL_ANNOTATOR, PreferenceLearner
-from pbrl.feedback.transfer import (GWConvergenceWarning, SourcePairs, TransferLabeller, load_source,
-                                    load_target_pool, transfer_labeller, transfer_pair_labels)
+from pbrl.feedback.pool import load_target_pool
+from pbrl.feedback.transfer import (GWConvergenceWarning, SourcePairs, TransferLabeller, TransferReliabilityWarning,
+                                    load_source, transfer_labeller, transfer_pair_labels)
 from pbrl.feedback.transfer_data import true_return_labels, write_labelled_store
 from pbrl.feedback.teachers import teacher_from_preset
 from pbrl.testing import tiny_episode, tiny_learner
@@ -58,27 +62,29 @@ def test_gw_transfers_labels_to_a_rotated_shuffled_copy(rng):
     keep = first != second
     src = SourcePairs(source, first[keep], second[keep], true_return_labels(
         [source[i] for i in first[keep]], [source[i] for i in second[keep]]))
-    lab = TransferLabeller(src, features=FeatureSpec(kind="mean", standardize=False), anchor="none",
+    lab = TransferLabeller(src, features=FeatureSpec(kind="mean", standardize=False),
                            gw=GWSettings(epsilon=1e-3, max_iterations=100))
     a, b = [target[i] for i in range(0, 24, 2)], [target[i] for i in range(1, 24, 2)]
     labels = lab.label(a, b)
     truth = true_return_labels(a, b)
     assert np.mean((labels.p > 0.5) == (truth > 0.5)) >= 0.9
     assert labels.weight is not None and labels.weight.shape == (12,) and labels.weight.min() >= 0
-    report = lab.reports[-1]
+    report = lab.reports[-2]  # plain/product, then plain/mirror
+    assert report["plan"] == "plain/product" and lab.reports[-1]["plan"] == "plain/mirror"
     assert report["converged"] and report["n_source"] == 24 and report["n_target"] == 24 and report["epsilon"] == 1e-3
+    rel = lab.reliability  # zero-shot, and no declared features: unverified at best
+    assert rel.status in ("unverified", "unreliable") and rel.n_labels == 0 and rel.chosen == "plain/product"
 
 
 def test_nonconvergence_warns_or_raises():
     source, target = _clouds(12)
     src = SourcePairs(source, np.array([0, 1]), np.array([1, 2]), np.array([1.0, 0.0]))
     tight = GWSettings(**TIGHT)
-    lab = TransferLabeller(src, features=FeatureSpec(kind="mean"), gw=tight, anchor="none")
-    with pytest.warns(GWConvergenceWarning, match="did not converge in 1 iterations"):
+    lab = TransferLabeller(src, features=FeatureSpec(kind="mean"), gw=tight)
+    with pytest.warns(GWConvergenceWarning, match=r"\(plain/product\) did not converge in 1 iterations"):
         lab.label(target[:2], target[2:4])
     assert lab.reports[-1]["converged"] is False
-    strict = TransferLabeller(src, features=FeatureSpec(kind="mean"), gw=tight, anchor="none",
-                              on_nonconvergence="error")
+    strict = TransferLabeller(src, features=FeatureSpec(kind="mean"), gw=tight, on_nonconvergence="error")
     with pytest.raises(PbrlError, match="did not converge"):
         strict.label(target[:2], target[2:4])
 
@@ -91,16 +97,18 @@ def test_load_source_and_few_shot(tmp_path, rng):
     assert 2 <= len(src.segments) <= 8 and len(src.first) >= 1
     assert src.first.max() < len(src.segments) and src.second.max() < len(src.segments)
     # The same solver settings and sizes as test_nonconvergence_warns_or_raises: one compilation for both.
-    lab = transfer_labeller(source_store=str(tmp_path / "src.sqlite"), max_source=12, source_sources=None,
-                            features={"kind": "mean"}, gw=TIGHT, anchor="none", max_target=100,
-                            confidence="none", on_nonconvergence="warn", target_labels=1, rng=rng,
-                            target_teacher=teacher_from_preset("oracle", rng=rng))
+    with pytest.warns(UserWarning, match="holds only 60 answered labels"):
+        lab = transfer_labeller(source_store=str(tmp_path / "src.sqlite"), max_source=12, features={"kind": "mean"},
+                                gw=TIGHT, max_target=100, confidence="none", target_labels=1, rng=rng,
+                                target_teacher=teacher_from_preset("oracle", rng=rng))
     assert len(lab.source.segments) == 12
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GWConvergenceWarning)
+        warnings.simplefilter("ignore", TransferReliabilityWarning)
         labels = lab.label(target[:2], target[2:4])
     assert labels.p[0] == true_return_labels(target[:1], target[2:3])[0]  # the few-shot (true) label
     assert labels.weight.tolist() == [1.0, 1.0] and not labels.skipped.any()
+    assert len(lab.memory) == 1 and lab.reliability.n_labels == 1  # remembered: it chose the candidate
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -109,15 +117,16 @@ def test_load_source_and_few_shot(tmp_path, rng):
     ({"features": {"kind": "fourier"}}, "feedback.features.kind"),
     ({"gw": {"epsilon": 0}}, "feedback.gw.epsilon"),
     ({"gw": {"eps": 0.1}}, "unexpected keyword"),
-    ({"anchor": "elbow"}, "feedback.anchor"),
+    ({"orientation": {"fused": "always"}}, "feedback.orientation.fused"),
+    ({"orientation": {"flip": True}}, "unexpected keyword"),
+    ({"on_unreliable": "ignore"}, "feedback.on_unreliable: expected warn | error"),
 ])
 def test_bad_config_is_one_line(tmp_path, rng, kwargs, match):
     source, _ = _clouds(8)
     write_labelled_store(tmp_path / "s.sqlite", source, n_pairs=10, labeller=teacher_from_preset("oracle", rng=rng),
                          rng=rng).close()
-    args = dict(source_store=str(tmp_path / "s.sqlite"), max_source=100, source_sources=None, features={}, gw={},
-                anchor="none", max_target=100, confidence="agreement", on_nonconvergence="warn", target_labels=0,
-                rng=rng)
+    args = dict(source_store=str(tmp_path / "s.sqlite"), max_source=100, features={}, gw={}, max_target=100,
+                confidence="agreement", on_nonconvergence="warn", target_labels=0, rng=rng, min_source_labels=0)
     with pytest.raises(PbrlError, match=match):
         transfer_labeller(**{**args, **kwargs})
 
@@ -130,7 +139,7 @@ def _pool_labeller(n: int = 24, **kw) -> tuple[TransferLabeller, list[Segment]]:
     keep = first != second
     src = SourcePairs(source, first[keep], second[keep], true_return_labels(
         [source[i] for i in first[keep]], [source[i] for i in second[keep]]))
-    lab = TransferLabeller(src, features=FeatureSpec(kind="mean", standardize=False), anchor="none",
+    lab = TransferLabeller(src, features=FeatureSpec(kind="mean", standardize=False),
                            gw=GWSettings(epsilon=1e-3, max_iterations=100), target_pool=target, **kw)
     return lab, target
 
@@ -161,6 +170,129 @@ def test_load_target_pool_reads_segments_not_labels(tmp_path, rng):
         store.add_segments(target[:1])
     with pytest.raises(PbrlError, match="feedback.target_pool: .* holds 1 segment"):
         load_target_pool(tmp_path / "one.sqlite", max_segments=5, rng=rng)
+
+
+def _line_pair(sign: float, n: int = 24):
+    """Evenly spaced points on a line in both tasks (GW cannot tell x -> x from x -> 1 - x); source reward = x,
+    target reward = sign * position. Returns the source pairs and the (shuffled) target segments."""
+    xs = np.linspace(0.0, 1.0, n)
+    rng = np.random.default_rng(1)
+    source = [point_segment([x, 0.0], x) for x in xs]
+    target = [point_segment([0.0, 3.0 * x], sign * x) for x in xs[rng.permutation(n)]]
+    first, second = rng.integers(0, n, 300), rng.integers(0, n, 300)
+    keep = first != second
+    src = SourcePairs(source, first[keep], second[keep], true_return_labels(
+        [source[i] for i in first[keep]], [source[i] for i in second[keep]]))
+    return src, target
+
+
+def _line_labeller(src, target, **kw) -> TransferLabeller:
+    return TransferLabeller(src, features=FeatureSpec(kind="mean", standardize=False),
+                            gw=GWSettings(epsilon=1e-3, max_iterations=100), target_pool=target, **kw)
+
+
+def _accuracy(lab: TransferLabeller, target, rng) -> float:
+    a, b = rng.integers(0, len(target), 200), rng.integers(0, len(target), 200)
+    keep = a != b
+    first, second = [target[i] for i in a[keep]], [target[i] for i in b[keep]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TransferReliabilityWarning)
+        labels = lab.label(first, second)
+    return float(np.mean((labels.p > 0.5) == (true_return_labels(first, second) > 0.5)))
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_target_labels_choose_the_orientation_gw_cannot_see(sign):
+    src, target = _line_pair(sign)
+    zero = _line_labeller(src, target)
+    with pytest.warns(TransferReliabilityWarning, match="unreliable: a GW solve started from the mirror image stays"):
+        zero.label(target[:2], target[2:4])
+    assert zero.reliability.status == "unreliable" and zero.reliability.mirror_agreement < 0.5
+    strict = _line_labeller(src, target, on_unreliable="error")
+    with pytest.raises(PbrlError, match=r"unreliable: .*\(feedback.on_unreliable=error\)"):
+        strict.label(target[:2], target[2:4])
+    # five true target labels per session: whichever way GW points, the labels pick the right candidate
+    few = _line_labeller(src, target, target_labels=5, target_teacher=teacher_from_preset("oracle",
+                                                                                        rng=np.random.default_rng(0)))
+    assert _accuracy(few, target, np.random.default_rng(2)) >= 0.95
+    rel = few.reliability
+    assert rel.status == "verified" and rel.n_labels == 5 and rel.agreement >= 0.8
+    assert rel.metrics()["transfer_labels"] == 5 and rel.gw_cost >= 0 and 0 <= rel.entropy <= 1
+
+
+def test_remembered_target_labels_survive_a_resume():
+    src, target = _line_pair(-1.0)
+    teacher = teacher_from_preset("oracle", rng=np.random.default_rng(0))
+    lab = _line_labeller(src, target, target_labels=4, target_teacher=teacher)
+    _accuracy(lab, target, np.random.default_rng(3))
+    _accuracy(lab, target, np.random.default_rng(4))
+    assert len(lab.memory) == 8  # four per session, kept across sessions
+    state = pickle.loads(pickle.dumps(lab.state_dict()))  # what the checkpoint writes (labeller.pkl)
+    resumed = _line_labeller(src, target)  # zero-shot from here on, but it remembers the 8 labels
+    resumed.load_state_dict(state)
+    assert _accuracy(resumed, target, np.random.default_rng(5)) >= 0.95
+    assert resumed.reliability.n_labels == 8 and resumed.reliability.status == "verified"
+
+
+def _store(path: Path, segments, n_pairs: int = 40) -> str:
+    rng = np.random.default_rng(0)
+    write_labelled_store(path, segments, n_pairs=n_pairs, labeller=teacher_from_preset("oracle", rng=rng),
+                         rng=rng).close()
+    return str(path)
+
+
+def _with_task(segments, task: str):
+    return [dataclasses.replace(s, task=task) for s in segments]
+
+
+def test_refusals_name_both_sides(tmp_path, rng):
+    from pbrl.envs.tasks import load_task
+
+    source, target = _clouds(12)
+    args = dict(max_source=100, rng=rng, min_source_labels=0, target_task=load_task("drawer-close"))
+    src = _store(tmp_path / "src.sqlite", _with_task(source, "drawer-open"))
+    with pytest.raises(PbrlError, match=r"feedback.source_store=.*src.sqlite: segments of \[3\] steps, but the run "
+                                        r"\(task drawer-close\) uses segment_length=4: transfer between segment"):
+        transfer_labeller(source_store=src, segment_length=4, **args)
+    with PreferenceStore(tmp_path / "pool.sqlite") as store:
+        store.add_segments([point_segment([0.0, 1.0], 0.0)] * 1 + [Segment(
+            obs=np.zeros((4, 2), np.float32), acts=np.zeros((4, 1), np.float32), rewards=np.zeros(4, np.float32))])
+    with pytest.raises(PbrlError, match=r"feedback.target_pool=.*pool.sqlite: segments of \[4\] steps, but "
+                                        r"feedback.source_store=.*src.sqlite holds segments of \[3\] steps"):
+        transfer_labeller(source_store=src, target_pool=str(tmp_path / "pool.sqlite"), **args)
+    hopper = _store(tmp_path / "hopper.sqlite", _with_task(source, "hopper"))
+    with pytest.raises(PbrlError, match=r"hopper.sqlite holds mujoco segments \(hopper\); the run \(task "
+                                        r"drawer-close\) is a metaworld task \(drawer-close\): cross-suite"):
+        transfer_labeller(source_store=hopper, **args)
+    # drawer-open declares obs_slices up to index 39, but these observations have 2 dimensions
+    with pytest.raises(PbrlError, match=r"source store .*src.sqlite has 2-dimensional observations, but its task "
+                                        r"declares obs_slices"):
+        transfer_labeller(source_store=src, **args)
+    reach = _store(tmp_path / "reach.sqlite", _with_task(source, "reach"))
+    with pytest.raises(PbrlError, match=r"fused=only: .*reach.sqlite \(reach\) and the run \(task drawer-close\) "
+                                        r"\(drawer-close\) share no declared feature of \['hand-object'\]"):
+        transfer_labeller(source_store=reach, orientation={"fused": "only"}, fused_features=["hand-object"], **args)
+    with pytest.warns(UserWarning, match=r"source task\(s\) \['mystery'\] are not known tasks"):
+        lab = transfer_labeller(source_store=_store(tmp_path / "m.sqlite", _with_task(source, "mystery")), **args)
+    assert lab.declared is None and lab.plan_names == ["plain/product", "plain/mirror"]
+    with pytest.warns(UserWarning, match=r"holds only 40 answered labels \(fewer than feedback.min_source_labels=500"):
+        transfer_labeller(source_store=src, **{**args, "min_source_labels": 500, "orientation": {"fused": "off"}})
+
+
+def test_declared_features_make_fused_candidates_first(tmp_path, rng):
+    from pbrl.envs.tasks import load_task
+
+    obs = lambda x: np.concatenate([[x, 0, 0, 0], [0.5, 0, 0], np.zeros(29), [1.0, 0, 0]])  # noqa: E731
+    segs = [Segment(obs=np.repeat(obs(x)[None], 3, 0).astype(np.float32), acts=np.zeros((3, 4), np.float32),
+                    rewards=np.full(3, x, np.float32), task="drawer-open") for x in np.linspace(0, 1, 12)]
+    src = _store(tmp_path / "src.sqlite", segs)
+    lab = transfer_labeller(source_store=src, max_source=100, rng=rng, min_source_labels=0, segment_length=3,
+                            target_task=load_task("drawer-close"))
+    assert lab.declared.names == ["hand-object", "object-goal", "hand-goal"]
+    assert lab.plan_names == ["fused/product", "fused/mirror", "plain/product", "plain/mirror"]
+    reach = transfer_labeller(source_store=src, max_source=100, rng=rng, min_source_labels=0,
+                              target_task=load_task("reach"))
+    assert reach.declared.names == ["hand-goal"]  # reach declares no object
 
 
 def _learner(lab: TransferLabeller, store: PreferenceStore, segment_length: int = 3) -> PreferenceLearner:
@@ -211,6 +343,7 @@ def test_train_feedback_transfer_end_to_end(tmp_path: Path):
     res = subprocess.run([sys.executable, "-m", "pbrl.cli", "train", f"out={tmp_path}/run", "task=button-press-topdown",
                           "feedback=transfer", f"feedback.source_store={tmp_path}/src.sqlite", "reward=gaussian",
                           f"feedback.target_pool={tmp_path}/pool.sqlite", "feedback.pool_pairs=40",
+                          "feedback.target_labels=3", "feedback.min_source_labels=50",
                           "episode_length=100", "segment_length=20", "budget.labels=10", "budget.per_round=10",
                           "budget.every=200", "budget.env_steps=400", "algo.seed_steps=200", "algo.sac.batch_size=32",
                           "algo.sac.policy_kwargs.net_arch=[32,32]", "eval.every=400", "eval.episodes=1",
@@ -218,7 +351,15 @@ def test_train_feedback_transfer_end_to_end(tmp_path: Path):
                           "reward.epochs=3", "reward.model.hidden=[32,32]", "threads=1"],
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert "PEARL CPA: GW" in (tmp_path / "run" / "train.log").read_text()  # epsilon, iterations, convergence
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "PEARL CPA: GW fused/product" in log and "PEARL CPA: GW plain/mirror" in log  # every candidate plan
+    assert "PEARL transfer reliability: " in log
+    import csv
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    assert rows[-1]["transfer_status"] in ("verified", "unreliable") and rows[-1]["transfer_labels"] == "3"
+    assert 0.0 <= float(rows[-1]["transfer_agreement"]) <= 1.0 and float(rows[-1]["transfer_entropy"]) <= 1.0
+    state = pickle.loads((tmp_path / "run" / "checkpoint" / "labeller.pkl").read_bytes())
+    assert len(state["p"]) == 3 and len(state["first"]) == 3  # the remembered target labels are checkpointed
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["feedback"] == "transfer" and summary["labels_used"] == 10
     with PreferenceStore(tmp_path / "run" / "store.sqlite", create=False) as store:
