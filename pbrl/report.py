@@ -13,6 +13,9 @@ from pbrl.utils import atomic_write_text
 METRIC_COLUMNS = (
     "env_steps", "labels_used", "labels_answered", "return_mean", "return_std", "success_rate",
     "reward_heldout_acc", "reward_accuracy", "reward_corr_segment", "reward_corr_step", "wall_s",
+    # feedback=transfer: the last feedback session's reliability (pbrl.feedback.orientation.Reliability)
+    "transfer_status", "transfer_labels", "transfer_agreement", "transfer_gw_cost", "transfer_entropy",
+    "transfer_confidence",
 )
 
 

@@ -124,13 +124,10 @@ def _transfer(fb: DictConfig, task: TaskSpec, rng: np.random.Generator) -> tuple
     from pbrl.feedback.teachers import teacher_from_preset
     from pbrl.feedback.transfer import transfer_labeller
 
-    k = int(fb.get("target_labels", 0))
-    return transfer_labeller(
-        source_store=fb.get("source_store"), max_source=int(fb.max_source), source_sources=container(fb.get("source_sources")),
-        features=container(fb.features), gw=container(fb.gw), anchor=str(fb.anchor), max_target=int(fb.max_target),
-        confidence=str(fb.confidence), on_nonconvergence=str(fb.on_nonconvergence), target_labels=k, rng=rng,
-        target_teacher=teacher_from_preset("oracle", rng=rng) if k else None, target_pool=fb.get("target_pool"),
-        pool_pairs=int(fb.get("pool_pairs", 0))), "transfer"
+    opts = {k: v for k, v in container(fb).items() if k != "name"}  # the keys of configs/feedback/transfer.yaml
+    k = int(opts.get("target_labels", 0))
+    return transfer_labeller(**opts, target_task=task, rng=rng,
+                             target_teacher=teacher_from_preset("oracle", rng=rng) if k else None), "transfer"
 
 
 #: Online feedback sources: ``feedback.name`` -> builder(feedback cfg, task, rng) -> (labeller, store source).

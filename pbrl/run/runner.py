@@ -131,6 +131,8 @@ def _train(cfg: DictConfig, run_dir: Path, parts: Parts, learner: PreferenceLear
         trainer.load_state_dict(saved["trainer"])
         parts.venv.load_state_dict(saved["venv"])
         parts.labeller_rng.bit_generator.state = run_state["labeller_rng"]
+        if "labeller" in saved:  # e.g. the target labels PEARL transfer remembers
+            parts.labeller.load_state_dict(saved["labeller"])
         session.phase("resume", "resuming %s from its checkpoint at step %d (labels %d/%d)", run_dir,
                       model.num_timesteps, learner.labels_used, learner.schedule.max_labels)
     elif learner.rounds():  # killed before its first checkpoint: start again, keeping the labels
@@ -151,6 +153,8 @@ def _train(cfg: DictConfig, run_dir: Path, parts: Parts, learner: PreferenceLear
         components = {"learner": learner.state_dict(), "trainer": trainer.state_dict(),
                       "venv": parts.venv.state_dict(), "session": session.state_dict(),
                       "run": {"labeller_rng": parts.labeller_rng.bit_generator.state, "random_return": random_return}}
+        if hasattr(parts.labeller, "state_dict"):  # a labeller with state of its own (feedback=transfer)
+            components["labeller"] = parts.labeller.state_dict()
         save_checkpoint(run_dir, components=components, info={"env_steps": model.num_timesteps, "time": time.time()},
                         save_files=lambda d: _save_agent(model, d, with_buffer=cfg.algo.name == "sac"))
 

@@ -137,6 +137,9 @@ class RunSession:
             "reward_heldout_acc": self.heldout,
             "wall_s": self.wall_s,
         }
+        reliability = getattr(self.learner.labeller, "reliability", None)  # feedback=transfer, last session
+        if reliability is not None:
+            row.update(reliability.metrics())
         if self.learner.fitted:
             row.update(reward_alignment(self.learner.reward_model, self.episodes_fn(),
                                         segment_length=self.learner.schedule.segment_length, rng=self.rng,
