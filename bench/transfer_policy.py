@@ -1,25 +1,31 @@
-"""Policy from transferred labels vs true labels on a Meta-World target task (PEARL end to end).
+"""Policy from transferred labels vs true labels on Meta-World target tasks (PEARL end to end), several seeds.
 
-Builds a source store (noisy button-press expert, rational labels) and a target pool (unlabelled noisy-expert
-segments of the target task, PEARL's unlabelled target dataset), then trains the target task
-(button-press-topdown) with the Gaussian (RRL) reward and SAC at the same label budget and seed, in parallel:
+For each `--pairs source:target`, builds a source store (noisy source-task expert, 3000 rational labels) and a
+target pool (unlabelled noisy-expert segments of the target task, PEARL's unlabelled target dataset), then trains
+the target task with the Gaussian (RRL) reward and SAC, every variant at the same label budget, one Hydra multirun
+(`-m seed=...`, joblib launcher) per variant:
 
-* ``transfer+pool``: ``feedback=transfer`` with ``feedback.target_pool`` and ``--pool-pairs`` transferred pool
-  labels (zero-shot: no target label);
-* ``transfer``: ``feedback=transfer`` on the online segments alone (what failed before the pool existed);
-* ``scripted``: rational labels from the true target return (the upper reference);
-* ``scripted+pool``: the same, plus true labels on the same ``--pool-pairs`` pool pairs (``feedback=scripted
-  feedback.target_pool=... feedback.pool_pairs=...``): the reference for ``transfer+pool``, where only the labels'
-  source differs.
+* ``transfer-kK+pool``: ``feedback=transfer`` with the target pool, ``--pool-pairs`` transferred pool labels and
+  ``feedback.target_labels=K`` (K of each session's queries answered by the true teacher; they choose the
+  alignment's orientation, :mod:`pbrl.feedback.orientation`);
+* ``transfer+pool``: the same, zero-shot (K = 0);
+* ``transfer``: zero-shot on the online segments alone;
+* ``scripted+pool``: true labels on every query and on the same pool pairs: the same budget, all labels true;
+* ``scripted``: true labels on every query, no pool;
+* ``scripted-kK``: true labels only where the transfer run has them: K per session, same sessions, no pool.
 
-A converged comparison needs ~1e5-1e6 env steps per run (hours on a CPU); ``--tiny`` is a smoke run.
+Per variant: mean and 95% bootstrap CI over seeds of final success, return and the learned reward's accuracy on
+held-out target segments, and each seed's values. A converged comparison needs ~1e5 env steps per run (hours on
+a CPU); ``--tiny`` is a smoke run.
 
-    python bench/transfer_policy.py [--steps 20000 --labels 500] [--tiny] [--update-benchmarks]
+    python bench/transfer_policy.py --pairs button-press:button-press-topdown,drawer-open:drawer-close \\
+        --seeds 0,1,2 --steps 40000 [--jobs 3] [--update-benchmarks]
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import platform
 import subprocess
@@ -29,20 +35,17 @@ from pathlib import Path
 
 import numpy as np
 
-from common import publish
+from common import ROOT, publish
+from pbrl.agents.preference import INITIAL_ANNOTATOR
 from pbrl.data.store import PreferenceStore
 from pbrl.envs.tasks import load_task
-from pbrl.feedback.teachers import teacher_from_preset
-from pbrl.agents.preference import INITIAL_ANNOTATOR
 from pbrl.feedback.query import random_pairs
+from pbrl.feedback.teachers import teacher_from_preset
 from pbrl.feedback.transfer_data import noisy_expert_segments, true_return_labels, write_labelled_store
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _num(x) -> str:
-    return "-" if x is None else f"{x:.2f}"
 MARK = "transfer-policy"
+BASES = ("transfer-k{K}+pool", "transfer+pool", "transfer", "scripted+pool", "scripted", "scripted-k{K}")
+DEFAULT_VARIANTS = "transfer-k{K}+pool,scripted+pool,scripted-k{K}"
 
 
 def build_source(path: Path, task: str, n_episodes: int, segment_length: int, n_pairs: int) -> None:
@@ -64,22 +67,26 @@ def build_pool(path: Path, task: str, n_episodes: int, segment_length: int) -> N
         store.add_segments(segs)
 
 
-VARIANTS = ("transfer+pool", "transfer", "scripted", "scripted+pool")
-
-
-def command(args, variant: str, out: Path, source: Path, pool: Path) -> list[str]:
+def variant_overrides(args, variant: str, target: str, source: Path, pool: Path) -> list[str]:
+    """The `pbrl train` overrides of one variant (the same budget, seeds and settings for all)."""
+    K = args.target_labels
     feedback = "scripted" if variant.startswith("scripted") else "transfer"
-    cmd = [sys.executable, "-m", "pbrl.cli", "train", f"out={out}", f"task={args.target}", f"feedback={feedback}",
-           "reward=gaussian", f"budget.env_steps={args.steps}", f"budget.labels={args.labels}",
-           f"budget.per_round={args.per_round}", f"budget.every={args.every}", f"algo.seed_steps={args.every}",
-           f"segment_length={args.segment_length}", f"episode_length={args.episode_length}", f"eval.every={args.steps}",
-           f"checkpoint_every={args.steps}", "eval.video=false", f"seed={args.seed}", "threads=1", *args.extra]
+    per_round, labels = args.per_round, args.labels
+    over = [f"task={target}", f"feedback={feedback}", "reward=gaussian", f"budget.env_steps={args.steps}",
+            f"budget.every={args.every}", f"algo.seed_steps={args.every}", f"segment_length={args.segment_length}",
+            f"episode_length={args.episode_length}", f"eval.every={args.steps}", f"checkpoint_every={args.every}",
+            "eval.video=false", "threads=1", *args.extra]
+    if variant == f"scripted-k{K}":  # true labels only where the transfer run has them: K per session
+        per_round, labels = K, K * (args.labels // args.per_round)
+    over += [f"budget.per_round={per_round}", f"budget.labels={labels}"]
     if feedback == "transfer":
-        cmd.append(f"feedback.source_store={source}")
+        over.append(f"feedback.source_store={source}")
+        if variant == f"transfer-k{K}+pool":
+            over.append(f"feedback.target_labels={K}")
     if variant.endswith("+pool"):  # its fits see the pool's labels from the first session: fewer epochs
-        cmd += [f"feedback.target_pool={pool}", f"feedback.pool_pairs={args.pool_pairs}",
-                f"reward.epochs={args.pool_epochs}"]
-    return cmd
+        over += [f"feedback.target_pool={pool}", f"feedback.pool_pairs={args.pool_pairs}",
+                 f"reward.epochs={args.pool_epochs}"]
+    return over
 
 
 def heldout_segments(task: str, segment_length: int) -> list:
@@ -118,57 +125,92 @@ def label_agreement(out: Path) -> dict[str, float]:
     return res
 
 
-def summary_row(variant: str, out: Path, wall_s: float, heldout: list) -> dict:
+def run_row(variant: str, seed: int, out: Path, heldout: list) -> dict:
+    """One finished run: final success / return, held-out reward accuracy, label agreement, transfer status."""
+    if not (out / "summary.json").exists():
+        return {"variant": variant, "seed": seed, "error": f"no summary.json in {out}"}
     s = json.loads((out / "summary.json").read_text())
-    return {"feedback": variant, "return": s["return_mean"], "success": s["success_rate"],
-            "random_return": s.get("random_return"), "reward_accuracy": s["reward_accuracy"],
+    metrics = list(csv.DictReader(open(out / "metrics.csv")))
+    status = metrics[-1].get("transfer_status") if metrics else None
+    return {"variant": variant, "seed": seed, "return": s["return_mean"], "success": s["success_rate"],
             "heldout_accuracy": model_accuracy(out, heldout), "agreement": label_agreement(out),
-            "labels": s["labels_used"], "wall_s": round(wall_s, 1)}
+            "labels": s["labels_used"], "transfer_status": status or None, "wall_s": round(s["wall_s"], 1)}
 
 
-def train_all(args, source: Path, pool: Path) -> list[dict]:
-    """All variants side by side (one process each), then their summaries."""
-    jobs = {}
-    for v in args.variants:
-        out = args.out / f"{v}-s{args.seed}-{args.steps}"
-        jobs[v] = (out, time.time(), subprocess.Popen(command(args, v, out, source, pool), stdout=subprocess.DEVNULL,
-                                                      stderr=subprocess.PIPE, text=True))
-    rows = []
-    for v, (out, t0, proc) in jobs.items():
-        _, err = proc.communicate()
-        if proc.returncode != 0:
-            rows.append({"feedback": v, "error": err.strip().splitlines()[-1:]})
-            continue
-        rows.append(summary_row(v, out, time.time() - t0, heldout_segments(args.target, args.segment_length)))
-    return rows
+def mean_ci(values, reps: int = 5000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean over seeds and its 95% percentile-bootstrap interval (rliable's bootstrap with one task).
+
+    With 3 seeds the interval is coarse (27 distinct resamples): read it as "where the seeds lie", not as a test.
+    """
+    x = np.asarray([v for v in values if v is not None], np.float64)
+    if not len(x):
+        return float("nan"), float("nan"), float("nan")
+    means = x[np.random.default_rng(seed).integers(0, len(x), size=(reps, len(x)))].mean(axis=1)
+    return float(x.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def collect(args) -> list[dict]:
-    """Rows from finished runs in ``--out`` (``--collect``: re-render without training)."""
-    rows = []
-    for v in args.variants:
-        out = args.out / f"{v}-s{args.seed}-{args.steps}"
-        rows.append(summary_row(v, out, json.loads((out / "summary.json").read_text())["wall_s"],
-                                heldout_segments(args.target, args.segment_length)))
-    return rows
+def train_variant(args, variant: str, target: str, source: Path, pool: Path, sweep: Path) -> None:
+    """All seeds of one variant as one Hydra multirun (joblib launcher); a killed sweep resumes its runs."""
+    cmd = [sys.executable, "-m", "pbrl.cli", "train", "-m", f"seed={args.seeds}", "hydra/launcher=joblib",
+           f"hydra.launcher.n_jobs={args.jobs}", f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=s${seed}",
+           *variant_overrides(args, variant, target, source, pool)]
+    print(" ".join(cmd), flush=True)
+    res = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if res.returncode != 0:
+        print(f"{variant}: exit {res.returncode}: {res.stderr.strip().splitlines()[-1:]}", flush=True)
+
+
+def _cell(rows: list[dict], key: str, fmt: str) -> str:
+    m, lo, hi = mean_ci([r.get(key) for r in rows if "error" not in r])
+    return "-" if np.isnan(m) else f"{m:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
+
+
+def render(args, source: str, target: str, rows: list[dict]) -> str:
+    lines = ["## PEARL transfer: policy on the target task", "",
+             f"`python bench/transfer_policy.py {' '.join(sys.argv[1:])}` · {platform.machine()} · "
+             f"{time.strftime('%Y-%m-%d')}", "",
+             f"{source} -> {target}, SAC + Gaussian reward, {args.steps} env steps, {args.labels} labels "
+             f"({args.per_round} every {args.every} steps), seeds {args.seeds}; target pool: "
+             f"{args.pool_episodes * 10} unlabelled noisy-expert segments, {args.pool_pairs} pool labels (the +pool "
+             f"runs only, outside the label budget; their reward.epochs={args.pool_epochs}). Cells: mean over seeds "
+             "[95% bootstrap CI]; a difference holds only where the intervals say so."
+             + (" **Smoke scale only** (--tiny): it shows the pipeline runs end to end, not which labels train the "
+                "better policy." if args.tiny else ""), "",
+             "| labels | seeds | final success | final return | reward acc. on held-out target segments | "
+             "labels agreeing with the true return | transfer status (last session) | per seed: success / return |",
+             "|---|---|---|---|---|---|---|---|"]
+    for variant in args.variants:
+        rs = [r for r in rows if r["variant"] == variant]
+        ok = [r for r in rs if "error" not in r]
+        agree = {k: np.mean([r["agreement"][k] for r in ok if k in r["agreement"]])
+                 for k in ("queried", "pool") if any(k in r["agreement"] for r in ok)}
+        status = ", ".join(sorted({str(r["transfer_status"]) for r in ok if r["transfer_status"]})) or "-"
+        per = "; ".join(f"s{r['seed']}: {r['success'] if r['success'] is not None else '-'} / {r['return']:.0f}"
+                        if "error" not in r else f"s{r['seed']}: error" for r in rs)
+        lines.append(f"| {variant} | {len(ok)}/{len(rs)} | {_cell(ok, 'success', '.2f')} | "
+                     f"{_cell(ok, 'return', '.0f')} | "
+                     f"{_cell(ok, 'heldout_accuracy', '.2f')} | {', '.join(f'{k} {v:.0%}' for k, v in agree.items())} "
+                     f"| {status} | {per} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--source", default="button-press")
-    p.add_argument("--target", default="button-press-topdown")
-    p.add_argument("--steps", type=int, default=20_000)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--pairs", default="button-press:button-press-topdown,drawer-open:drawer-close")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--jobs", type=int, default=3, help="runs in parallel (joblib launcher)")
+    p.add_argument("--steps", type=int, default=40_000)
     p.add_argument("--labels", type=int, default=500)
     p.add_argument("--per-round", type=int, default=50)
     p.add_argument("--every", type=int, default=2000)
+    p.add_argument("--target-labels", type=int, default=10, help="K: true target labels per session (transfer-kK)")
     p.add_argument("--pool-episodes", type=int, default=50, help="target-pool episodes (10 segments each)")
-    p.add_argument("--pool-pairs", type=int, default=300, help="transferred labels on target-pool pairs")
-    p.add_argument("--pool-epochs", type=int, default=10, help="reward.epochs of the +pool runs (their fits see the pool labels from the first session)")
+    p.add_argument("--pool-pairs", type=int, default=300, help="labels on target-pool pairs")
+    p.add_argument("--pool-epochs", type=int, default=10, help="reward.epochs of the +pool runs")
+    p.add_argument("--variants", default=DEFAULT_VARIANTS, help=f"some of {', '.join(BASES)}")
     p.add_argument("--collect", action="store_true", help="only read the finished runs in --out and print the table")
-    p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--segment-length", type=int, default=50)
     p.add_argument("--episode-length", type=int, default=500)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tiny", action="store_true", help="smoke scale: 1000 steps, 40 labels, episodes of 150")
     p.add_argument("--extra", nargs="*", default=[])
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-transfer-policy")
@@ -178,38 +220,27 @@ def main() -> None:
         args.steps, args.labels, args.per_round, args.every, args.episode_length = 1000, 40, 20, 400, 150
         args.pool_episodes, args.pool_pairs = 10, 200
         args.extra = ["reward.epochs=10", "eval.episodes=2", "eval.final_episodes=3", *args.extra]
-    args.variants = [v for v in args.variants.split(",") if v]
-    unknown = set(args.variants) - set(VARIANTS)
-    if unknown:
-        p.error(f"--variants: unknown {sorted(unknown)}; expected some of {VARIANTS}")
+    known = [b.format(K=args.target_labels) for b in BASES]
+    args.variants = [v.format(K=args.target_labels) for v in args.variants.split(",") if v]
+    if set(args.variants) - set(known):
+        p.error(f"--variants: unknown {sorted(set(args.variants) - set(known))}; expected some of {known}")
+    seeds = [int(s) for s in args.seeds.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
-    source = args.out / f"source-{args.source}.sqlite"
-    build_source(source, args.source, n_episodes=30, segment_length=args.segment_length, n_pairs=3000)
-    pool = args.out / f"pool-{args.target}-{args.segment_length}.sqlite"
-    build_pool(pool, args.target, n_episodes=args.pool_episodes, segment_length=args.segment_length)
-    rows = collect(args) if args.collect else train_all(args, source, pool)
-    lines = ["## PEARL transfer: policy on the target task", "",
-             f"`python bench/transfer_policy.py {' '.join(sys.argv[1:])}` · {platform.machine()} · "
-             f"{time.strftime('%Y-%m-%d')}", "",
-             f"{args.source} -> {args.target}, SAC + Gaussian reward, {args.steps} env steps, {args.labels} labels "
-             f"({args.per_round} every {args.every} steps), seed {args.seed}; target pool: "
-             f"{args.pool_episodes * 10} unlabelled noisy-expert segments, {args.pool_pairs} transferred pool labels "
-             f"(the +pool runs only, outside the label budget; their reward.epochs={args.pool_epochs}, the others' 50)."
-             + (" **Smoke scale only** (--tiny): it shows the pipeline runs end to end, not which labels train the "
-                "better policy." if args.tiny else ""), "",
-             "| labels | final return | success | reward acc. on the run's own segments | reward acc. on held-out "
-             "target segments | labels agreeing with the true return | labels used | wall |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        print(json.dumps(r), flush=True)
-        if "error" in r:
-            lines.append(f"| {r['feedback']} | error: {r['error']} | | | | | | |")
-        else:
-            agree = ", ".join(f"{k} {v:.0%}" for k, v in r["agreement"].items())
-            lines.append(f"| {r['feedback']} | {r['return']:.1f} | {_num(r['success'])} | {_num(r['reward_accuracy'])} | "
-                         f"{_num(r['heldout_accuracy'])} | {agree} | {r['labels']} | {r['wall_s']:.0f} s |")
-    table = "\n".join(lines)
-    publish(table, f"{MARK}:{args.target}", args.update_benchmarks)
+    for pair in args.pairs.split(","):
+        source_task, target = pair.split(":")
+        source = args.out / f"source-{source_task}-{args.segment_length}.sqlite"
+        build_source(source, source_task, n_episodes=30, segment_length=args.segment_length, n_pairs=3000)
+        pool = args.out / f"pool-{target}-{args.segment_length}.sqlite"
+        build_pool(pool, target, n_episodes=args.pool_episodes, segment_length=args.segment_length)
+        sweeps = {v: args.out / f"{source_task}-{target}" / f"{v}-{args.steps}" for v in args.variants}
+        if not args.collect:
+            for v, sweep in sweeps.items():
+                train_variant(args, v, target, source, pool, sweep)
+        heldout = heldout_segments(target, args.segment_length)
+        rows = [run_row(v, s, sweep / f"s{s}", heldout) for v, sweep in sweeps.items() for s in seeds]
+        for r in rows:
+            print(json.dumps(r), flush=True)
+        publish(render(args, source_task, target, rows), f"{MARK}:{target}", args.update_benchmarks)
 
 
 if __name__ == "__main__":
