@@ -3,32 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
-
-def _load(name: str):
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from bench_modules import load_bench
 
 
 @pytest.fixture(scope="module")
 def tp():
-    return _load("transfer_policy")
+    return load_bench("transfer_policy")
 
 
 @pytest.fixture(scope="module")
 def ta():
-    return _load("transfer_accuracy")
+    return load_bench("transfer_accuracy")
 
 
 ARGS = argparse.Namespace(target_labels=10, per_round=50, labels=500, steps=40000, every=2000, segment_length=50,

@@ -60,8 +60,8 @@ def test_fused_cost_is_shared_scale_and_checks_layout():
 def test_bad_obs_slices_are_one_line(raw, match):
     with pytest.raises(PbrlError, match=match):
         parse_obs_slices(raw, source="task file x.yaml")
-    with pytest.raises(PbrlError, match=match):
-        task_from_dict({"name": "x", "suite": "mujoco", "env_id": "X", "episode_length": 5, "reward_terms": [],
+    with pytest.raises(PbrlError, match="obs_slices"):  # the task schema names the key too
+        task_from_dict({"name": "x", "suite": "mujoco", "env_id": "X", "episode_length": 5, "reward_terms": ["r"],
                         "obs_slices": raw})
 
 

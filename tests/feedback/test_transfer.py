@@ -227,7 +227,7 @@ def test_remembered_target_labels_survive_a_resume():
     _accuracy(lab, target, np.random.default_rng(3))
     _accuracy(lab, target, np.random.default_rng(4))
     assert len(lab.memory) == 8  # four per session, kept across sessions
-    state = pickle.loads(pickle.dumps(lab.state_dict()))  # what the checkpoint writes (labeller.pkl)
+    state = pickle.loads(pickle.dumps(lab.state_dict()))  # what the checkpoint keeps (components.pt, "labeller")
     resumed = _line_labeller(src, target)  # zero-shot from here on, but it remembers the 8 labels
     resumed.load_state_dict(state)
     assert _accuracy(resumed, target, np.random.default_rng(5)) >= 0.95
@@ -358,7 +358,9 @@ def test_train_feedback_transfer_end_to_end(tmp_path: Path):
     rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
     assert rows[-1]["transfer_status"] in ("verified", "unreliable") and rows[-1]["transfer_labels"] == "3"
     assert 0.0 <= float(rows[-1]["transfer_agreement"]) <= 1.0 and float(rows[-1]["transfer_entropy"]) <= 1.0
-    state = pickle.loads((tmp_path / "run" / "checkpoint" / "labeller.pkl").read_bytes())
+    from pbrl.run.checkpoint import read_components
+
+    state = read_components(tmp_path / "run" / "checkpoint")["labeller"]
     assert len(state["p"]) == 3 and len(state["first"]) == 3  # the remembered target labels are checkpointed
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["feedback"] == "transfer" and summary["labels_used"] == 10
