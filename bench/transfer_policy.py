@@ -3,7 +3,7 @@
 For each `--pairs source:target`, builds a source store (noisy source-task expert, 3000 rational labels) and a
 target pool (unlabelled noisy-expert segments of the target task, PEARL's unlabelled target dataset), then trains
 the target task with the Gaussian (RRL) reward and SAC, every variant at the same label budget, one Hydra multirun
-(`-m seed=...`, joblib launcher) per variant:
+(`-m seed=...` through `--launcher`: local = hydra-joblib-launcher, slurm, ray_cluster) per variant:
 
 * ``transfer-kK+pool``: ``feedback=transfer`` with the target pool, ``--pool-pairs`` transferred pool labels and
   ``feedback.target_labels=K`` (K of each session's queries answered by the true teacher; they choose the
@@ -14,7 +14,8 @@ the target task with the Gaussian (RRL) reward and SAC, every variant at the sam
 * ``scripted``: true labels on every query, no pool;
 * ``scripted-kK``: true labels only where the transfer run has them: K per session, same sessions, no pool.
 
-Per variant: mean and 95% bootstrap CI over seeds of final success, return and the learned reward's accuracy on
+Per variant: mean and 95% stratified-bootstrap CI over seeds (rliable, as ``pbrl report``; the ``report`` extra)
+of final success, return and the learned reward's accuracy on
 held-out target segments, and each seed's values. A converged comparison needs ~1e5 env steps per run (hours on
 a CPU); ``--tiny`` is a smoke run.
 
@@ -137,32 +138,29 @@ def run_row(variant: str, seed: int, out: Path, heldout: list) -> dict:
             "labels": s["labels_used"], "transfer_status": status or None, "wall_s": round(s["wall_s"], 1)}
 
 
-def mean_ci(values, reps: int = 5000, seed: int = 0) -> tuple[float, float, float]:
-    """Mean over seeds and its 95% percentile-bootstrap interval (rliable's bootstrap with one task).
-
-    With 3 seeds the interval is coarse (27 distinct resamples): read it as "where the seeds lie", not as a test.
-    """
-    x = np.asarray([v for v in values if v is not None], np.float64)
-    if not len(x):
-        return float("nan"), float("nan"), float("nan")
-    means = x[np.random.default_rng(seed).integers(0, len(x), size=(reps, len(x)))].mean(axis=1)
-    return float(x.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
-
-
 def train_variant(args, variant: str, target: str, source: Path, pool: Path, sweep: Path) -> None:
-    """All seeds of one variant as one Hydra multirun (joblib launcher); a killed sweep resumes its runs."""
-    cmd = [sys.executable, "-m", "pbrl.cli", "train", "-m", f"seed={args.seeds}", "hydra/launcher=joblib",
-           f"hydra.launcher.n_jobs={args.jobs}", f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=s${seed}",
-           *variant_overrides(args, variant, target, source, pool)]
+    """All seeds of one variant as one Hydra multirun (``--launcher``); a killed sweep resumes its runs."""
+    launcher = [f"hydra/launcher={args.launcher}", *args.launcher_override]
+    if args.launcher == "local":
+        launcher.append(f"hydra.launcher.n_jobs={args.jobs}")
+    cmd = [sys.executable, "-m", "pbrl.cli", "train", "-m", f"seed={args.seeds}", *launcher,
+           f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=s${seed}", *variant_overrides(args, variant, target, source,
+                                                                                        pool)]
     print(" ".join(cmd), flush=True)
     res = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if res.returncode != 0:
         print(f"{variant}: exit {res.returncode}: {res.stderr.strip().splitlines()[-1:]}", flush=True)
 
 
-def _cell(rows: list[dict], key: str, fmt: str) -> str:
-    m, lo, hi = mean_ci([r.get(key) for r in rows if "error" not in r])
-    return "-" if np.isnan(m) else f"{m:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
+def _cell(rows: list[dict], key: str, digits: int) -> str:
+    """Mean over seeds with its 95% stratified-bootstrap CI (rliable, as ``pbrl report``)."""
+    from pbrl.analysis.render import fmt_ci
+    from pbrl.analysis.stats import final_scores
+
+    keep = [r for r in rows if r.get(key) is not None]
+    if not keep:
+        return "-"
+    return fmt_ci(final_scores([r[key] for r in keep], [r["seed"] for r in keep]).mean, digits)
 
 
 def render(args, source: str, target: str, rows: list[dict]) -> str:
@@ -173,7 +171,7 @@ def render(args, source: str, target: str, rows: list[dict]) -> str:
              f"({args.per_round} every {args.every} steps), seeds {args.seeds}; target pool: "
              f"{args.pool_episodes * 10} unlabelled noisy-expert segments, {args.pool_pairs} pool labels (the +pool "
              f"runs only, outside the label budget; their reward.epochs={args.pool_epochs}). Cells: mean over seeds "
-             "[95% bootstrap CI]; a difference holds only where the intervals say so."
+             "[95% stratified-bootstrap CI, rliable]; a difference holds only where the intervals say so."
              + (" **Smoke scale only** (--tiny): it shows the pipeline runs end to end, not which labels train the "
                 "better policy." if args.tiny else ""), "",
              "| labels | seeds | final success | final return | reward acc. on held-out target segments | "
@@ -187,9 +185,8 @@ def render(args, source: str, target: str, rows: list[dict]) -> str:
         status = ", ".join(sorted({str(r["transfer_status"]) for r in ok if r["transfer_status"]})) or "-"
         per = "; ".join(f"s{r['seed']}: {r['success'] if r['success'] is not None else '-'} / {r['return']:.0f}"
                         if "error" not in r else f"s{r['seed']}: error" for r in rs)
-        lines.append(f"| {variant} | {len(ok)}/{len(rs)} | {_cell(ok, 'success', '.2f')} | "
-                     f"{_cell(ok, 'return', '.0f')} | "
-                     f"{_cell(ok, 'heldout_accuracy', '.2f')} | {', '.join(f'{k} {v:.0%}' for k, v in agree.items())} "
+        lines.append(f"| {variant} | {len(ok)}/{len(rs)} | {_cell(ok, 'success', 2)} | {_cell(ok, 'return', 0)} | "
+                     f"{_cell(ok, 'heldout_accuracy', 2)} | {', '.join(f'{k} {v:.0%}' for k, v in agree.items())} "
                      f"| {status} | {per} |")
     return "\n".join(lines)
 
@@ -198,7 +195,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pairs", default="button-press:button-press-topdown,drawer-open:drawer-close")
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--jobs", type=int, default=3, help="runs in parallel (joblib launcher)")
+    p.add_argument("--launcher", default="local", help="hydra/launcher config: local (joblib), slurm, ray_cluster")
+    p.add_argument("--launcher-override", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra launcher setting, e.g. hydra.launcher.partition=cpu (repeatable)")
+    p.add_argument("--jobs", type=int, default=3, help="runs at once with --launcher local")
     p.add_argument("--steps", type=int, default=40_000)
     p.add_argument("--labels", type=int, default=500)
     p.add_argument("--per-round", type=int, default=50)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from bench_modules import load_bench
@@ -39,11 +38,14 @@ def test_variants_share_the_budget_and_differ_only_in_labels(tp):
     assert not any("target_pool" in o for o in over["scripted-k10"])
 
 
-def test_mean_ci_brackets_the_seeds(tp):
-    m, lo, hi = tp.mean_ci([0.0, 1.0, 1.0])
-    assert m == pytest.approx(2 / 3) and 0.0 <= lo <= m <= hi <= 1.0 and hi - lo > 0.3
-    assert tp.mean_ci([0.5, 0.5, 0.5]) == (0.5, 0.5, 0.5)
-    assert all(np.isnan(tp.mean_ci([None, None])))
+def test_cells_are_the_rliable_mean_over_seeds(tp):
+    rows = [{"seed": 0, "success": 0.0}, {"seed": 1, "success": 1.0}, {"seed": 2, "success": 1.0},
+            {"seed": 3, "success": None}]  # a run without a success signal is left out, not counted as 0
+    mean, ci = tp._cell(rows, "success", 2).split(" ", 1)
+    assert mean == "0.67" and ci.startswith("[") and ci.endswith("]")
+    low, high = (float(x) for x in ci.strip("[]").split(", "))
+    assert 0.0 <= low <= 0.67 <= high <= 1.0
+    assert tp._cell([{"seed": 0, "success": None}], "success", 2) == "-"
 
 
 def _row(acc0: float, unreliable0: float, acc10: float) -> dict:
