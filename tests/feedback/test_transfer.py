@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from checks import true_order_agreement
 
 from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Segment
@@ -368,3 +369,7 @@ def test_train_feedback_transfer_end_to_end(tmp_path: Path):
         rows = store.labels(sources=["transfer"])
         assert len(rows) == 50 and all(0.0 <= r.label <= 1.0 and 0.0 <= r.weight <= 1.0 for r in rows)
         assert sum(r.annotator == INITIAL_ANNOTATOR for r in rows) == 40  # the pool's pairs, outside the budget
+    # not inverted on its pool: the stored transferred labels agree with the target's true-return order
+    agreement, counted = true_order_agreement(tmp_path / "run" / "store.sqlite", ["transfer"])
+    print(f"transfer end to end: {agreement:.2f} agreement with the true order over {counted} labels")
+    assert counted >= 30 and agreement > 0.55, (agreement, counted)  # 0.64 over 50 here; inverted would be < 0.5
