@@ -1,4 +1,4 @@
-"""PEBBLE around stable-baselines3 SAC (Lee, Smith & Abbeel 2021, "PEBBLE", Alg. 1).
+"""PEBBLE around SAC from stable-baselines3 or sbx (Lee, Smith & Abbeel 2021, "PEBBLE", Alg. 1).
 
 Phases, in the order ``train`` runs them:
   1. seed steps with random actions (SAC's ``learning_starts``);
@@ -17,10 +17,10 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
-from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 
+from pbrl.agents.backends import backend_of, get_backend
 from pbrl.agents.buffer import PreferenceReplayBuffer
 from pbrl.agents.preference import PreferenceLearner, RoundResult
 from pbrl.rewards.wrappers import LearnedRewardVecEnv
@@ -52,20 +52,15 @@ class PebbleConfig:
 
 
 def build_sac(venv: LearnedRewardVecEnv, *, seed: int, seed_steps: int, buffer_size: int,
-              sac_kwargs: dict[str, Any]) -> SAC:
-    """SB3 SAC whose replay buffer PEBBLE can relabel."""
-    return SAC("MlpPolicy", venv, replay_buffer_class=PreferenceReplayBuffer, learning_starts=seed_steps,
-               buffer_size=buffer_size, seed=seed, device="cpu", verbose=0, **sac_kwargs)
+              sac_kwargs: dict[str, Any], backend: str = "sb3", device: str = "cpu") -> Any:
+    """SAC of the ``backend`` library (``sb3`` | ``sbx``, :mod:`pbrl.agents.backends`) whose buffer PEBBLE relabels."""
+    return get_backend(backend).build(venv, seed=seed, seed_steps=seed_steps, buffer_size=buffer_size,
+                                      kwargs=sac_kwargs, device=device)
 
 
-def reset_critic(model: SAC) -> None:
+def reset_critic(model: Any) -> None:
     """Re-initialise Q-networks, their targets and optimiser (PEBBLE after unsupervised pre-training)."""
-    for module in model.critic.modules():
-        if hasattr(module, "reset_parameters") and module is not model.critic:
-            module.reset_parameters()
-    model.critic_target.load_state_dict(model.critic.state_dict())
-    opt = model.critic.optimizer
-    model.critic.optimizer = type(opt)(model.critic.parameters(), **opt.defaults)
+    backend_of(model).reset_critic(model)
 
 
 def train_now(model: SAC, gradient_steps: int) -> None:
@@ -80,9 +75,9 @@ def train_now(model: SAC, gradient_steps: int) -> None:
 
 
 class PebbleTrainer:
-    """Runs the PEBBLE phases on an SB3 SAC model; ``on_chunk`` is called after each chunk of steps."""
+    """Runs the PEBBLE phases on a SAC model (SB3 or sbx); ``on_chunk`` is called after each chunk of steps."""
 
-    def __init__(self, model: SAC, venv: LearnedRewardVecEnv, learner: PreferenceLearner,
+    def __init__(self, model: Any, venv: LearnedRewardVecEnv, learner: PreferenceLearner,
                  cfg: PebbleConfig, *, on_chunk: ChunkHook, step_callback: Optional[BaseCallback] = None,
                  next_feedback: Optional[int] = None, critic_was_reset: bool = False) -> None:
         self.model, self.venv, self.learner, self.cfg = model, venv, learner, cfg
@@ -177,7 +172,7 @@ class PebbleTrainer:
         return max(1, min(events) - step)
 
 
-def sac_policy_fn(model: SAC) -> Callable[[np.ndarray], np.ndarray]:
+def sac_policy_fn(model: Any) -> Callable[[np.ndarray], np.ndarray]:
     """Deterministic action in env units, for evaluation."""
     def act(obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():

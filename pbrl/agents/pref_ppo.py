@@ -32,8 +32,8 @@ class PPOConfig:
             raise PbrlError(f"PPOConfig.total_steps ({self.total_steps}) must exceed seed_steps ({self.seed_steps})")
 
 
-def build_ppo(venv: LearnedRewardVecEnv, *, seed: int, ppo_kwargs: dict[str, Any]) -> PPO:
-    return PPO("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **ppo_kwargs)
+def build_ppo(venv: LearnedRewardVecEnv, *, seed: int, ppo_kwargs: dict[str, Any], device: str = "cpu") -> PPO:
+    return PPO("MlpPolicy", venv, seed=seed, device=device, verbose=0, **ppo_kwargs)
 
 
 class PrefPPOTrainer:

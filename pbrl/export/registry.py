@@ -24,7 +24,7 @@ from pbrl.types import PbrlError
 
 #: algo name (``config.yaml: algo.name``) -> ``"module:function"`` of its exporter.
 EXPORTERS: dict[str, str] = {
-    "sac": "pbrl.export.sb3:export_sac",
+    "sac": "pbrl.export.sbx:export_sac",  # SB3 or sbx SAC, by algo.backend
     "ppo": "pbrl.export.sb3:export_ppo",
     "cpl": "pbrl.export.offline:export_offline",
     "oppo": "pbrl.export.offline:export_offline",

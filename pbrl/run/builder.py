@@ -10,6 +10,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from pbrl.agents.preference import FeedbackSchedule, Labeller
+from pbrl.devices import check_device, torch_device
 from pbrl.envs.make import make_env
 from pbrl.envs.randomize import RandomisationSpec, resolve_randomisation
 from pbrl.envs.simstate import obs_renderable
@@ -97,8 +98,11 @@ def build_vlm_reward(cfg: DictConfig, task: TaskSpec):
 
     if not task.prompts.get("goal") or not task.prompts.get("baseline"):
         raise PbrlError(f"task {task.name}: the VLM reward needs prompts.goal and prompts.baseline in its YAML")
+    vlm = dict(container(cfg.reward.get("vlm")) or {})
+    setting = device_setting(cfg) if vlm.get("device") is None else vlm["device"]  # null: the run's device
+    vlm["device"] = torch_device(setting, "device" if vlm.get("device") is None else "reward.vlm.device")
     try:
-        return clip_reward_from_config(cfg.reward.get("vlm") or {}, task.prompts)
+        return clip_reward_from_config(vlm, task.prompts)
     except ImportError as exc:  # the optional extra is missing: one line for the CLI, naming it
         raise PbrlError(f"reward.vlm / feedback=vlm: {exc}") from None
 
@@ -144,11 +148,17 @@ def build_labeller(cfg: DictConfig, task: TaskSpec, rng: np.random.Generator) ->
     return LABELLERS[name](cfg.feedback, task, rng)
 
 
+def device_setting(cfg: DictConfig) -> str:
+    """``device`` (auto | cpu | cuda), checked; each library resolves ``auto`` itself (:mod:`pbrl.devices`)."""
+    return check_device(cfg.get("device", "cpu"))
+
+
 def build_reward_model(cfg: DictConfig, obs_dim: int, act_dim: int, seed: int) -> RewardModel:
     from hydra.utils import instantiate
 
+    extra = {} if "device" in cfg.reward.model else {"device": torch_device(device_setting(cfg))}
     try:
-        return instantiate(cfg.reward.model, obs_dim=obs_dim, act_dim=act_dim, seed=seed)
+        return instantiate(cfg.reward.model, obs_dim=obs_dim, act_dim=act_dim, seed=seed, **extra)
     except Exception as exc:  # Hydra wraps the real error; show its last line
         raise PbrlError(f"reward.model: cannot build {cfg.reward.model.get('_target_')} ({_last_line(exc)})") from None
 

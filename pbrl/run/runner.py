@@ -21,10 +21,12 @@ import torch
 from omegaconf import DictConfig
 from stable_baselines3.common.utils import set_random_seed
 
+from pbrl.agents.backends import get_backend
 from pbrl.agents.pebble import PebbleConfig, PebbleTrainer, build_sac, sac_policy_fn
 from pbrl.agents.pref_ppo import PPOConfig, PrefPPOTrainer, build_ppo
 from pbrl.agents.preference import FeedbackSchedule, Labeller, PreferenceLearner
 from pbrl.data.store import PreferenceStore
+from pbrl.devices import torch_device
 from pbrl.envs.make import make_env
 from pbrl.envs.rollout import film, write_video
 from pbrl.envs.tasks import TaskSpec
@@ -181,20 +183,20 @@ def _save_agent(model: Any, directory: Path, *, with_buffer: bool) -> None:
 
 def _load_or_build_agent(cfg: DictConfig, venv: LearnedRewardVecEnv, ckpt: Optional[Path]) -> Any:
     kwargs = builder.container(cfg.algo.sac if cfg.algo.name == "sac" else cfg.algo.ppo)
+    device = builder.device_setting(cfg)
     if cfg.algo.name == "sac":
+        backend = str(cfg.algo.get("backend", "sb3"))
         if ckpt:
-            from stable_baselines3 import SAC
-
-            model = SAC.load(ckpt / "agent.zip", env=venv, device="cpu")
+            model = get_backend(backend).load(ckpt / "agent.zip", venv, device)
             model.load_replay_buffer(ckpt / "replay_buffer.pkl")
             return model
-        return build_sac(venv, seed=int(cfg.seed), seed_steps=int(cfg.algo.seed_steps),
+        return build_sac(venv, seed=int(cfg.seed), seed_steps=int(cfg.algo.seed_steps), backend=backend, device=device,
                          buffer_size=min(int(cfg.algo.buffer_size), int(cfg.budget.env_steps)), sac_kwargs=kwargs)
     if ckpt:
         from stable_baselines3 import PPO
 
-        return PPO.load(ckpt / "agent.zip", env=venv, device="cpu")
-    return build_ppo(venv, seed=int(cfg.seed), ppo_kwargs=kwargs)
+        return PPO.load(ckpt / "agent.zip", env=venv, device=torch_device(device))
+    return build_ppo(venv, seed=int(cfg.seed), ppo_kwargs=kwargs, device=torch_device(device))
 
 
 def _make_trainer(cfg: DictConfig, model: Any, venv: LearnedRewardVecEnv, learner: PreferenceLearner,
