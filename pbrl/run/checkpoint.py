@@ -54,4 +54,4 @@ def read_info(ckpt: Path) -> dict[str, Any]:
 
 def read_components(ckpt: Path) -> dict[str, Any]:
     """The components' state dicts saved by :func:`save_checkpoint`."""
-    return torch.load(ckpt / "components.pt", weights_only=False)
+    return torch.load(ckpt / "components.pt", weights_only=False, map_location="cpu")  # CPU first: optimiser state follows its parameters

@@ -91,6 +91,9 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
 def _build(cfg: DictConfig, run_dir: Path) -> Parts:
     """Every component that checks user input, in the order a user would fix them; writes nothing."""
+    builder.device_setting(cfg)  # bad device / backend: one-line error before anything is written
+    if cfg.algo.name == "sac":
+        get_backend(str(cfg.algo.get("backend", "sb3")))
     task = builder.build_task(cfg)
     schedule = builder.build_schedule(cfg)
     normalizer = builder.build_normalizer(cfg, task)
@@ -232,6 +235,8 @@ def _finish(cfg: DictConfig, run_dir: Path, task: TaskSpec, model: Any, learner:
                 title=f"{task.name} · {cfg.algo.name} · {cfg.feedback.name} · seed {cfg.seed}")
     summary = {
         "task": task.name, "algo": cfg.algo.name, "feedback": cfg.feedback.name, "seed": int(cfg.seed),
+        "backend": str(cfg.algo.get("backend", "sb3")) if cfg.algo.name == "sac" else None,
+        "device": builder.device_setting(cfg),
         "return_mean": row["return_mean"], "return_std": row["return_std"], "success_rate": row["success_rate"],
         "random_return": random_return, "labels_used": row["labels_used"], "labels_answered": row["labels_answered"],
         "reward_accuracy": row.get("reward_accuracy"), "reward_corr_segment": row.get("reward_corr_segment"),
