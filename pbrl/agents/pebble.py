@@ -54,8 +54,8 @@ class PebbleConfig:
 def build_sac(venv: LearnedRewardVecEnv, *, seed: int, seed_steps: int, buffer_size: int,
               sac_kwargs: dict[str, Any], backend: str = "sb3", device: str = "cpu") -> Any:
     """SAC of the ``backend`` library (``sb3`` | ``sbx``, :mod:`pbrl.agents.backends`) whose buffer PEBBLE relabels."""
-    return get_backend(backend).build(venv, seed=seed, seed_steps=seed_steps, buffer_size=buffer_size,
-                                      kwargs=sac_kwargs, device=device)
+    return get_backend(backend, "sac").build(venv, algo="sac", seed=seed, seed_steps=seed_steps,
+                                             buffer_size=buffer_size, kwargs=sac_kwargs, device=device)
 
 
 def reset_critic(model: Any) -> None:

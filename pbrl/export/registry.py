@@ -25,6 +25,7 @@ from pbrl.types import PbrlError
 #: algo name (``config.yaml: algo.name``) -> ``"module:function"`` of its exporter.
 EXPORTERS: dict[str, str] = {
     "sac": "pbrl.export.sbx:export_sac",  # SB3 or sbx SAC, by algo.backend
+    "crossq": "pbrl.export.sbx:export_crossq",
     "ppo": "pbrl.export.sb3:export_ppo",
     "cpl": "pbrl.export.offline:export_offline",
     "oppo": "pbrl.export.offline:export_offline",

@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from pbrl.agents.backends import OFF_POLICY_ALGOS
 from pbrl.agents.preference import FeedbackSchedule, Labeller
 from pbrl.devices import check_device, torch_device
 from pbrl.envs.make import make_env
@@ -91,7 +92,7 @@ def build_vlm_reward(cfg: DictConfig, task: TaskSpec):
     """
     if vlm_weight(cfg) == 0.0 and str(cfg.feedback.name) != "vlm":
         return None
-    if vlm_weight(cfg) != 0.0 and "algo" in cfg and str(cfg.algo.name) != "sac":
+    if vlm_weight(cfg) != 0.0 and "algo" in cfg and str(cfg.algo.name) not in OFF_POLICY_ALGOS:
         raise PbrlError(f"reward.vlm.weight: the dense VLM term is written into SAC's replay buffer; "
                         f"algo={cfg.algo.name} supports feedback=vlm only (set reward.vlm.weight=0)")
     from pbrl.rewards.vlm import clip_reward_from_config

@@ -21,7 +21,9 @@ from pbrl.types import PbrlError
 
 #: Config groups a user chooses on the command line (``task=`` options come from tasks/*.yaml).
 GROUPS = ("task", "feedback", "reward", "algo", "query")
-ONLINE_ALGOS = ("sac", "ppo")
+ONLINE_ALGOS = ("sac", "crossq", "ppo")
+#: online algos with PEBBLE's replay buffer (seed + unsupervised steps); pbrl.agents.backends.OFF_POLICY_ALGOS
+PEBBLE_ALGOS = ("sac", "crossq")
 OFFLINE_ALGOS = ("cpl", "oppo", "bc")
 
 
@@ -278,14 +280,14 @@ def _check_choices(cfg: DictConfig) -> None:
 
 
 def _start_keys(cfg: DictConfig) -> str:
-    if cfg.algo.name == "sac":
+    if cfg.algo.name in PEBBLE_ALGOS:
         return f"algo.seed_steps + algo.unsup_steps = {cfg.algo.seed_steps} + {cfg.algo.unsup_steps}"
     return "algo.seed_steps"
 
 
 def feedback_start(cfg: DictConfig) -> int:
     """The env step of the first feedback round (PEBBLE: after the seed and unsupervised steps)."""
-    if cfg.algo.name == "sac":
+    if cfg.algo.name in PEBBLE_ALGOS:
         return int(cfg.algo.seed_steps) + int(cfg.algo.unsup_steps)
     return int(cfg.algo.seed_steps)
 
@@ -297,7 +299,7 @@ def feedback_steps(cfg: DictConfig) -> list[int]:
     right after its warm-up (``num_timesteps`` 0), then the first boundary ``budget.every`` steps later.
     """
     total, every = int(cfg.budget.env_steps), int(cfg.budget.every)
-    if cfg.algo.name == "sac":
+    if cfg.algo.name in PEBBLE_ALGOS:
         return list(range(feedback_start(cfg), total, every))
     rollout = int(cfg.algo.ppo.n_steps) * int(cfg.algo.get("n_envs", 1))
     steps, due = [], 0
@@ -315,7 +317,7 @@ def label_budget_warning(cfg: DictConfig) -> Optional[str]:
     if len(rounds) * per_round >= labels:
         return None
     needed = math.ceil(labels / per_round)
-    if cfg.algo.name == "sac":
+    if cfg.algo.name in PEBBLE_ALGOS:
         min_steps = feedback_start(cfg) + (needed - 1) * int(cfg.budget.every) + 1
         hint = f"budget.env_steps >= {min_steps}"
     else:

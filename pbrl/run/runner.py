@@ -21,8 +21,8 @@ import torch
 from omegaconf import DictConfig
 from stable_baselines3.common.utils import set_random_seed
 
-from pbrl.agents.backends import get_backend
-from pbrl.agents.pebble import PebbleConfig, PebbleTrainer, build_sac, sac_policy_fn
+from pbrl.agents.backends import OFF_POLICY_ALGOS, get_backend
+from pbrl.agents.pebble import PebbleConfig, PebbleTrainer, sac_policy_fn
 from pbrl.agents.pref_ppo import PPOConfig, PrefPPOTrainer, build_ppo
 from pbrl.agents.preference import FeedbackSchedule, Labeller, PreferenceLearner
 from pbrl.data.store import PreferenceStore
@@ -92,8 +92,8 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 def _build(cfg: DictConfig, run_dir: Path) -> Parts:
     """Every component that checks user input, in the order a user would fix them; writes nothing."""
     builder.device_setting(cfg)  # bad device / backend: one-line error before anything is written
-    if cfg.algo.name == "sac":
-        get_backend(str(cfg.algo.get("backend", "sb3")))
+    if cfg.algo.name in OFF_POLICY_ALGOS:
+        get_backend(str(cfg.algo.get("backend", "sb3")), str(cfg.algo.name))
     task = builder.build_task(cfg)
     schedule = builder.build_schedule(cfg)
     normalizer = builder.build_normalizer(cfg, task)
@@ -161,7 +161,7 @@ def _train(cfg: DictConfig, run_dir: Path, parts: Parts, learner: PreferenceLear
         if hasattr(parts.labeller, "state_dict"):  # a labeller with state of its own (feedback=transfer)
             components["labeller"] = parts.labeller.state_dict()
         save_checkpoint(run_dir, components=components, info={"env_steps": model.num_timesteps, "time": time.time()},
-                        save_files=lambda d: _save_agent(model, d, with_buffer=cfg.algo.name == "sac"))
+                        save_files=lambda d: _save_agent(model, d, with_buffer=cfg.algo.name in OFF_POLICY_ALGOS))
 
     session.checkpoint_fn = checkpoint
     if model.num_timesteps < int(cfg.algo.seed_steps):
@@ -185,16 +185,17 @@ def _save_agent(model: Any, directory: Path, *, with_buffer: bool) -> None:
 
 
 def _load_or_build_agent(cfg: DictConfig, venv: LearnedRewardVecEnv, ckpt: Optional[Path]) -> Any:
-    kwargs = builder.container(cfg.algo.sac if cfg.algo.name == "sac" else cfg.algo.ppo)
+    algo = str(cfg.algo.name)
+    kwargs = builder.container(cfg.algo[algo])  # algo=sac: algo.sac, algo=crossq: algo.crossq, algo=ppo: algo.ppo
     device = builder.device_setting(cfg)
-    if cfg.algo.name == "sac":
-        backend = str(cfg.algo.get("backend", "sb3"))
+    if algo in OFF_POLICY_ALGOS:
+        backend = get_backend(str(cfg.algo.get("backend", "sb3")), algo)
         if ckpt:
-            model = get_backend(backend).load(ckpt / "agent.zip", venv, device)
+            model = backend.load(ckpt / "agent.zip", venv, algo=algo, device=device)
             model.load_replay_buffer(ckpt / "replay_buffer.pkl")
             return model
-        return build_sac(venv, seed=int(cfg.seed), seed_steps=int(cfg.algo.seed_steps), backend=backend, device=device,
-                         buffer_size=min(int(cfg.algo.buffer_size), int(cfg.budget.env_steps)), sac_kwargs=kwargs)
+        return backend.build(venv, algo=algo, seed=int(cfg.seed), seed_steps=int(cfg.algo.seed_steps), kwargs=kwargs,
+                             buffer_size=min(int(cfg.algo.buffer_size), int(cfg.budget.env_steps)), device=device)
     if ckpt:
         from stable_baselines3 import PPO
 
@@ -206,7 +207,7 @@ def _make_trainer(cfg: DictConfig, model: Any, venv: LearnedRewardVecEnv, learne
                   session: RunSession) -> PebbleTrainer | PrefPPOTrainer:
     total = int(cfg.budget.env_steps)
     common = dict(on_chunk=session.on_chunk, step_callback=session.callback)
-    if cfg.algo.name == "sac":
+    if cfg.algo.name in OFF_POLICY_ALGOS:
         pcfg = PebbleConfig(total_steps=total, seed_steps=int(cfg.algo.seed_steps),
                             unsup_steps=int(cfg.algo.unsup_steps),
                             entropy_k=int(cfg.algo.entropy_k), reset_critic=bool(cfg.algo.reset_critic),
@@ -235,7 +236,7 @@ def _finish(cfg: DictConfig, run_dir: Path, task: TaskSpec, model: Any, learner:
                 title=f"{task.name} · {cfg.algo.name} · {cfg.feedback.name} · seed {cfg.seed}")
     summary = {
         "task": task.name, "algo": cfg.algo.name, "feedback": cfg.feedback.name, "seed": int(cfg.seed),
-        "backend": str(cfg.algo.get("backend", "sb3")) if cfg.algo.name == "sac" else None,
+        "backend": str(cfg.algo.get("backend", "sb3")) if cfg.algo.name in OFF_POLICY_ALGOS else None,
         "device": builder.device_setting(cfg),
         "return_mean": row["return_mean"], "return_std": row["return_std"], "success_rate": row["success_rate"],
         "random_return": random_return, "labels_used": row["labels_used"], "labels_answered": row["labels_answered"],

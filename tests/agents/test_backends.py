@@ -1,4 +1,4 @@
-"""PEBBLE's learner-side phases on both SAC backends (SB3 torch, sbx JAX), on real envs and real updates.
+"""PEBBLE's learner-side phases on every learner (SB3 SAC, sbx SAC, sbx CrossQ), on real envs and real updates.
 
 Each check reads the backend's own parameters (torch modules / flax pytrees), so what is asserted is the state of
 the library's model, not pbrl's view of it.
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pbrl.agents.backends import backend_of, get_backend
-from pbrl.agents.pebble import PebbleConfig, PebbleTrainer, build_sac, reset_critic
+from pbrl.agents.pebble import PebbleConfig, PebbleTrainer, reset_critic
 from pbrl.agents.preference import FeedbackSchedule, PreferenceLearner
 from pbrl.data.store import PreferenceStore
 from pbrl.envs import load_task
@@ -20,8 +20,14 @@ from pbrl.rewards.ensemble import EnsembleReward
 from pbrl.run.builder import make_venv
 from pbrl.types import PbrlError
 
-BACKENDS = ["sb3", "sbx"]
+LEARNERS = [("sb3", "sac"), ("sbx", "sac"), ("sbx", "crossq")]
 SMALL = {"batch_size": 16, "policy_kwargs": {"net_arch": [32, 32]}}
+
+
+def build(learner: tuple[str, str], venv, *, seed_steps: int, buffer_size: int = 500):
+    backend, algo = learner
+    return get_backend(backend, algo).build(venv, algo=algo, seed=0, seed_steps=seed_steps, buffer_size=buffer_size,
+                                            kwargs=dict(SMALL), device="cpu")
 
 
 def _venv(episode_length: int = 30):
@@ -29,15 +35,22 @@ def _venv(episode_length: int = 30):
 
 
 def _params(model, which: str) -> list[np.ndarray]:
-    """Flat copies of the actor / critic / critic-target parameters, whatever the library."""
+    """Flat copies of the actor / critic / critic-target / critic-statistics arrays, whatever the library."""
     if backend_of(model).name == "sb3":
         module = {"actor": model.actor, "critic": model.critic, "target": model.critic_target}[which]
         return [p.detach().numpy().copy() for p in module.parameters()]
     import jax
 
-    state = {"actor": model.policy.actor_state, "critic": model.policy.qf_state, "target": model.policy.qf_state}[which]
-    tree = state.target_params if which == "target" else state.params
-    return [np.asarray(x).copy() for x in jax.tree_util.tree_leaves(tree)]
+    state = model.policy.actor_state if which == "actor" else model.policy.qf_state
+    tree = {"actor": "params", "critic": "params", "target": "target_params", "stats": "batch_stats"}[which]
+    return [np.asarray(x).copy() for x in jax.tree_util.tree_leaves(getattr(state, tree))]
+
+
+def _renorm_layers(tree) -> list[dict]:
+    """The BatchRenorm statistics dicts (mean, var, steps, ...) in a flax batch_stats tree, as numpy."""
+    if isinstance(tree, dict) and "mean" in tree:
+        return [{k: np.asarray(v) for k, v in tree.items()}]
+    return [lay for sub in (tree.values() if isinstance(tree, dict) else []) for lay in _renorm_layers(sub)]
 
 
 def _critic_optimizer_is_fresh(model) -> bool:
@@ -45,16 +58,15 @@ def _critic_optimizer_is_fresh(model) -> bool:
         return not model.critic.optimizer.state
     import jax
 
-    # optax adam: step count 0 and zero moments
-    leaves = jax.tree_util.tree_leaves(model.policy.qf_state.opt_state)
-    return int(model.policy.qf_state.step) == 0 and all(not np.any(np.asarray(x)) for x in leaves
-                                                         if np.asarray(x).dtype != np.int32 and np.asarray(x).ndim > 0)
+    # optax adam: step 0, zero moments (scalar leaves are counts and injected hyperparameters)
+    leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(model.policy.qf_state.opt_state)]
+    return int(model.policy.qf_state.step) == 0 and all(not np.any(x) for x in leaves if x.ndim > 0)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_relabel_rewrites_the_whole_buffer_and_keeps_true_rewards(backend: str) -> None:
+@pytest.mark.parametrize("learner", LEARNERS, ids="-".join)
+def test_relabel_rewrites_the_whole_buffer_and_keeps_true_rewards(learner) -> None:
     venv = _venv()
-    model = build_sac(venv, seed=0, seed_steps=100, buffer_size=500, sac_kwargs=SMALL, backend=backend)
+    model = build(learner, venv, seed_steps=100)
     model.learn(60)
     buf = model.replay_buffer
     assert type(buf).__name__ == "PreferenceReplayBuffer" and buf.size_now == 60
@@ -65,30 +77,8 @@ def test_relabel_rewrites_the_whole_buffer_and_keeps_true_rewards(backend: str) 
     venv.close()
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_reset_critic_keeps_actor_syncs_target_and_refreshes_optimiser(backend: str) -> None:
-    venv = _venv()
-    model = build_sac(venv, seed=0, seed_steps=20, buffer_size=500, sac_kwargs=SMALL, backend=backend)
-    model.learn(80)
-    actor, critic = _params(model, "actor"), _params(model, "critic")
-    assert not _critic_optimizer_is_fresh(model)
-    reset_critic(model)
-    assert all(np.array_equal(a, b) for a, b in zip(actor, _params(model, "actor")))
-    new = _params(model, "critic")
-    assert not any(np.array_equal(a, b) for a, b in zip(critic, new) if a.ndim > 1)  # weights re-drawn
-    assert all(np.array_equal(a, b) for a, b in zip(new, _params(model, "target")))
-    assert _critic_optimizer_is_fresh(model)
-    model.learn(10, reset_num_timesteps=False)  # training goes on with the new critic
-    assert not any(np.array_equal(a, b) for a, b in zip(new, _params(model, "critic")) if a.ndim > 1)
-    venv.close()
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_updates_train_on_the_intrinsic_reward_in_the_entropy_window(backend: str, monkeypatch) -> None:
-    venv = _venv()
-    model = build_sac(venv, seed=0, seed_steps=20, buffer_size=500, sac_kwargs=SMALL, backend=backend)
-    model.learn(40)
-    buf = model.replay_buffer
+def _spy_rewards(buf, monkeypatch) -> list[torch.Tensor]:
+    """The reward column of every batch the learner's updates draw from ``buf`` from now on."""
     seen: list[torch.Tensor] = []
     original = type(buf)._get_samples
 
@@ -98,6 +88,20 @@ def test_updates_train_on_the_intrinsic_reward_in_the_entropy_window(backend: st
         return samples
 
     monkeypatch.setattr(type(buf), "_get_samples", spy)
+    return seen
+
+
+@pytest.mark.parametrize("learner", LEARNERS, ids="-".join)
+def test_entropy_window_then_critic_reset(learner, monkeypatch) -> None:
+    """Updates see the k-NN reward only inside the window; the reset re-draws the critic and nothing else.
+
+    One model per learner for both phases: every new sbx model compiles its update again (seconds of CPU).
+    """
+    venv = _venv()
+    model = build(learner, venv, seed_steps=20)
+    model.learn(40)
+    buf = model.replay_buffer
+    seen = _spy_rewards(buf, monkeypatch)
     buf.intrinsic_k = 5
     model.learn(5, reset_num_timesteps=False)
     assert seen, "the update drew no batch"
@@ -105,22 +109,40 @@ def test_updates_train_on_the_intrinsic_reward_in_the_entropy_window(backend: st
     assert all(abs(float(r.mean())) < 1e-4 and abs(float(r.std()) - 1.0) < 1e-3 for r in seen)
     seen.clear()
     buf.intrinsic_k = None
-    model.learn(5, reset_num_timesteps=False)
+    model.learn(35, reset_num_timesteps=False)
     assert seen and all(float(r.abs().max()) == 0.0 for r in seen)
+
+    actor, critic = _params(model, "actor"), _params(model, "critic")
+    assert not _critic_optimizer_is_fresh(model)
+    if learner[1] == "crossq":
+        assert all(int(np.max(lay["steps"])) > 0 for lay in _renorm_layers(model.policy.qf_state.batch_stats))
+    reset_critic(model)
+    assert all(np.array_equal(a, b) for a, b in zip(actor, _params(model, "actor")))
+    new = _params(model, "critic")
+    assert not any(np.array_equal(a, b) for a, b in zip(critic, new) if a.ndim > 1)  # weights re-drawn
+    if learner[1] == "crossq":  # no target network; the BatchRenorm running statistics start again
+        layers = _renorm_layers(model.policy.qf_state.batch_stats)
+        assert layers and all(int(np.max(lay["steps"])) == 0 and not np.any(lay["mean"]) and np.all(lay["var"] == 1)
+                              for lay in layers)
+    else:
+        assert all(np.array_equal(a, b) for a, b in zip(new, _params(model, "target")))
+    assert _critic_optimizer_is_fresh(model)
+    model.learn(10, reset_num_timesteps=False)  # training goes on with the new critic
+    assert not any(np.array_equal(a, b) for a, b in zip(new, _params(model, "critic")) if a.ndim > 1)
     venv.close()
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_save_load_round_trip_keeps_policy_buffer_and_counters(backend: str, tmp_path) -> None:
+@pytest.mark.parametrize("learner", LEARNERS, ids="-".join)
+def test_save_load_round_trip_keeps_policy_buffer_and_counters(learner, tmp_path) -> None:
     venv = _venv()
-    model = build_sac(venv, seed=0, seed_steps=20, buffer_size=500, sac_kwargs=SMALL, backend=backend)
+    model = build(learner, venv, seed_steps=20)
     model.learn(60)
     model.replay_buffer.relabel(lambda obs, act: obs[:, 1])
     model.save(tmp_path / "agent.zip")
     model.save_replay_buffer(tmp_path / "buffer.pkl")
-    loaded = get_backend(backend).load(tmp_path / "agent.zip", venv, "cpu")
+    loaded = get_backend(*learner).load(tmp_path / "agent.zip", venv, algo=learner[1], device="cpu")
     loaded.load_replay_buffer(tmp_path / "buffer.pkl")
-    assert backend_of(loaded).name == backend and loaded.num_timesteps == 60
+    assert backend_of(loaded).name == learner[0] and type(loaded) is type(model) and loaded.num_timesteps == 60
     obs = np.random.default_rng(0).normal(size=(8, 17)).astype(np.float32)
     np.testing.assert_allclose(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0],
                                atol=1e-6)
@@ -131,11 +153,11 @@ def test_save_load_round_trip_keeps_policy_buffer_and_counters(backend: str, tmp
     venv.close()
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_pebble_trainer_phases(backend: str, tmp_path) -> None:
+@pytest.mark.parametrize("learner", LEARNERS, ids="-".join)
+def test_pebble_trainer_phases(learner, tmp_path) -> None:
     """The whole loop: entropy window, first fit -> whole-buffer relabel + one critic reset, later refits."""
     venv = _venv(episode_length=50)
-    model = build_sac(venv, seed=0, seed_steps=100, buffer_size=1000, sac_kwargs=SMALL, backend=backend)
+    model = build(learner, venv, seed_steps=100, buffer_size=1000)
     rng = np.random.default_rng(0)
     learner = PreferenceLearner(
         reward_model=EnsembleReward(17, 6, n_members=2, hidden=(16,), seed=0),
@@ -182,5 +204,7 @@ def test_pebble_trainer_phases(backend: str, tmp_path) -> None:
 def test_unknown_backend_is_a_one_line_error() -> None:
     with pytest.raises(PbrlError, match="algo.backend: 'torchrl' is not a learner backend; expected one of: sb3, sbx"):
         get_backend("torchrl")
+    with pytest.raises(PbrlError, match="algo.backend: sb3 has no crossq; expected algo.backend=sbx"):
+        get_backend("sb3", "crossq")
     with pytest.raises(PbrlError, match="no learner backend for a builtins.object model"):
         backend_of(object())

@@ -1,4 +1,5 @@
-"""pbrl export on a real sbx (JAX) SAC policy: flax weights copied into torch, checked against sbx and by hand."""
+"""pbrl export on real sbx (JAX) SAC and CrossQ policies: flax weights copied into torch, checked against sbx and
+against the actor computed by hand from its parameters."""
 
 from __future__ import annotations
 
@@ -20,16 +21,34 @@ from pbrl.types import PbrlError
 EPISODE = 15  # short: the closed-loop return check amplifies float32 differences (issue 17 replaces it)
 
 
-def _sbx_run(run_dir: Path) -> Path:
-    """A run dir with a freshly initialised sbx SAC policy (random weights: the copy is what is tested)."""
-    from sbx import SAC
+def _sbx_run(run_dir: Path, algo: str = "sac") -> Path:
+    """A run dir with a freshly initialised sbx policy (random weights: the copy is what is tested).
+
+    CrossQ's BatchRenorm layers get random running statistics and affine parameters (at initialisation they are
+    the identity, which would hide a wrong copy).
+    """
+    import jax
+    import sbx
 
     env = make_env(load_task("halfcheetah"), seed=0, episode_length=EPISODE)
-    model = SAC("MlpPolicy", env, policy_kwargs={"net_arch": [32, 24]}, seed=0)
+    model = getattr(sbx, {"sac": "SAC", "crossq": "CrossQ"}[algo])("MlpPolicy", env, policy_kwargs={"net_arch": [32, 24]},
+                                                                   seed=0)
     env.close()
+    if algo == "crossq":
+        rng = np.random.default_rng(3)
+        state = model.policy.actor_state
+        params = jax.tree_util.tree_map(np.array, state.params)
+        stats = jax.tree_util.tree_map(np.array, state.batch_stats)
+        for name in stats:
+            n = stats[name]["mean"].shape[0]
+            stats[name]["mean"] = rng.normal(0, 2, n).astype(np.float32)
+            stats[name]["var"] = rng.uniform(0.1, 5, n).astype(np.float32)
+            params[name]["scale"] = rng.uniform(0.5, 2, n).astype(np.float32)
+            params[name]["bias"] = rng.normal(0, 0.5, n).astype(np.float32)
+        model.policy.actor_state = state.replace(params=params, batch_stats=stats)
     run_dir.mkdir(parents=True, exist_ok=True)
     model.save(run_dir / "policy.zip")
-    write_run_config(run_dir, task="halfcheetah", algo="sac", seed=0, episode_length=EPISODE)
+    write_run_config(run_dir, task="halfcheetah", algo=algo, seed=0, episode_length=EPISODE)
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     config["algo"]["backend"] = "sbx"
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -41,15 +60,33 @@ def sbx_run(tmp_path_factory) -> Path:
     return _sbx_run(tmp_path_factory.mktemp("sbx"))
 
 
-def _by_hand(run: Path, obs: np.ndarray) -> np.ndarray:
-    """SAC's deterministic action from the flax parameters with numpy: tanh(mean head), rescaled to the bounds."""
-    from sbx import SAC
+@pytest.fixture(scope="module")
+def crossq_run(tmp_path_factory) -> Path:
+    return _sbx_run(tmp_path_factory.mktemp("crossq"), "crossq")
 
-    p = SAC.load(run / "policy.zip").policy.actor_state.params["params"]
-    x = obs.astype(np.float64)
-    for name in ("Dense_0", "Dense_1"):
-        x = np.maximum(x @ np.asarray(p[name]["kernel"], np.float64) + np.asarray(p[name]["bias"], np.float64), 0.0)
-    mean = x @ np.asarray(p["Dense_2"]["kernel"], np.float64) + np.asarray(p["Dense_2"]["bias"], np.float64)
+
+def _by_hand(run: Path, obs: np.ndarray, algo: str = "sac") -> np.ndarray:
+    """The deterministic action from the flax parameters with numpy: tanh(mean head), rescaled to the bounds.
+
+    CrossQ normalises the input and every hidden activation with BatchRenorm's running statistics:
+    ``(x - mean) / sqrt(var + 1e-3) * scale + bias`` (sbx's BatchRenorm with ``use_running_average``).
+    """
+    import sbx
+
+    state = getattr(sbx, {"sac": "SAC", "crossq": "CrossQ"}[algo]).load(run / "policy.zip").policy.actor_state
+    p = state.params.get("params", state.params)
+    f64 = lambda a: np.asarray(a, np.float64)  # noqa: E731
+
+    def renorm(x: np.ndarray, i: int) -> np.ndarray:
+        if algo != "crossq":
+            return x
+        st, aff = state.batch_stats[f"BatchRenorm_{i}"], p[f"BatchRenorm_{i}"]
+        return (x - f64(st["mean"])) / np.sqrt(f64(st["var"]) + 1e-3) * f64(aff["scale"]) + f64(aff["bias"])
+
+    x = renorm(obs.astype(np.float64), 0)
+    for i, name in enumerate(("Dense_0", "Dense_1")):
+        x = renorm(np.maximum(x @ f64(p[name]["kernel"]) + f64(p[name]["bias"]), 0.0), i + 1)
+    mean = x @ f64(p["Dense_2"]["kernel"]) + f64(p["Dense_2"]["bias"])
     low, high = -1.0, 1.0  # halfcheetah's action bounds
     return low + 0.5 * (np.tanh(mean) + 1.0) * (high - low)
 
@@ -78,6 +115,20 @@ def test_sbx_onnx_bundle_matches_sbx_predict_and_the_hand_computed_actor(sbx_run
     expected = _by_hand(sbx_run, obs)
     np.testing.assert_allclose(exported, expected, atol=1e-5)
     assert np.any(np.abs(expected) > 0.999) and np.any(np.abs(expected) < 0.9)  # saturated and unsaturated both seen
+
+
+def test_crossq_bundle_matches_sbx_and_the_hand_computed_batch_renorm_actor(crossq_run: Path, tmp_path: Path) -> None:
+    meta = json.loads(export_run(crossq_run, fmt="torchscript", out=tmp_path / "cq").read_text())
+    assert meta["algo"] == "crossq" and meta["parity"]["passed"] and meta["policy"]["net_arch"] == [32, 24]
+    from sbx import CrossQ
+
+    obs = _obs()
+    graph = torch.jit.load(str(tmp_path / "cq" / "policy.pt"))
+    with torch.no_grad():
+        exported = graph(torch.as_tensor(obs)).numpy()
+    np.testing.assert_allclose(exported, CrossQ.load(crossq_run / "policy.zip").predict(obs, deterministic=True)[0],
+                               atol=2e-5)
+    np.testing.assert_allclose(exported, _by_hand(crossq_run, obs, "crossq"), atol=2e-5)
 
 
 def test_sbx_torchscript_bundle(sbx_run: Path, tmp_path: Path) -> None:

@@ -1,10 +1,11 @@
-"""The off-policy learners PEBBLE can drive, selected by ``algo.backend``.
+"""The off-policy learners PEBBLE can drive: ``algo=sac|crossq``, from the library ``algo.backend`` names.
 
-A backend builds, loads and resets one library's SAC: ``sb3`` is stable-baselines3 (PyTorch), ``sbx`` is
-Stable-Baselines-Jax (araffin/sbx: the same SAC in JAX, jit-compiled updates, SB3's replay buffer and
-``learn``/``save``/``load`` API). Both store transitions in :class:`~pbrl.agents.buffer.PreferenceReplayBuffer`,
-so PEBBLE's whole-buffer relabelling and its state-entropy phase are the same code for either; only the critic
-reset differs (torch modules vs flax parameters). Backends are imported lazily: ``import pbrl`` pulls neither.
+A backend builds, loads and resets one library's learners: ``sb3`` is stable-baselines3 (PyTorch; SAC), ``sbx``
+is Stable-Baselines-Jax (araffin/sbx: SAC and CrossQ in JAX with jit-compiled updates and SB3's replay buffer
+and ``learn``/``save``/``load`` API). Every learner stores transitions in
+:class:`~pbrl.agents.buffer.PreferenceReplayBuffer`, so PEBBLE's whole-buffer relabelling and its state-entropy
+phase are the same code for all; only the critic reset differs (torch modules vs flax parameters, and CrossQ's
+BatchRenorm statistics). Backends are imported lazily: ``import pbrl`` pulls neither library.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import importlib
 from typing import Any, Protocol
 
 from pbrl.types import PbrlError
+
+#: ``algo.name`` values PEBBLE trains (off-policy, relabelled replay buffer).
+OFF_POLICY_ALGOS = ("sac", "crossq")
 
 #: ``algo.backend`` -> ``"module:class"`` of its :class:`Backend`.
 BACKENDS: dict[str, str] = {
@@ -25,25 +29,34 @@ class Backend(Protocol):
     """What PEBBLE and the runner need from an off-policy library."""
 
     name: str
+    algos: tuple[str, ...]  # the ``algo.name`` values it provides
 
-    def build(self, venv: Any, *, seed: int, seed_steps: int, buffer_size: int, kwargs: dict[str, Any],
+    def build(self, venv: Any, *, algo: str, seed: int, seed_steps: int, buffer_size: int, kwargs: dict[str, Any],
               device: str) -> Any:
-        """A fresh SAC on ``venv`` whose replay buffer is a :class:`PreferenceReplayBuffer`."""
+        """A fresh learner on ``venv`` whose replay buffer is a :class:`PreferenceReplayBuffer`."""
 
-    def load(self, path: Any, venv: Any, device: str) -> Any:
+    def load(self, path: Any, venv: Any, *, algo: str, device: str) -> Any:
         """A saved model (``model.save``) bound to ``venv``."""
 
     def reset_critic(self, model: Any) -> None:
-        """Re-initialise the Q-networks and their targets, with a fresh critic optimiser; actor untouched."""
+        """Re-initialise the Q-networks (and targets / normalisation statistics) with a fresh critic optimiser;
+        the actor and the entropy coefficient are untouched."""
 
 
-def get_backend(name: str) -> Backend:
-    """The backend registered as ``name`` (``algo.backend``)."""
-    target = BACKENDS.get(str(name))
-    if target is None:
-        raise PbrlError(f"algo.backend: {name!r} is not a learner backend; expected one of: {', '.join(BACKENDS)}")
-    module, _, cls = target.partition(":")
+def _instance(name: str) -> Backend:
+    module, _, cls = BACKENDS[name].partition(":")
     return getattr(importlib.import_module(module), cls)()
+
+
+def get_backend(name: str, algo: str = "sac") -> Backend:
+    """The backend registered as ``name`` (``algo.backend``), checked to provide ``algo``."""
+    if str(name) not in BACKENDS:
+        raise PbrlError(f"algo.backend: {name!r} is not a learner backend; expected one of: {', '.join(BACKENDS)}")
+    backend = _instance(str(name))
+    if algo not in backend.algos:
+        others = [b for b in BACKENDS if algo in _instance(b).algos]
+        raise PbrlError(f"algo.backend: {name} has no {algo}; expected algo.backend={' | '.join(others)}")
+    return backend
 
 
 def backend_of(model: Any) -> Backend:
@@ -52,4 +65,4 @@ def backend_of(model: Any) -> Backend:
     name = {"stable_baselines3": "sb3", "sbx": "sbx"}.get(library)
     if name is None:
         raise PbrlError(f"no learner backend for a {type(model).__module__}.{type(model).__name__} model")
-    return get_backend(name)
+    return _instance(name)

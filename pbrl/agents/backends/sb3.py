@@ -12,15 +12,16 @@ class SB3Backend:
     """SB3 SAC with a relabellable replay buffer; ``device`` (``auto`` | ``cpu`` | ``cuda``) is resolved for torch."""
 
     name = "sb3"
+    algos = ("sac",)
 
-    def build(self, venv: Any, *, seed: int, seed_steps: int, buffer_size: int, kwargs: dict[str, Any],
-              device: str = "cpu") -> Any:
+    def build(self, venv: Any, *, algo: str = "sac", seed: int, seed_steps: int, buffer_size: int,
+              kwargs: dict[str, Any], device: str = "cpu") -> Any:
         from stable_baselines3 import SAC
 
         return SAC("MlpPolicy", venv, replay_buffer_class=PreferenceReplayBuffer, learning_starts=seed_steps,
                    buffer_size=buffer_size, seed=seed, device=torch_device(device), verbose=0, **kwargs)
 
-    def load(self, path: Any, venv: Any, device: str = "cpu") -> Any:
+    def load(self, path: Any, venv: Any, *, algo: str = "sac", device: str = "cpu") -> Any:
         from stable_baselines3 import SAC
 
         return SAC.load(path, env=venv, device=torch_device(device))
