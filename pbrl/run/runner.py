@@ -21,7 +21,7 @@ import torch
 from omegaconf import DictConfig
 from stable_baselines3.common.utils import set_random_seed
 
-from pbrl.agents.backends import OFF_POLICY_ALGOS, get_backend
+from pbrl.agents.backends import OFF_POLICY_ALGOS, backend_of, get_backend
 from pbrl.agents.pebble import PebbleConfig, PebbleTrainer, sac_policy_fn
 from pbrl.agents.pref_ppo import PPOConfig, PrefPPOTrainer, build_ppo
 from pbrl.agents.preference import FeedbackSchedule, Labeller, PreferenceLearner
@@ -237,7 +237,9 @@ def _finish(cfg: DictConfig, run_dir: Path, task: TaskSpec, model: Any, learner:
     summary = {
         "task": task.name, "algo": cfg.algo.name, "feedback": cfg.feedback.name, "seed": int(cfg.seed),
         "backend": str(cfg.algo.get("backend", "sb3")) if cfg.algo.name in OFF_POLICY_ALGOS else None,
-        "device": builder.device_setting(cfg),
+        "device": builder.device_setting(cfg),  # the setting; where each part ran:
+        "devices": {"learner": backend_of(model).device_of(model),
+                    "reward_model": str(getattr(learner.reward_model, "device", "?"))},
         "return_mean": row["return_mean"], "return_std": row["return_std"], "success_rate": row["success_rate"],
         "random_return": random_return, "labels_used": row["labels_used"], "labels_answered": row["labels_answered"],
         "reward_accuracy": row.get("reward_accuracy"), "reward_corr_segment": row.get("reward_corr_segment"),

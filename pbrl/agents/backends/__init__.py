@@ -42,6 +42,9 @@ class Backend(Protocol):
         """Re-initialise the Q-networks (and targets / normalisation statistics) with a fresh critic optimiser;
         the actor and the entropy coefficient are untouched."""
 
+    def device_of(self, model: Any) -> str:
+        """Where ``model`` computes (e.g. ``cpu``, ``cuda``, ``gpu:0``), for the run's summary."""
+
 
 def _instance(name: str) -> Backend:
     module, _, cls = BACKENDS[name].partition(":")

@@ -34,3 +34,6 @@ class SB3Backend:
         model.critic_target.load_state_dict(model.critic.state_dict())
         opt = model.critic.optimizer
         model.critic.optimizer = type(opt)(model.critic.parameters(), **opt.defaults)
+
+    def device_of(self, model: Any) -> str:
+        return str(model.device)

@@ -55,6 +55,12 @@ class SBXBackend:
         use_device(device)
         return cls.load(path, env=venv)
 
+    def device_of(self, model: Any) -> str:
+        import jax
+
+        device = jax.tree_util.tree_leaves(model.policy.actor_state.params)[0].devices()
+        return ",".join(f"{d.platform}:{d.id}" for d in device)
+
     def reset_critic(self, model: Any) -> None:
         """New Q-network parameters and a fresh critic optimiser (the optax transform is reused, its state not).
 
