@@ -206,7 +206,8 @@ def render(args: argparse.Namespace, rows: list[dict[str, Any]], runs: list[Run]
     lines = [head, "|" + "---|" * 10]
     for row in rows:
         diff = "—" if row["return_diff"] is None else _fmt_ci(*row["return_diff"])
-        ttl = ", ".join("not reached" if t is None else f"{t:.2f}" for t in row["time_to_level"])
+        ttl = "—" if row["learner"] == base else ", ".join("not reached" if t is None else f"{t:.2f}"
+                                                         for t in row["time_to_level"])
         lines.append(f"| {row['learner']} | `{learners[row['learner']]}` | {len(row['seeds'])} | "
                      f"{row['steps_per_s']:.1f} | {row['steps_per_cpu_s']:.1f} | "
                      f"{row['speedup_wall']:.2f}x / {row['speedup_cpu']:.2f}x | {_fmt_ci(*row['return'])} | {diff} | "
