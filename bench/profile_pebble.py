@@ -1,12 +1,12 @@
 """Where a PEBBLE run's wall time goes: cProfile of ``pbrl train``, split into the loop's phases.
 
 Runs ``python -m cProfile -m pbrl.cli train ...`` (HalfCheetah, oracle teacher, ensemble reward, disagreement
-queries, ``threads=1``) once per learner backend and attributes the profiled wall time to SAC gradient updates,
+queries, ``threads=1``) once per learner (as in ``bench/learner_speed.py``) and attributes the profiled wall time to SAC gradient updates,
 action selection, env stepping, per-step reward-model inference, the pbrl env wrapper, the replay buffer,
 relabelling, reward fits, query selection/labelling, evaluation, checkpoints, final artefacts and start-up, using
 each function's cumulative time (and its callers' split where a function serves two phases).
 
-    python bench/profile_pebble.py --steps 10000 --backends sb3,sbx [--update-benchmarks]
+    python bench/profile_pebble.py --steps 10000 --learners sb3,crossq [--update-benchmarks]
 
 cProfile adds a per-call cost, so phases made of many small Python calls (the collection loop) look larger than
 they are without it; the shares still rank the phases. Profiles are kept in ``--out`` for ``snakeviz``/``pstats``.
@@ -26,30 +26,31 @@ from typing import Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import publish  # noqa: E402
+from learner_speed import DEFAULT_LEARNERS  # noqa: E402
 from online_pbrl import machine_info  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MARK = "pebble-profile"
 
-#: phase -> (file fragment, function name) whose cumulative time it is; the ``minus`` entries are subtracted.
-PHASES: list[tuple[str, tuple[str, str], list[tuple[str, str]]]] = [
-    ("SAC gradient updates (incl. batch sampling; sbx: JIT compile)", ("sac/sac.py", "train"), []),
-    ("action selection (policy forward per env step)", ("off_policy_algorithm.py", "_sample_action"), []),
-    ("env stepping (MuJoCo + gymnasium wrappers)", ("dummy_vec_env.py", "step_wait"), []),
-    ("reward-model inference per env step", ("preference.py", "reward_fn@wrappers.py:step_wait"), []),
-    ("pbrl env wrapper (episode recording)", ("wrappers.py", "step_wait"),
+#: phase -> the (file fragment, function name) pairs whose cumulative times it adds; ``minus`` ones are subtracted.
+PHASES: list[tuple[str, list[tuple[str, str]], list[tuple[str, str]]]] = [
+    ("gradient updates (incl. batch sampling; sbx: JIT compile)", [("sac.py", "train"), ("crossq.py", "train")], []),
+    ("action selection (policy forward per env step)", [("off_policy_algorithm.py", "_sample_action")], []),
+    ("env stepping (MuJoCo + gymnasium wrappers)", [("dummy_vec_env.py", "step_wait")], []),
+    ("reward-model inference per env step", [("preference.py", "reward_fn@wrappers.py:step_wait")], []),
+    ("pbrl env wrapper (episode recording)", [("wrappers.py", "step_wait")],
      [("dummy_vec_env.py", "step_wait"), ("preference.py", "reward_fn@wrappers.py:step_wait")]),
-    ("replay buffer add", ("off_policy_algorithm.py", "_store_transition"), []),
-    ("rest of the collection loop (callbacks, bookkeeping)", ("off_policy_algorithm.py", "collect_rollouts"),
+    ("replay buffer add", [("off_policy_algorithm.py", "_store_transition")], []),
+    ("rest of the collection loop (callbacks, bookkeeping)", [("off_policy_algorithm.py", "collect_rollouts")],
      [("off_policy_algorithm.py", "_sample_action"), ("base_vec_env.py", "step"),
       ("off_policy_algorithm.py", "_store_transition")]),
-    ("whole-buffer relabelling + normaliser fit", ("pebble.py", "refresh_reward"), []),
-    ("reward-model fits", ("preference.py", "fit"), []),
-    ("query selection + labelling", ("preference.py", "round"), [("preference.py", "fit")]),
-    ("evaluation (periodic + final, reward accuracy)", ("session.py", "evaluate_now"), []),
-    ("checkpoints", ("checkpoint.py", "save_checkpoint"), []),
-    ("final artefacts (video, policy, plot)", ("runner.py", "_finish"), [("session.py", "evaluate_now@runner.py:_finish")]),
-    ("start-up (config, env, models) and the random-policy episode", ("runner.py", "run_training"),
+    ("whole-buffer relabelling + normaliser fit", [("pebble.py", "refresh_reward")], []),
+    ("reward-model fits", [("preference.py", "fit")], []),
+    ("query selection + labelling", [("preference.py", "round")], [("preference.py", "fit")]),
+    ("evaluation (periodic + final, reward accuracy)", [("session.py", "evaluate_now")], []),
+    ("checkpoints", [("checkpoint.py", "save_checkpoint")], []),
+    ("final artefacts (video, policy, plot)", [("runner.py", "_finish")], [("session.py", "evaluate_now@runner.py:_finish")]),
+    ("start-up (config, env, models) and the random-policy episode", [("runner.py", "run_training")],
      [("pebble.py", "train"), ("runner.py", "_finish"), ("checkpoint.py", "save_checkpoint")]),
 ]
 
@@ -72,25 +73,25 @@ def cumtime(stats: pstats.Stats, fragment: str, spec: str) -> float:
 def phase_table(stats: pstats.Stats) -> tuple[list[tuple[str, float]], float]:
     """(phase, seconds) rows and the profiled total (``run_training``'s cumulative time)."""
     rows = []
-    for label, (frag, spec), minus in PHASES:
-        rows.append((label, cumtime(stats, frag, spec) - sum(cumtime(stats, f, s) for f, s in minus)))
+    for label, plus, minus in PHASES:
+        rows.append((label, sum(cumtime(stats, f, s) for f, s in plus) - sum(cumtime(stats, f, s) for f, s in minus)))
     total = cumtime(stats, "runner.py", "run_training")
     rows.append(("other", total - sum(s for _, s in rows)))
     return rows, total
 
 
-def profile_run(backend: str, args: argparse.Namespace, out: Path) -> tuple[Path, float, list[str]]:
+def profile_run(learner: str, args: argparse.Namespace, out: Path) -> tuple[Path, float, list[str]]:
     """Profile one ``pbrl train``; returns the profile path, the process wall time and the command."""
-    prof = out / f"{backend}.prof"
+    prof = out / f"{learner}.prof"
     cmd = [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "pbrl.cli", "train",
-           "task=halfcheetah", "algo=sac", f"algo.backend={backend}", "feedback=scripted", "feedback.preset=oracle",
+           "task=halfcheetah", *DEFAULT_LEARNERS[learner].split(), "feedback=scripted", "feedback.preset=oracle",
            "reward=ensemble", "query=disagreement", f"budget.env_steps={args.steps}", f"budget.labels={args.labels}",
            f"budget.per_round={args.per_round}", f"budget.every={args.every}", "threads=1", "device=cpu",
            "eval.video=false", f"eval.every={args.steps // 2}", "eval.episodes=1", "eval.final_episodes=5",
-           f"checkpoint_every={args.steps // 2}", f"seed={args.seed}", f"out={out / backend}"]
+           f"checkpoint_every={args.steps // 2}", f"seed={args.seed}", f"out={out / learner}"]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     t0 = time.perf_counter()
-    with open(out / f"{backend}.log", "wb") as log:
+    with open(out / f"{learner}.log", "wb") as log:
         subprocess.run(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
     return prof, time.perf_counter() - t0, cmd
 
@@ -115,7 +116,7 @@ def render(results: dict[str, tuple[list[tuple[str, float]], float, float]], arg
 
 {chr(10).join(lines)}
 
-Process wall time under the profiler: {walls} (the backends ran one after the other). Feedback: sessions of
+Process wall time under the profiler: {walls} (the learners ran one after the other). Feedback: sessions of
 {args.per_round} queries every {args.every} steps from step 1000; evaluation at {args.steps // 2} and {args.steps} steps
 (1 episode) plus the final 5 episodes. cProfile's per-call cost inflates phases made of many small Python calls
 (collection loop, wrapper), so read the shares as a ranking; at 100k steps the fixed costs (fits, evaluation,
@@ -137,7 +138,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--per-round", type=int, default=20)
     p.add_argument("--every", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backends", default="sb3,sbx", help="comma-separated algo.backend values, profiled in turn")
+    p.add_argument("--learners", default="sb3,crossq",
+                   help=f"comma-separated learners of bench/learner_speed.py ({', '.join(DEFAULT_LEARNERS)}), in turn")
     p.add_argument("--out", type=Path, default=None, help="directory for profiles, logs and runs")
     p.add_argument("--update-benchmarks", action="store_true", help=f"rewrite the {MARK} section of BENCHMARKS.md")
     args = p.parse_args(argv)
@@ -146,11 +148,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     machine = machine_info()
     results, cmds = {}, {}
-    for backend in args.backends.split(","):
-        prof, wall, cmds[backend] = profile_run(backend, args, out)
+    for learner in args.learners.split(","):
+        prof, wall, cmds[learner] = profile_run(learner, args, out)
         rows, total = phase_table(pstats.Stats(str(prof)))
-        results[backend] = (rows, total, wall)
-        print(f"{backend}: profiled {total:.0f}s, process {wall:.0f}s", flush=True)
+        results[learner] = (rows, total, wall)
+        print(f"{learner}: profiled {total:.0f}s, process {wall:.0f}s", flush=True)
     publish(render(results, args, cmds, machine), MARK, args.update_benchmarks)
     return 0
 
