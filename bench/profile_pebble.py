@@ -18,6 +18,7 @@ import argparse
 import datetime
 import os
 import pstats
+import resource
 import subprocess
 import sys
 import time
@@ -80,8 +81,8 @@ def phase_table(stats: pstats.Stats) -> tuple[list[tuple[str, float]], float]:
     return rows, total
 
 
-def profile_run(learner: str, args: argparse.Namespace, out: Path) -> tuple[Path, float, list[str]]:
-    """Profile one ``pbrl train``; returns the profile path, the process wall time and the command."""
+def profile_run(learner: str, args: argparse.Namespace, out: Path) -> tuple[Path, float, float, list[str]]:
+    """Profile one ``pbrl train``; returns the profile path, the process wall and CPU seconds, and the command."""
     prof = out / f"{learner}.prof"
     cmd = [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "pbrl.cli", "train",
            "task=halfcheetah", *DEFAULT_LEARNERS[learner].split(), "feedback=scripted", "feedback.preset=oracle",
@@ -90,13 +91,15 @@ def profile_run(learner: str, args: argparse.Namespace, out: Path) -> tuple[Path
            "eval.video=false", f"eval.every={args.steps // 2}", "eval.episodes=1", "eval.final_episodes=5",
            f"checkpoint_every={args.steps // 2}", f"seed={args.seed}", f"out={out / learner}"]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    t0 = time.perf_counter()
+    t0, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(out / f"{learner}.log", "wb") as log:
         subprocess.run(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
-    return prof, time.perf_counter() - t0, cmd
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return prof, time.perf_counter() - t0, cpu, cmd
 
 
-def render(results: dict[str, tuple[list[tuple[str, float]], float, float]], args: argparse.Namespace,
+def render(results: dict[str, tuple[list[tuple[str, float]], float, float, float]], args: argparse.Namespace,
            cmds: dict[str, list[str]], machine: dict) -> str:
     names = list(results)
     head = "| phase | " + " | ".join(f"{n}: s | {n}: share" for n in names) + " |"
@@ -109,14 +112,15 @@ def render(results: dict[str, tuple[list[tuple[str, float]], float, float]], arg
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("| **total (profiled `run_training`)** | " + " | ".join(
         f"**{results[n][1]:.1f}** | 100%" for n in names) + " |")
-    walls = ", ".join(f"{n} {results[n][2]:.0f}s" for n in names)
+    walls = ", ".join(f"{n} {results[n][2]:.0f}s wall / {results[n][3]:.0f}s CPU" for n in names)
     shown = "\n".join(" ".join(c.replace(str(REPO) + "/", "") for c in cmds[n]) for n in names)
     return f"""\
 ### Where a PEBBLE run's time goes (cProfile): halfcheetah, {args.steps} steps, {args.labels} labels, seed {args.seed}
 
 {chr(10).join(lines)}
 
-Process wall time under the profiler: {walls} (the learners ran one after the other). Feedback: sessions of
+Processes under the profiler: {walls}. The learners ran one after the other, so the machine's load differed
+between them: compare the shares, and the CPU seconds, not the wall seconds across columns. Feedback: sessions of
 {args.per_round} queries every {args.every} steps from step 1000; evaluation at {args.steps // 2} and {args.steps} steps
 (1 episode) plus the final 5 episodes. cProfile's per-call cost inflates phases made of many small Python calls
 (collection loop, wrapper), so read the shares as a ranking; at 100k steps the fixed costs (fits, evaluation,
@@ -149,10 +153,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     machine = machine_info()
     results, cmds = {}, {}
     for learner in args.learners.split(","):
-        prof, wall, cmds[learner] = profile_run(learner, args, out)
+        prof, wall, cpu, cmds[learner] = profile_run(learner, args, out)
         rows, total = phase_table(pstats.Stats(str(prof)))
-        results[learner] = (rows, total, wall)
-        print(f"{learner}: profiled {total:.0f}s, process {wall:.0f}s", flush=True)
+        results[learner] = (rows, total, wall, cpu)
+        print(f"{learner}: profiled {total:.0f}s, process {wall:.0f}s wall, {cpu:.0f}s CPU", flush=True)
     publish(render(results, args, cmds, machine), MARK, args.update_benchmarks)
     return 0
 
