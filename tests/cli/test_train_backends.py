@@ -36,10 +36,10 @@ def test_sbx_backend_trains_with_entropy_phase_and_exports(tmp_path: Path) -> No
     # closed-loop return check is issue 17's; tests/export/test_export_sbx.py runs the whole bundle)
     from pbrl.export import load_run
     from pbrl.export.sbx import export_sac
-    from pbrl.run.checkpoint import read_episodes
+    from pbrl.run.checkpoint import read_components
 
     policy = export_sac(load_run(run))
-    obs = np.concatenate([ep.obs for ep in read_episodes(run / "checkpoint")]).astype(np.float32)
+    obs = np.concatenate([ep.obs for ep in read_components(run / "checkpoint")["venv"]["episodes"]]).astype(np.float32)
     with torch.no_grad():
         exported = policy.module(torch.as_tensor(obs)).numpy()
     np.testing.assert_allclose(exported, model.predict(obs, deterministic=True)[0], atol=1e-5)
