@@ -83,7 +83,7 @@ def train_command(args: argparse.Namespace, learner_overrides: str, seed: int, o
     seed_steps = int(OmegaConf.load(resource_dir("configs") / "algo" / "sac.yaml").seed_steps)
     every, per_round, _ = feedback_schedule(args.steps, args.labels, seed_steps, 0.65)
     eval_every = args.eval_every or max(1, args.steps // 10)
-    return [sys.executable, "-m", "pbrl.cli", "train", "task=halfcheetah", "feedback=scripted",
+    return [sys.executable, "-m", "pbrl.cli", "train", f"task={args.task}", "feedback=scripted",
             "feedback.preset=oracle", "reward=ensemble", "query=disagreement", f"budget.env_steps={args.steps}",
             f"budget.labels={args.labels}", f"budget.per_round={per_round}", f"budget.every={every}",
             "segment_length=50", f"seed={seed}", f"out={out}", "threads=1", f"device={args.device}",
@@ -224,7 +224,7 @@ def render(args: argparse.Namespace, rows: list[dict[str, Any]], runs: list[Run]
     cmds = "\n".join(examples.values())
     ver = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
     return f"""\
-### PEBBLE learner speed: halfcheetah, {args.steps} steps, {args.labels} labels, seeds {','.join(map(str, args.seeds))}, device={args.device}
+### PEBBLE learner speed: {args.task}, {args.steps} steps, {args.labels} labels, seeds {','.join(map(str, args.seeds))}, device={args.device}
 
 {chr(10).join(lines)}
 
@@ -259,6 +259,7 @@ def _level_verdict(shares: Sequence[Optional[float]]) -> str:
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--task", default="halfcheetah", help="task of every run (tasks/*.yaml)")
     p.add_argument("--steps", type=int, default=20000, help="env steps per run")
     p.add_argument("--labels", type=int, default=100, help="label budget per run")
     p.add_argument("--seeds", default="0", help="comma-separated seeds")
@@ -295,7 +296,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     learners = learner_specs(args)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    root = (args.runs_dir / f"learner_speed_{args.steps}_{stamp}").resolve()
+    root = (args.runs_dir / f"learner_speed_{args.task}_{args.steps}_{stamp}").resolve()
     root.mkdir(parents=True, exist_ok=True)
     machine = machine_info()
     machine["versions"].update({k: _version(k) for k in ("sbx-rl", "jax", "flax")})
@@ -307,11 +308,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rows = summarise(runs, list(learners))
     block = render(args, rows, runs, learners, examples, machine)
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    name = f"learner_speed_{args.steps}_{args.device}"
+    name = f"learner_speed_{args.task}_{args.steps}_{args.device}"
     atomic_write_text(args.results_dir / f"{name}.json", json.dumps(
         {"args": {k: str(v) for k, v in vars(args).items()}, "machine": machine, "rows": rows,
          "runs": [dataclasses.asdict(r) for r in runs]}, indent=2, default=str) + "\n")
-    publish(block, f"{MARK}:{args.device}", args.update_benchmarks)
+    publish(block, f"{MARK}:{args.task}:{args.device}", args.update_benchmarks)
     return 0
 
 
