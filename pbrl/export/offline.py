@@ -1,4 +1,4 @@
-"""Exporter for pbrl's offline learners (CPL, OPPO, BC): ``policy.pt`` written by ``pbrl.run.offline``.
+"""Exporter for pbrl's offline learners (CPL, OPPO, BC, IQL): ``policy.pt`` written by ``pbrl.run.offline``.
 
 Their deployable modules already map a raw observation to ``tanh(...)`` actions, with the dataset's observation
 normalisation (an ``ObsNorm`` named ``norm``) inside; OPPO's ``ContextPolicy`` carries its learned ``z*`` as a

@@ -30,6 +30,7 @@ EXPORTERS: dict[str, str] = {
     "cpl": "pbrl.export.offline:export_offline",
     "oppo": "pbrl.export.offline:export_offline",
     "bc": "pbrl.export.offline:export_offline",
+    "iql": "pbrl.export.offline:export_offline",
 }
 
 

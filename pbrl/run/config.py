@@ -24,7 +24,7 @@ GROUPS = ("task", "feedback", "reward", "algo", "query")
 ONLINE_ALGOS = ("sac", "crossq", "ppo")
 #: online algos with PEBBLE's replay buffer (seed + unsupervised steps); pbrl.agents.backends.OFF_POLICY_ALGOS
 PEBBLE_ALGOS = ("sac", "crossq")
-OFFLINE_ALGOS = ("cpl", "oppo", "bc")
+OFFLINE_ALGOS = ("cpl", "oppo", "bc", "iql")
 
 
 def group_options(group: str) -> list[str]:
@@ -233,6 +233,10 @@ def check_train(cfg: DictConfig) -> list[str]:
             raise fail("data", OmegaConf.to_container(data), "a store path, or a mapping with collect: true")
         if isinstance(data, str) and not Path(data).is_file():
             raise fail("data", data, "a preference store file (`pbrl data collect` writes one); it does not exist")
+        if algo == "iql":  # its reward is fitted inside the run: settings checked before anything is written
+            from pbrl.run.iql import check_iql
+
+            check_iql(cfg)
         return []
     if data is not None:
         raise fail("data", OmegaConf.to_container(data) if not isinstance(data, str) else data,

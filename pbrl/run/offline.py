@@ -1,4 +1,4 @@
-"""Reward-free offline runs (``pbrl train algo=cpl|oppo|bc data=STORE``) and ``pbrl data collect``.
+"""Offline runs (``pbrl train algo=cpl|oppo|bc|iql data=STORE``) and ``pbrl data collect``.
 
 An offline run trains on a fixed preference dataset, evaluates in the task's environment every ``eval.every``
 gradient steps, checkpoints atomically every ``checkpoint_every`` gradient steps (a killed run resumes), and
@@ -145,6 +145,16 @@ def build_learner(algo: DictConfig, data: OfflineData, rng: np.random.Generator)
                      batch_segments=int(algo.batch_segments), rng=rng, std=std, **common)
 
 
+def _run_learner(cfg: DictConfig, data: OfflineData, data_path: Path, run_dir: Path,
+                 rng: np.random.Generator) -> OfflineLearner:
+    """The learner of ``cfg.algo``; algo=iql fits its reward on the store first (:mod:`pbrl.run.iql`)."""
+    if cfg.algo.name == "iql":
+        from pbrl.run.iql import build_iql
+
+        return build_iql(cfg, data_path, run_dir, rng)
+    return build_learner(cfg.algo, data, rng)
+
+
 def save_policy(policy: torch.nn.Module, path: Path) -> None:
     """``policy.pt``: ``{"class": "module:Class", "config": ctor kwargs, "state_dict": ...}`` (atomic).
 
@@ -204,13 +214,16 @@ def run_offline(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     task = builder.build_task(cfg)
     rng = np.random.default_rng([int(cfg.seed), 4])
     collect = isinstance(cfg.get("data"), DictConfig)
-    if not collect:  # a given store is read and the learner built before anything is written
+    learner: Optional[OfflineLearner] = None
+    if not collect:  # a given store is read (and a reward-free learner built) before anything is written
         data, data_path = load_data(cfg, task, run_dir)
-        learner = build_learner(cfg.algo, data, rng)
+        if cfg.algo.name != "iql":
+            learner = build_learner(cfg.algo, data, rng)
     write_run_config(cfg, run_dir)
     if collect:  # collecting into the run dir is part of the run
         data, data_path = load_data(cfg, task, run_dir)
-        learner = build_learner(cfg.algo, data, rng)
+    if learner is None:  # so is algo=iql's reward fit (reward_model.pt; its settings were checked by check_train)
+        learner = _run_learner(cfg, data, data_path, run_dir, rng)
     start, total = _restore(run_dir, learner, rng), int(cfg.algo.steps)
     metrics = MetricsLog(run_dir / "metrics.csv")
     metrics.truncate_after(start)

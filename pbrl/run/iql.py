@@ -1,0 +1,80 @@
+"""``pbrl train algo=iql data=STORE``: learned reward + IQL (P-IQL; PT-IQL with ``reward=transformer``).
+
+Two steps, as the offline-PbRL papers' baseline: (1) fit the ``reward=`` model on every answered label of the
+store (``reward.epochs``, ``reward.stop_at_acc``), save it as ``reward_model.pt`` with its fit metrics in
+``reward_fit.json`` (a resumed run loads them instead of fitting again); (2) relabel every stored step with it,
+normalise (``reward.normalize``) and train IQL (:class:`~pbrl.agents.iql.IQLLearner`) on the transitions.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from pbrl.agents.iql import IQLLearner, check_settings
+from pbrl.agents.transitions import Run, TransitionData, relabel_runs, store_runs
+from pbrl.data.store import PreferenceStore
+from pbrl.run import builder
+from pbrl.types import PbrlError, RewardModel
+from pbrl.utils import atomic_write_json
+
+REWARD_FILE, FIT_FILE = "reward_model.pt", "reward_fit.json"
+
+
+def check_iql(cfg: DictConfig) -> None:
+    """``algo=iql``'s settings and its reward's, each error naming the key (before a run starts)."""
+    algo = cfg.algo
+    check_settings(gamma=float(algo.gamma), expectile=float(algo.expectile), temperature=float(algo.temperature),
+                   tau=float(algo.tau), batch_size=int(algo.batch_size))
+    if int(cfg.reward.epochs) < 1:
+        raise PbrlError(f"reward.epochs: expected >= 1 (algo=iql fits its reward first), got {cfg.reward.epochs}")
+    builder.build_normalizer(cfg)  # reward.normalize
+
+
+def fitted_reward(cfg: DictConfig, store: PreferenceStore, dims: tuple[int, int], run_dir: Path) -> tuple[RewardModel, dict]:
+    """The ``reward=`` model fitted on the store's labels (or loaded from a previous attempt of this run)."""
+    model = builder.build_reward_model(cfg, dims[0], dims[1], int(cfg.seed))
+    saved, fit_file = run_dir / REWARD_FILE, run_dir / FIT_FILE
+    if saved.is_file() and fit_file.is_file():  # fit_file is written last: both present = a finished fit
+        model.load_state_dict(torch.load(saved, weights_only=False))  # type: ignore[attr-defined]
+        return model, json.loads(fit_file.read_text())
+    stop = cfg.reward.get("stop_at_acc")
+    fit = model.fit(store.pair_batch(), epochs=int(cfg.reward.epochs), stop_at_acc=None if stop is None else float(stop))
+    tmp = saved.with_name(saved.name + ".tmp")
+    torch.save(model.state_dict(), tmp)  # type: ignore[attr-defined]
+    tmp.replace(saved)
+    atomic_write_json(fit_file, fit)
+    return model, fit
+
+
+def relabelled(cfg: DictConfig, model: RewardModel, runs: list[Run]) -> tuple[TransitionData, dict[str, float]]:
+    """Transitions with the model's normalised rewards, and what the relabelling did (for the summary)."""
+    raw = relabel_runs(model, runs)
+    flat = np.concatenate(raw) if raw else np.zeros(0, np.float32)
+    normalizer = builder.build_normalizer(cfg)
+    normalizer.fit(flat)
+    data = TransitionData.from_runs(runs, [normalizer(r) for r in raw])
+    return data, {"reward_raw_mean": float(flat.mean()), "reward_raw_std": float(flat.std()),
+                  "transitions": float(len(data.obs)), "runs": float(len(runs))}
+
+
+def build_iql(cfg: DictConfig, data_path: Path, run_dir: Path, rng: np.random.Generator) -> IQLLearner:
+    """Fit (or load) the reward, relabel the store's steps, and build the IQL learner from ``cfg.algo``."""
+    algo = cfg.algo
+    with PreferenceStore(data_path, create=False) as store:
+        runs = store_runs(store)
+        dims = (int(runs[0][0].shape[1]), int(runs[0][1].shape[1]))
+        model, fit = fitted_reward(cfg, store, dims, run_dir)
+    data, info = relabelled(cfg, model, runs)
+    info.update({"pref_acc": float(fit.get("train_acc", float("nan"))), "reward_loss": float(fit.get("loss", float("nan")))})
+    try:
+        return IQLLearner(data, hidden=list(algo.hidden), dropout=float(algo.dropout), std=algo.std, lr=float(algo.lr),
+                          gamma=float(algo.gamma), expectile=float(algo.expectile), temperature=float(algo.temperature),
+                          tau=float(algo.tau), batch_size=int(algo.batch_size), steps=int(algo.steps),
+                          actor_cosine=bool(algo.actor_cosine), rng=rng, reward_info=info)
+    except ImportError as exc:  # the optional extra is missing: one line for the CLI, naming it
+        raise PbrlError(f"algo=iql: {exc}") from None
+
