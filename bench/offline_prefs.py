@@ -8,12 +8,13 @@ two datasets from them as in CPL (Hejna et al. 2024, Sec. 5):
 * ``sparse``: ``--sparse-segments`` segments in disjoint pairs.
 
 Labels come from the rational scripted teacher on the true return. On each dataset we train BC on all segments,
-BC on the preferred segment of each pair, CPL and OPPO for ``--steps`` gradient steps and report the evaluation
-success rate (``--eval-episodes`` episodes). A seed is both the data seed (rollouts, segment choice, labels) and the
-training seed. The table gives the mean over seeds per task, and per dataset the mean over tasks and seeds with a
-stratified-bootstrap 95% CI (rliable, :func:`pbrl.analysis.stats.mean_over_tasks`; needs ``pip install
-'pbrl[report]'``) and the worst task; the goals (CPL >= preferred-BC + 10 points, OPPO >
-BC on all data) are judged on the CI of the paired difference.
+BC on the preferred segment of each pair, CPL, OPPO, and the two-step baselines P-IQL (ensemble reward + IQL) and
+PT-IQL (Preference Transformer reward + IQL; the reward is fitted first, ``--reward-epochs``) for ``--steps``
+gradient steps and report the evaluation success rate (``--eval-episodes`` episodes). A seed is both the data seed
+(rollouts, segment choice, labels) and the training seed. The table gives the mean over seeds per task, and per
+dataset the mean over tasks and seeds with a stratified-bootstrap 95% CI (rliable,
+:func:`pbrl.analysis.stats.mean_over_tasks`; needs ``pip install 'pbrl[report]'``) and the worst task; the goals
+(CPL >= preferred-BC + 10 points, OPPO > BC on all data) are judged on the CI of the paired difference.
 
 Cost (session 7, 2-core machine at load ~8): per (task, seed) about 0.7 core-hours at issue scale with
 ``--steps 10000`` (collection ~4.5 min, stores ~2 min, the 8 trainings ~35 min, evaluation ~1 min), so the 6 x 3
@@ -66,6 +67,8 @@ METHODS = {  # name -> (algo config file, overrides)
     "BC (preferred)": ("bc", {"preferred_only": True}),
     "CPL": ("cpl", {}),
     "OPPO": ("oppo", {}),
+    "P-IQL": ("iql", {}),    # learned reward + IQL: built from the store by build_reward_iql (below)
+    "PT-IQL": ("iql", {}),
 }
 
 
@@ -95,6 +98,8 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--std", default=None, help="action std of BC and CPL actors: learned, or a fixed number "
                                                  "(0.7071: the CPL code's MSE actor; default: configs)")
     ap.add_argument("--cpl-bc-weight", type=float, default=None, help="CPL's BC regulariser (default: config)")
+    ap.add_argument("--reward-epochs", type=int, default=None,
+                    help="reward fit epochs of P-IQL / PT-IQL (default: the reward configs' epochs)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a loaded machine)")
     ap.add_argument("--quick", action="store_true", help="the reduced scale run on a shared 2-core machine")
     ap.add_argument("--update-md", action="store_true", help="write the table into BENCHMARKS.md")
@@ -167,11 +172,17 @@ def algo_cfg(name: str, overrides: dict, args: argparse.Namespace, pairing: str)
     return cfg
 
 
-def run_method(task_name: str, data: OfflineData, method: str, pairing: str, args, seed: int) -> dict:
+def run_method(task_name: str, data: OfflineData, method: str, pairing: str, args, seed: int,
+               store: Optional[Path] = None) -> dict:
+    """Train ``method`` on ``data`` with ``seed`` and evaluate it (the IQL methods read ``store``, the data's file)."""
     name, overrides = METHODS[method]
     torch.manual_seed(seed)
     cfg = algo_cfg(name, overrides, args, pairing)
-    learner = build_learner(cfg, data, np.random.default_rng([seed, 4]))
+    rng = np.random.default_rng([seed, 4])
+    if method in REWARD_IQL:
+        learner = build_reward_iql(method, cfg, store, args, seed, rng)
+    else:
+        learner = build_learner(cfg, data, rng)
     t0 = time.time()
     for step in range(int(cfg.steps)):
         learner.update(step)
@@ -181,6 +192,48 @@ def run_method(task_name: str, data: OfflineData, method: str, pairing: str, arg
     return {"task": task_name, "dataset": pairing, "method": method, "seed": seed, "success": res.success_rate,
             "return": res.return_mean, "train_s": train_s, "eval_s": time.time() - t0 - train_s,
             **method_settings(cfg)}
+
+
+# ---- P-IQL / PT-IQL (learned reward + IQL, the offline-PbRL papers' baseline) ------------------------------------
+#: method -> reward config (configs/reward/<name>.yaml): the reward is fitted on the store's labels, every stored
+#: step relabelled, then IQL (configs/algo/iql.yaml) trains on the transitions (pbrl.run.iql, as `pbrl train algo=iql`).
+REWARD_IQL = {"P-IQL": "ensemble", "PT-IQL": "transformer"}
+
+
+def build_reward_iql(method: str, cfg, store: Optional[Path], args, seed: int, rng: np.random.Generator):
+    """The IQL learner of ``method`` on ``store`` (its reward fitted with ``seed`` in a scratch directory, not kept)."""
+    import tempfile
+
+    from pbrl.run.iql import build_iql
+
+    if store is None:
+        raise ValueError(f"{method}: the IQL methods fit their reward on the store's file; none given")
+    reward = OmegaConf.load(resource_dir("configs") / "reward" / f"{REWARD_IQL[method]}.yaml")
+    if getattr(args, "reward_epochs", None):
+        reward.epochs = args.reward_epochs
+    with tempfile.TemporaryDirectory() as tmp:
+        return build_iql(OmegaConf.create({"algo": cfg, "reward": reward, "seed": seed}), store, Path(tmp), rng)
+
+
+def piql_line(rows: list[dict]) -> str:
+    """Where the reward-free learners stand against P-IQL, as the CPL/OPPO papers report them: the paired gap
+    (same task, dataset and seed), mean over tasks and seeds with its stratified-bootstrap 95% CI."""
+    parts = []
+    for pairing in ("dense", "sparse"):
+        for a in ("CPL", "OPPO", "PT-IQL"):
+            diffs = paired(rows, a, "P-IQL", pairing)
+            if not diffs:
+                continue
+            mean, lo, hi, seeds = ci_over_tasks(diffs)
+            if seeds:
+                ci = f", 95% CI [{lo:+.0f}, {hi:+.0f}]" if seeds >= 2 else " (1 seed: no CI)"
+                parts.append(f"{pairing} {a} - P-IQL = {mean:+.0f} points{ci} over {len(diffs)} task(s) x {seeds} "
+                             f"seed(s)")
+            else:  # no seed that every task has: the plain mean over the cells
+                cells = [v for by_seed in diffs.values() for v in by_seed.values()]
+                parts.append(f"{pairing} {a} - P-IQL = {np.mean(cells):+.0f} points over {len(cells)} task-seed "
+                             f"cell(s) (no seed shared by all tasks: no CI)")
+    return "Against P-IQL: " + "; ".join(parts) + "." if parts else ""
 
 
 #: method settings stamped on every row: key -> (value in rows that predate the stamp, algos that have it)
@@ -221,7 +274,8 @@ def settings_of(rows: list[dict], method: str) -> dict:
 
 #: settings that must agree for runs (other tasks, other seeds) to share one table
 SETTINGS = ("episode_length", "dense_segments", "sparse_segments", "noise", "suboptimal_frac", "suboptimal_bias",
-            "random_frac", "group_size", "stride", "steps", "bc_steps", "eval_episodes", "hidden", "batch_pairs", "lr")
+            "random_frac", "group_size", "stride", "steps", "bc_steps", "eval_episodes", "hidden", "batch_pairs", "lr",
+            "reward_epochs")
 
 
 def seeded_rows(run: dict) -> list[dict]:
@@ -335,7 +389,7 @@ def run_unit(task: str, seed: int, args: argparse.Namespace, out: Path) -> list[
             with PreferenceStore(path, create=False) as store:
                 data = OfflineData.from_store(store)
             for method in args.methods.split(","):
-                rows.append({**run_method(task, data, method, pairing, args, seed), **counts})
+                rows.append({**run_method(task, data, method, pairing, args, seed, path), **counts})
                 print(json.dumps(rows[-1]), flush=True)
     finally:
         if not args.keep_data:  # hundreds of MB per task; the rows are what the benchmark keeps
@@ -465,7 +519,7 @@ def report(rows: list[dict], args: argparse.Namespace, t_start: float) -> None:
             f"Success rate (%; per task the mean over seeds) in the environment after offline training on datasets from `pbrl.data.collect` "
             f"({mixture(args)}; rational return teacher; time-aligned pairs; dense = all pairs in groups of "
             f"{args.group_size}, sparse = disjoint pairs). Scale run: {scale}.\n\n{table(rows, args)}\n\n"
-            f"{verdict(rows)} {method_line(rows)}\n\n{note(args)}")
+            f"{verdict(rows)} {piql_line(rows)} {method_line(rows)}\n\n{note(args)}")
     print(text)
     if args.update_md:
         update_md(text)
