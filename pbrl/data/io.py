@@ -5,6 +5,9 @@ This is the ONLY place where label conventions are converted. Inside pbrl a labe
 
 * CPL / B-Pref (``label``): ``1`` = SECOND preferred, ``0`` = first preferred, so
   ``label = 1 - p``; some B-Pref files mark ties as ``-1``.
+* CPL's released datasets (scored segments, :func:`import_cpl_scored_npz`): no labels, a score per segment
+  (e.g. ``rl_sum``, an oracle's summed advantage); a pair's ``p`` is 1 / 0 / 0.5 as the first score is larger /
+  smaller / equal (CPL builds ``label = 1[score_1 < score_2] + 0.5 1[score_1 == score_2] = 1 - p``).
 * imitation (``preferences``): probability the first fragment is preferred, i.e. exactly ``p``.
 
 Only answered labels are exported; skipped queries, frames, reward terms, success flags and label
@@ -28,6 +31,7 @@ Fragment = dict[str, np.ndarray]
 
 _CPL_REQUIRED = ("obs_1", "obs_2", "action_1", "action_2", "label")
 _IMITATION_REQUIRED = ("obs_1", "acts_1", "obs_2", "acts_2", "preferences")
+_CPL_SCORED_REQUIRED = ("obs", "action")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -213,6 +217,63 @@ def import_cpl_npz(
     return _import_pairs(store, sides, _cpl_label_to_p(path, label), task=task, source=source)
 
 
+def score_pairs(n: int, pairing: str, group_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs over ``n`` scored segments, as CPL's ``FeedbackBuffer`` forms them.
+
+    ``sparse`` is its ``comparison`` mode: segment ``i`` against ``i + n // 2``. ``dense`` stands for its ``rank``
+    mode, which draws fresh random pairs per batch; a store keeps fixed labels, so here every pair inside random
+    groups of ``group_size`` is compared (each segment scored once per group, as CPL's dense pairing).
+    """
+    if pairing == "sparse":
+        half = n // 2
+        return np.arange(half), np.arange(half, 2 * half)
+    if pairing != "dense":
+        raise PbrlError(f"pairing: expected 'sparse' or 'dense', got {pairing!r}")
+    if group_size < 2:
+        raise PbrlError(f"group_size: expected >= 2, got {group_size}")
+    perm, first, second = rng.permutation(n), [], []
+    for g in range(0, n - group_size + 1, group_size):
+        grp = perm[g:g + group_size]
+        a, b = np.triu_indices(group_size, k=1)
+        first.extend(grp[a])
+        second.extend(grp[b])
+    return np.asarray(first, int), np.asarray(second, int)
+
+
+def import_cpl_scored_npz(
+    path: str | os.PathLike, store: PreferenceStore, *, task: str, label_key: str = "rl_sum", pairing: str = "sparse",
+    group_size: int = 8, seed: int = 0, source: str = "import",
+) -> int:
+    """Read one of CPL's released datasets (scored segments) into ``store``; returns the pairs added.
+
+    Keys: ``obs`` ``(N, S, obs_dim)``, ``action`` ``(N, S, act_dim)``, ``reward`` ``(N, S)`` (optional),
+    ``timestep`` ``(N, S)`` (optional, the steps' times: the segment's start is kept) and the per-segment score
+    ``label_key`` ``(N,)`` (``rl_sum``, ``rl_dir``, ``rl_dis_sum``, ... as CPL's ``add_pref_labels.py`` writes).
+    Pairs from :func:`score_pairs`; ``p`` from the scores (module docstring). Every segment is stored once, as its
+    own episode (CPL's segments are sampled from a replay buffer without episode ids), in one transaction.
+    """
+    fmt = "CPL scored-segment dataset"
+    d = _read_npz(path, _CPL_SCORED_REQUIRED, fmt)
+    obs = _check_array(path, "obs", d["obs"], (None, None, None))
+    n, L = obs.shape[:2]
+    acts = _check_array(path, "action", d["action"], (n, L, None))
+    if label_key not in d:
+        scores = sorted(k for k, v in d.items() if np.ndim(v) == 1)
+        raise PbrlError(f"{path}: no score key {label_key!r}; per-segment keys in the file: {scores} ({fmt})")
+    score = _check_array(path, label_key, _squeeze_last(d[label_key], 1), (n,))
+    rew = _check_array(path, "reward", d["reward"], (n, L)) if "reward" in d else np.zeros((n, L), np.float32)
+    start = _check_array(path, "timestep", d["timestep"], (n, L))[:, 0].astype(int) if "timestep" in d else np.zeros(n, int)
+    first, second = score_pairs(n, pairing, int(group_size), np.random.default_rng(seed))
+    if len(first) == 0:
+        raise PbrlError(f"{path}: {n} segment(s) make no pair ({pairing} pairing, group_size {group_size})")
+    p = np.where(score[first] > score[second], 1.0, np.where(score[first] < score[second], 0.0, 0.5)).astype(np.float32)
+    next_ep = store.next_episode_id()
+    segs = [Segment(obs=obs[i], acts=acts[i], rewards=rew[i], episode_id=next_ep + i, start=max(0, int(start[i])),
+                    task=task) for i in range(n)]
+    store.add_comparisons(segs, first, second, Labels(p, np.zeros(len(p), bool)), source=source)
+    return len(p)
+
+
 # --------------------------------------------------------------------------- imitation
 
 
@@ -332,3 +393,50 @@ def import_imitation_npz(
         rews = None if f"rews_{s}" not in d else _check_array(path, f"rews_{s}", d[f"rews_{s}"], (n, L))
         sides.append((d[f"obs_{s}"].astype(np.float32), d[f"acts_{s}"].astype(np.float32), rews))
     return _import_pairs(store, sides, _imitation_p(path, prefs), task=task, source=source)
+
+
+# --------------------------------------------------------------------------- any of the above
+
+#: ``npz_format`` -> (key whose presence identifies it, obs key, action key)
+NPZ_FORMATS = {"cpl": ("action_1", "obs_1", "action_1"), "imitation": ("acts_1", "obs_1", "acts_1"),
+               "cpl_scored": ("action", "obs", "action")}
+
+
+def _npz_keys(path: str | os.PathLike) -> list[str]:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return list(npz.files)
+    except (OSError, ValueError, EOFError, AttributeError, zipfile.BadZipFile) as e:
+        raise PbrlError(f"{path}: not a readable .npz archive: {e}") from None
+
+
+def import_npz(
+    path: str | os.PathLike, store: PreferenceStore, *, task: str, fmt: str = "auto", dims: Optional[tuple[int, int]] = None,
+    label_key: str = "rl_sum", pairing: str = "sparse", group_size: int = 8, seed: int = 0,
+) -> tuple[str, int]:
+    """Import a preference file of any supported format into ``store``; returns (format, pairs added).
+
+    ``fmt``: ``cpl`` (pairs, :func:`import_cpl_npz`), ``cpl_scored`` (CPL's released datasets,
+    :func:`import_cpl_scored_npz`), ``imitation`` (:func:`import_imitation_npz`) or ``auto`` (told apart by their
+    keys). ``dims`` = the task's (obs_dim, act_dim): a file of another task is refused before anything is written.
+    """
+    keys = _npz_keys(path)
+    if fmt == "auto":
+        found = [name for name, (marker, _, _) in NPZ_FORMATS.items() if marker in keys]
+        if not found:
+            raise PbrlError(f"{path}: keys {sorted(keys)[:8]} match no format; expected {sorted(NPZ_FORMATS)}")
+        fmt = found[0]
+    if fmt not in NPZ_FORMATS:
+        raise PbrlError(f"npz_format: expected auto or one of {sorted(NPZ_FORMATS)}, got {fmt!r}")
+    _, obs_key, act_key = NPZ_FORMATS[fmt]
+    if dims is not None:
+        with np.load(path, allow_pickle=False) as npz:
+            got = tuple(int(npz[k].shape[-1]) if k in npz.files else -1 for k in (obs_key, act_key))
+        if got != tuple(dims):
+            raise PbrlError(f"{path}: obs/action sizes {got} (keys {obs_key!r}, {act_key!r}); task {task} expects {tuple(dims)}")
+    if fmt == "cpl":
+        return fmt, import_cpl_npz(path, store, task=task)
+    if fmt == "imitation":
+        return fmt, import_imitation_npz(path, store, task=task)
+    return fmt, import_cpl_scored_npz(path, store, task=task, label_key=label_key, pairing=pairing,
+                                      group_size=group_size, seed=seed)

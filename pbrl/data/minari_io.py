@@ -63,6 +63,7 @@ def import_minari(dataset_id: str, task: TaskSpec) -> list[Trajectory]:
         dataset = minari.load_dataset(dataset_id)
     except (FileNotFoundError, ValueError) as exc:
         raise PbrlError(f"minari_in: cannot load dataset {dataset_id!r} ({exc})") from None
+    _check_spaces(dataset_id, dataset, task)
     out = []
     for ep in dataset.iterate_episodes():
         if not isinstance(ep.observations, np.ndarray) or not isinstance(ep.actions, np.ndarray):
@@ -74,3 +75,20 @@ def import_minari(dataset_id: str, task: TaskSpec) -> list[Trajectory]:
                               rewards=np.asarray(ep.rewards, np.float32), terms=terms, success=success,
                               episode_id=int(ep.id), task=task.name))
     return out
+
+
+def _check_spaces(dataset_id: str, dataset, task: TaskSpec) -> None:
+    """The dataset's observation/action sizes and action bounds must be the task's (a dataset of another env)."""
+    env = make_env(task, seed=0)
+    try:
+        want = (env.observation_space.shape, env.action_space.shape)
+        low, high = env.action_space.low, env.action_space.high
+    finally:
+        env.close()
+    got = (getattr(dataset.observation_space, "shape", None), getattr(dataset.action_space, "shape", None))
+    if got != want:
+        raise PbrlError(f"minari_in {dataset_id}: observation/action shapes {got}; task {task.name} has {want}")
+    space = dataset.action_space
+    if not (np.allclose(space.low, low) and np.allclose(space.high, high)):
+        raise PbrlError(f"minari_in {dataset_id}: action bounds [{space.low.min()}, {space.high.max()}] differ from "
+                        f"task {task.name}'s [{low.min()}, {high.max()}]; rescale the actions first")

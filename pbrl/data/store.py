@@ -442,6 +442,20 @@ class PreferenceStore:
             ids = self._insert_segments(cur, segs)
             return self._insert_labels(cur, ids[: len(first)], ids[len(first) :], rows)
 
+    def add_comparisons(
+        self, segments: Sequence[Segment], first: Sequence[int], second: Sequence[int], labels: Labels, *,
+        source: str, annotator: str = "",
+    ) -> list[int]:
+        """Store ``segments`` once and labels between them (``first``/``second`` index ``segments``) in ONE
+        transaction: a dataset whose segments are compared several times (dense groups) keeps one copy of each."""
+        rows = self._label_rows(len(first), len(second), labels, source, annotator, None)
+        segs = [self._serialise(s) for s in segments]
+        if not rows:
+            return []
+        with self._write() as cur:
+            ids = self._insert_segments(cur, segs)
+            return self._insert_labels(cur, [ids[i] for i in first], [ids[i] for i in second], rows)
+
     def _where(self, sources: Optional[Sequence[str]], include_skipped: bool) -> tuple[str, list]:
         self._check_sources(sources)
         clauses, params = ["1"], []

@@ -51,6 +51,10 @@ def collect_to_store(task: TaskSpec, node: Any, feedback: Any, *, seed: int, pat
         used = existing.num_segments() > 0
     if used:
         raise PbrlError(f"collect out: {path} already holds segments; choose a new out= path")
+    if node.get("npz_in"):  # labelled pairs from a file (pbrl.run.datasets): no rollouts, no teacher
+        from pbrl.run.datasets import import_to_store
+
+        return {**import_to_store(task, node, seed=seed, path=path), "episode_success": float("nan")}
     if node.get("minari_in"):
         from pbrl.data.minari_io import import_minari
 
