@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pbrl.rewards.losses import bradley_terry_loss, check_label_noise, preference_accuracy
+from pbrl.rewards.losses import bradley_terry_loss, check_label_noise, heldout_metrics
 from pbrl.types import PairBatch, PbrlError, validate_label_values
 
 BOOTSTRAP_MODES: tuple[str, ...] = ("permutation", "bootstrap")
@@ -209,10 +209,7 @@ class EnsembleReward:
         self._check_pairs(pairs, "reward evaluate")
         r1 = torch.from_numpy(self.segment_return_samples(pairs.obs1, pairs.act1))
         r2 = torch.from_numpy(self.segment_return_samples(pairs.obs2, pairs.act2))
-        p = torch.from_numpy(np.asarray(pairs.p, np.float32))
-        loss = bradley_terry_loss(r1, r2, p, torch.from_numpy(np.asarray(pairs.weight, np.float32)))
-        acc = preference_accuracy(r1.mean(0), r2.mean(0), p)
-        return {"loss": float(loss), "accuracy": acc}
+        return heldout_metrics(r1, r2, pairs.p, pairs.weight)
 
     # ------------------------------------------------------------------ validation
     def _check_inputs(self, obs: np.ndarray, act: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -106,6 +106,17 @@ def preference_accuracy(ret1: ArrayLike, ret2: ArrayLike, p: ArrayLike) -> float
     return float(correct.mean())
 
 
+def heldout_metrics(ret1: torch.Tensor, ret2: torch.Tensor, p: ArrayLike, weight: ArrayLike) -> dict[str, float]:
+    """``{"loss", "accuracy"}`` on held-out pairs from ``(K, n)`` member/sample returns (or scores).
+
+    ``loss``: :func:`bradley_terry_loss` averaged over the K rows; ``accuracy``: :func:`preference_accuracy` of
+    the K-mean returns.
+    """
+    target = _as_tensor(p, ret1)
+    loss = bradley_terry_loss(ret1, ret2, target, _as_tensor(weight, ret1))
+    return {"loss": float(loss), "accuracy": preference_accuracy(ret1.mean(0), ret2.mean(0), target)}
+
+
 def gaussian_kl_standard_normal(mu: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
     """Elementwise KL(N(mu, sigma^2) || N(0, 1)), with sigma = exp(log_std).
 

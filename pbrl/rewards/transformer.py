@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pbrl.rewards.losses import bradley_terry_loss, check_label_noise, preference_accuracy
+from pbrl.rewards.losses import bradley_terry_loss, check_label_noise, heldout_metrics
 from pbrl.types import PairBatch, PbrlError, validate_label_values
 
 #: Sequences per forward pass at prediction time (bounds memory when relabelling a dataset).
@@ -254,11 +254,9 @@ class PreferenceTransformerReward:
     def evaluate(self, pairs: PairBatch) -> dict[str, float]:
         """Held-out ``{"loss", "accuracy"}``: mean member BT loss on the scores; accuracy of the mean scores."""
         self._check_pairs(pairs, "reward evaluate")
-        s1 = torch.from_numpy(self.segment_return_samples(pairs.obs1, pairs.act1))
-        s2 = torch.from_numpy(self.segment_return_samples(pairs.obs2, pairs.act2))
-        p = torch.from_numpy(np.asarray(pairs.p, np.float32))
-        loss = bradley_terry_loss(s1, s2, p, torch.from_numpy(np.asarray(pairs.weight, np.float32)))
-        return {"loss": float(loss), "accuracy": preference_accuracy(s1.mean(0), s2.mean(0), p)}
+        sides = ((pairs.obs1, pairs.act1), (pairs.obs2, pairs.act2))
+        return heldout_metrics(*(torch.from_numpy(self.segment_return_samples(o, a)) for o, a in sides), pairs.p,
+                               pairs.weight)
 
     # ------------------------------------------------------------------ validation
     def _check_inputs(self, obs: np.ndarray, act: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

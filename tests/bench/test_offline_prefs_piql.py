@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import sys
 from pathlib import Path
 
@@ -18,11 +18,8 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 @pytest.fixture(scope="module")
 def op():
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location("offline_prefs", BENCH / "offline_prefs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    sys.path.insert(0, str(BENCH))  # the script imports its sibling `common`
+    return importlib.import_module("offline_prefs")
 
 
 def _row(method: str, success: float, task: str = "door-open", dataset: str = "dense", seed: int = 0) -> dict:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from pbrl.rewards.ensemble import EnsembleReward
-from pbrl.rewards.losses import bradley_terry_loss
+from pbrl.rewards.losses import bradley_terry_loss, heldout_metrics
 from pbrl.rewards.transformer import PreferenceTransformerReward, preference_weighted_score
 from pbrl.types import PairBatch, PbrlError
 
@@ -160,3 +160,11 @@ def test_bad_inputs_are_one_line_errors() -> None:
         pt.fit(_key_door(4, np.random.default_rng(0)), epochs=1)
     with pytest.raises(PbrlError, match="epochs"):
         pt.fit(_key_door(4, np.random.default_rng(0)), epochs=0)
+
+
+def test_heldout_metrics_hand_values() -> None:
+    # K = 2 members, 2 pairs: member 0 logits [2, 0], member 1 logits [0, -2]; labels p = [1, 0]
+    r1, r2 = torch.tensor([[2.0, 0.0], [0.0, 0.0]]), torch.tensor([[0.0, 0.0], [0.0, 2.0]])
+    got = heldout_metrics(r1, r2, np.array([1.0, 0.0]), np.ones(2))
+    assert got["loss"] == pytest.approx((2 * math.log1p(math.exp(-2.0)) + 2 * math.log(2.0)) / 4, rel=1e-6)
+    assert got["accuracy"] == 1.0  # member means: first [1, 0] vs second [0, 1]
