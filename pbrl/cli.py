@@ -27,7 +27,7 @@ commands:
   export RUN_DIR      export a trained policy for a robot: policy.onnx (--format torchscript: policy.pt) +
                       policy.json in RUN_DIR/export, checked against the training-time policy
   data collect [OVERRIDES]  build an offline preference dataset (expert rollouts + noise, segments,
-                      scripted labels) for `pbrl train algo=cpl|oppo|bc data=STORE` (configs/collect.yaml)
+                      scripted labels, or npz_in=FILE) for `pbrl train algo=cpl|oppo|bc|iql data=STORE`
   label STORE         label clip pairs of a preference store in the browser (http://127.0.0.1:8765/);
                       `pbrl label --help`; `pbrl train feedback=human` queues pairs for it while training
   report PATH...      aggregate run/sweep directories: IQM and mean with 95% bootstrap CIs per group of seeds,
