@@ -191,7 +191,7 @@ def run_method(task_name: str, data: OfflineData, method: str, pairing: str, arg
                    episode_length=args.episode_length)
     return {"task": task_name, "dataset": pairing, "method": method, "seed": seed, "success": res.success_rate,
             "return": res.return_mean, "train_s": train_s, "eval_s": time.time() - t0 - train_s,
-            **method_settings(cfg)}
+            **method_settings(cfg), **getattr(learner, "reward_info", {})}
 
 
 # ---- P-IQL / PT-IQL (learned reward + IQL, the offline-PbRL papers' baseline) ------------------------------------

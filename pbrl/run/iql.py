@@ -9,6 +9,7 @@ normalise (``reward.normalize``) and train IQL (:class:`~pbrl.agents.iql.IQLLear
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 import numpy as np
 import torch
@@ -63,13 +64,14 @@ def relabelled(cfg: DictConfig, model: RewardModel, runs: list[Run]) -> tuple[Tr
 
 def build_iql(cfg: DictConfig, data_path: Path, run_dir: Path, rng: np.random.Generator) -> IQLLearner:
     """Fit (or load) the reward, relabel the store's steps, and build the IQL learner from ``cfg.algo``."""
-    algo = cfg.algo
+    algo, t0 = cfg.algo, time.time()
     with PreferenceStore(data_path, create=False) as store:
         runs = store_runs(store)
         dims = (int(runs[0][0].shape[1]), int(runs[0][1].shape[1]))
         model, fit = fitted_reward(cfg, store, dims, run_dir)
     data, info = relabelled(cfg, model, runs)
-    info.update({"pref_acc": float(fit.get("train_acc", float("nan"))), "reward_loss": float(fit.get("loss", float("nan")))})
+    info.update({"pref_acc": float(fit.get("train_acc", float("nan"))), "reward_loss": float(fit.get("loss", float("nan"))),
+                 "reward_epochs": float(fit.get("epochs", float("nan"))), "reward_s": time.time() - t0})
     try:
         return IQLLearner(data, hidden=list(algo.hidden), dropout=float(algo.dropout), std=algo.std, lr=float(algo.lr),
                           gamma=float(algo.gamma), expectile=float(algo.expectile), temperature=float(algo.temperature),
