@@ -69,6 +69,7 @@ METHODS = {  # name -> (algo config file, overrides)
     "OPPO": ("oppo", {}),
     "P-IQL": ("iql", {}),    # learned reward + IQL: built from the store by build_reward_iql (below)
     "PT-IQL": ("iql", {}),
+    "P-IQL r(s)": ("iql", {"reward_inputs": "obs"}),  # the reward model sees observations only
 }
 
 
@@ -197,7 +198,7 @@ def run_method(task_name: str, data: OfflineData, method: str, pairing: str, arg
 # ---- P-IQL / PT-IQL (learned reward + IQL, the offline-PbRL papers' baseline) ------------------------------------
 #: method -> reward config (configs/reward/<name>.yaml): the reward is fitted on the store's labels, every stored
 #: step relabelled, then IQL (configs/algo/iql.yaml) trains on the transitions (pbrl.run.iql, as `pbrl train algo=iql`).
-REWARD_IQL = {"P-IQL": "ensemble", "PT-IQL": "transformer"}
+REWARD_IQL = {"P-IQL": "ensemble", "PT-IQL": "transformer", "P-IQL r(s)": "ensemble"}
 
 
 def build_reward_iql(method: str, cfg, store: Optional[Path], args, seed: int, rng: np.random.Generator):
@@ -220,7 +221,7 @@ def piql_line(rows: list[dict]) -> str:
     (same task, dataset and seed), mean over tasks and seeds with its stratified-bootstrap 95% CI."""
     parts = []
     for pairing in ("dense", "sparse"):
-        for a in ("CPL", "OPPO", "PT-IQL"):
+        for a in ("CPL", "OPPO", "PT-IQL", "P-IQL r(s)"):
             diffs = paired(rows, a, "P-IQL", pairing)
             if not diffs:
                 continue

@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from pbrl.agents.iql import IQLLearner, check_settings
 from pbrl.agents.transitions import Run, TransitionData, relabel_runs, store_runs
 from pbrl.data.store import PreferenceStore
+from pbrl.rewards.obs_only import ObsOnlyReward
 from pbrl.run import builder
 from pbrl.types import PbrlError, RewardModel
 from pbrl.utils import atomic_write_json
@@ -38,6 +39,11 @@ def check_iql(cfg: DictConfig) -> None:
 def fitted_reward(cfg: DictConfig, store: PreferenceStore, dims: tuple[int, int], run_dir: Path) -> tuple[RewardModel, dict]:
     """The ``reward=`` model fitted on the store's labels (or loaded from a previous attempt of this run)."""
     model = builder.build_reward_model(cfg, dims[0], dims[1], int(cfg.seed))
+    inputs = str(cfg.algo.get("reward_inputs", "obs_act"))
+    if inputs not in ("obs_act", "obs"):
+        raise PbrlError(f"algo.reward_inputs: expected obs_act (r(s, a)) or obs (r(s)), got {inputs!r}")
+    if inputs == "obs":
+        model = ObsOnlyReward(model)
     saved, fit_file = run_dir / REWARD_FILE, run_dir / FIT_FILE
     if saved.is_file() and fit_file.is_file():  # fit_file is written last: both present = a finished fit
         model.load_state_dict(torch.load(saved, weights_only=False))  # type: ignore[attr-defined]

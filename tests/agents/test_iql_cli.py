@@ -35,10 +35,11 @@ def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.mark.parametrize("reward", ["ensemble", "transformer"])
+@pytest.mark.parametrize("reward", ["ensemble", "transformer", "obs-only"])
 def test_train_iql_writes_artefacts_and_exports(store_path: Path, tmp_path: Path, reward: str) -> None:
     out = tmp_path / reward
-    main(["train", f"data={store_path}", *TRAIN, *(TRANSFORMER if reward == "transformer" else []), f"out={out}"])
+    extra = {"transformer": TRANSFORMER, "obs-only": ["algo.reward_inputs=obs"]}.get(reward, [])
+    main(["train", f"data={store_path}", *TRAIN, *extra, f"out={out}"])
     summary = json.loads((out / "summary.json").read_text())
     assert summary["algo"] == "iql" and summary["grad_steps"] == 4
     # 3 episodes x steps 0..59 stitched from 20-step windows every 10 steps: 3 runs, 3 x 59 transitions
@@ -61,6 +62,9 @@ def test_iql_bad_setting_is_a_one_line_error(store_path: Path, tmp_path: Path, c
         main(["train", f"data={store_path}", *TRAIN, "algo.expectile=1.5", f"out={tmp_path / 'x'}"])
     assert exc.value.code == 2
     assert "algo.expectile: expected a value in (0, 1), got 1.5" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", f"data={store_path}", *TRAIN, "algo.reward_inputs=act", f"out={tmp_path / 'y'}"])
+    assert "algo.reward_inputs: expected obs_act (r(s, a)) or obs (r(s)), got 'act'" in capsys.readouterr().err
 
 
 @pytest.mark.slow
