@@ -434,21 +434,17 @@ class PreferenceStore:
         Why: with separate add_segments/add_labels calls a failure in between would leave
         unlabelled orphan segments behind.
         """
-        rows = self._label_rows(len(first), len(second), labels, source, annotator, weight)
-        segs = [self._serialise(s) for s in (*first, *second)]
-        if not rows:
-            return []
-        with self._write() as cur:
-            ids = self._insert_segments(cur, segs)
-            return self._insert_labels(cur, ids[: len(first)], ids[len(first) :], rows)
+        n = len(first)
+        return self.add_comparisons([*first, *second], range(n), range(n, n + len(second)), labels, source=source,
+                                    annotator=annotator, weight=weight)
 
     def add_comparisons(
         self, segments: Sequence[Segment], first: Sequence[int], second: Sequence[int], labels: Labels, *,
-        source: str, annotator: str = "",
+        source: str, annotator: str = "", weight: Sequence[float] | None = None,
     ) -> list[int]:
         """Store ``segments`` once and labels between them (``first``/``second`` index ``segments``) in ONE
         transaction: a dataset whose segments are compared several times (dense groups) keeps one copy of each."""
-        rows = self._label_rows(len(first), len(second), labels, source, annotator, None)
+        rows = self._label_rows(len(first), len(second), labels, source, annotator, weight)
         segs = [self._serialise(s) for s in segments]
         if not rows:
             return []

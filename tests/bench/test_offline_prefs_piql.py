@@ -3,30 +3,26 @@
 from __future__ import annotations
 
 import argparse
-import importlib
-import sys
 from pathlib import Path
 
 import pytest
+from bench_modules import load_bench
 
 from pbrl.agents.offline_data import OfflineData
 from pbrl.cli import main
 from pbrl.data.store import PreferenceStore
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
 
 @pytest.fixture(scope="module")
-def op():
-    sys.path.insert(0, str(BENCH))  # the script imports its sibling `common`
-    return importlib.import_module("offline_prefs")
+def piql_bench():
+    return load_bench("offline_prefs")
 
 
 def _row(method: str, success: float, task: str = "door-open", dataset: str = "dense", seed: int = 0) -> dict:
     return {"task": task, "dataset": dataset, "method": method, "seed": seed, "success": success}
 
 
-def test_piql_line_reports_paired_gaps_over_tasks_and_seeds(op) -> None:
+def test_piql_line_reports_paired_gaps_over_tasks_and_seeds(piql_bench) -> None:
     pytest.importorskip("rliable", reason="the CIs need the report extra (pip install 'pbrl[report]')")
     rows = []
     for seed in (0, 1):  # dense CPL: door-open +50 and drawer-open 0 at both seeds -> +25, a zero-width CI
@@ -36,19 +32,19 @@ def test_piql_line_reports_paired_gaps_over_tasks_and_seeds(op) -> None:
     rows += [_row("P-IQL", 1.0, dataset="sparse"), _row("PT-IQL", 0.5, dataset="sparse"),  # one seed: -50
              _row("CPL", 0.75, dataset="sparse"),  # door-open seed 0: -25; drawer-open only seed 1: +75
              _row("P-IQL", 0.25, "drawer-open", "sparse", 1), _row("CPL", 1.0, "drawer-open", "sparse", 1)]
-    line = op.piql_line(rows)
+    line = piql_bench.piql_line(rows)
     assert "dense CPL - P-IQL = +25 points, 95% CI [+25, +25] over 2 task(s) x 2 seed(s)" in line
     assert "dense OPPO - P-IQL = +0 points, 95% CI [-25, +25] over 1 task(s) x 2 seed(s)" in line
     assert "sparse PT-IQL - P-IQL = -50 points (1 seed: no CI) over 1 task(s) x 1 seed(s)" in line
     # no seed that both tasks have: the plain mean of the two cells, (-25 + 75) / 2, without a CI
     assert "sparse CPL - P-IQL = +25 points over 2 task-seed cell(s) (no seed shared by all tasks: no CI)" in line
     assert "dense PT-IQL" not in line and "sparse OPPO" not in line
-    assert op.piql_line([_row("CPL", 1.0)]) == ""
-    assert {"P-IQL", "PT-IQL"} <= set(op.METHODS) and "P-IQL" in op.table(rows, None)
+    assert piql_bench.piql_line([_row("CPL", 1.0)]) == ""
+    assert {"P-IQL", "PT-IQL"} <= set(piql_bench.METHODS) and "P-IQL" in piql_bench.table(rows, None)
 
 
 @pytest.mark.parametrize("method", ["P-IQL", "PT-IQL"])
-def test_run_method_trains_iql_on_the_store(op, tmp_path: Path, method: str) -> None:
+def test_run_method_trains_iql_on_the_store(piql_bench, tmp_path: Path, method: str) -> None:
     store = tmp_path / "drawer.sqlite"
     main(["data", "collect", "task=drawer-open", "episodes=3", "episode_length=60", "segment_length=20", "stride=10",
           "pairing=dense", "group_size=3", "aligned=false", "threads=1", f"out={store}"])
@@ -56,5 +52,5 @@ def test_run_method_trains_iql_on_the_store(op, tmp_path: Path, method: str) -> 
         data = OfflineData.from_store(s)
     args = argparse.Namespace(steps=3, bc_steps=None, hidden="16,16", batch_pairs=None, lr=None, std=None,
                               cpl_bc_weight=None, reward_epochs=1, eval_episodes=1, episode_length=60)
-    row = op.run_method("drawer-open", data, method, "dense", args, 3, store)
+    row = piql_bench.run_method("drawer-open", data, method, "dense", args, 3, store)
     assert row["method"] == method and row["seed"] == 3 and 0.0 <= row["success"] <= 1.0 and row["train_s"] > 0
