@@ -8,17 +8,20 @@ two datasets from them as in CPL (Hejna et al. 2024, Sec. 5):
 * ``sparse``: ``--sparse-segments`` segments in disjoint pairs.
 
 Labels come from the rational scripted teacher on the true return. On each dataset we train BC on all segments,
-BC on the preferred segment of each pair, CPL, OPPO, and the two-step baselines P-IQL (ensemble reward + IQL) and
-PT-IQL (Preference Transformer reward + IQL; the reward is fitted first, ``--reward-epochs``) for ``--steps``
-gradient steps and report the evaluation success rate (``--eval-episodes`` episodes). A seed is both the data seed
-(rollouts, segment choice, labels) and the training seed. The table gives the mean over seeds per task, and per
-dataset the mean over tasks and seeds with a stratified-bootstrap 95% CI (rliable,
-:func:`pbrl.analysis.stats.mean_over_tasks`; needs ``pip install 'pbrl[report]'``) and the worst task; the goals
-(CPL >= preferred-BC + 10 points, OPPO > BC on all data) are judged on the CI of the paired difference.
+BC on the preferred segment of each pair, CPL, OPPO, and the two-step baselines P-IQL (ensemble reward + IQL),
+PT-IQL (Preference Transformer reward + IQL) and P-IQL r(s) (the ensemble on observations only); their rewards
+are fitted first (``--reward-epochs``, default the reward configs' 50 with early stop at 97% train accuracy).
+Every method trains ``--steps`` gradient steps; we report the evaluation success rate (``--eval-episodes``
+episodes). A seed is both the data seed (rollouts, segment choice, labels) and the training seed. The table gives
+the mean over seeds per task, and per dataset the mean over tasks and seeds with a stratified-bootstrap 95% CI
+(rliable, :func:`pbrl.analysis.stats.mean_over_tasks`; needs ``pip install 'pbrl[report]'``) and the worst task;
+the goals (CPL >= preferred-BC + 10 points, OPPO > BC on all data) are judged on the CI of the paired difference.
 
 Cost (session 7, 2-core machine at load ~8): per (task, seed) about 0.7 core-hours at issue scale with
 ``--steps 10000`` (collection ~4.5 min, stores ~2 min, the 8 trainings ~35 min, evaluation ~1 min), so the 6 x 3
-benchmark is ~13 core-hours. Split it over two processes side by side (each single-threaded), then merge:
+benchmark is ~13 core-hours. The IQL methods cost more: a reward fit of ~10k pairs per dataset (the
+transformer's ~2x the ensemble's) and the transformer's relabelling of every stored step in 64-step windows.
+Split it over two processes side by side (each single-threaded), then merge:
 
     python bench/offline_prefs.py --steps 10000 --tasks drawer-open,button-press,door-open --out bench/results/op_a
     python bench/offline_prefs.py --steps 10000 --tasks sweep-into,plate-slide,bin-picking --out bench/results/op_b
