@@ -1,4 +1,4 @@
-"""Benchmark: reward-free offline learning from preferences (CPL, OPPO) against BC on Meta-World, over seeds.
+"""Benchmark: reward-free offline learning from preferences (CPL, OPPO) against BC and P-IQL on Meta-World, over seeds.
 
 For every task and seed: roll out the scripted expert mixture (noisy expert, a consistently mis-aimed sub-optimal
 expert -- a constant action offset shared by its episodes -- and random episodes), cut 64-step segments, and build
@@ -8,20 +8,25 @@ two datasets from them as in CPL (Hejna et al. 2024, Sec. 5):
 * ``sparse``: ``--sparse-segments`` segments in disjoint pairs.
 
 Labels come from the rational scripted teacher on the true return. On each dataset we train BC on all segments,
-BC on the preferred segment of each pair, CPL, OPPO, and the two-step baselines P-IQL (ensemble reward + IQL),
-PT-IQL (Preference Transformer reward + IQL) and P-IQL r(s) (the ensemble on observations only); their rewards
-are fitted first (``--reward-epochs``, default the reward configs' 50 with early stop at 97% train accuracy).
-Every method trains ``--steps`` gradient steps; we report the evaluation success rate (``--eval-episodes``
-episodes). A seed is both the data seed (rollouts, segment choice, labels) and the training seed. The table gives
-the mean over seeds per task, and per dataset the mean over tasks and seeds with a stratified-bootstrap 95% CI
-(rliable, :func:`pbrl.analysis.stats.mean_over_tasks`; needs ``pip install 'pbrl[report]'``) and the worst task;
-the goals (CPL >= preferred-BC + 10 points, OPPO > BC on all data) are judged on the CI of the paired difference.
+BC on the preferred segment of each pair, CPL and OPPO for ``--steps`` gradient steps and report the evaluation
+success rate (``--eval-episodes`` episodes). A seed is both the data seed (rollouts, segment choice, labels) and the
+training seed. The table gives the mean over seeds per task, and per dataset the mean over tasks and seeds with a
+stratified-bootstrap 95% CI (rliable, :func:`pbrl.analysis.stats.mean_over_tasks`; needs ``pip install
+'pbrl[report]'``) and the worst task; the goals (CPL >= preferred-BC + 10 points, OPPO > BC on all data) are
+judged on the CI of the paired difference.
+
+The two-step baselines (learned reward + IQL; a separate registry, ``REWARD_IQL``): P-IQL (ensemble reward),
+PT-IQL (Preference Transformer reward) and P-IQL r(s) (the ensemble on observations only) fit their reward on the
+dataset's labels first (``--reward-epochs``, default the reward configs' 50 with early stop at 97% train accuracy),
+with the unit's seed, relabel every stored step and train IQL for ``--steps``. Their paired gaps against P-IQL
+(CPL, OPPO, PT-IQL, P-IQL r(s); same task, dataset and seed) are reported with the same CI.
 
 Cost (session 7, 2-core machine at load ~8): per (task, seed) about 0.7 core-hours at issue scale with
-``--steps 10000`` (collection ~4.5 min, stores ~2 min, the 8 trainings ~35 min, evaluation ~1 min), so the 6 x 3
-benchmark is ~13 core-hours. The IQL methods cost more: a reward fit of ~10k pairs per dataset (the
-transformer's ~2x the ensemble's) and the transformer's relabelling of every stored step in 64-step windows.
-Split it over two processes side by side (each single-threaded), then merge:
+``--steps 10000`` (collection ~4.5 min, stores ~2 min, the 8 trainings of BC (all), BC (preferred), CPL and OPPO
+~35 min, evaluation ~1 min), so the 6 x 3 benchmark of these four is ~13 core-hours. The IQL methods cost more than
+CPL: a reward fit of ~10k pairs per dataset (the transformer's ~2x the ensemble's) and the transformer's
+relabelling of every stored step in 64-step windows. Split it over two processes side by side (each
+single-threaded), then merge:
 
     python bench/offline_prefs.py --steps 10000 --tasks drawer-open,button-press,door-open --out bench/results/op_a
     python bench/offline_prefs.py --steps 10000 --tasks sweep-into,plate-slide,bin-picking --out bench/results/op_b
