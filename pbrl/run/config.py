@@ -349,6 +349,11 @@ def check_collect(cfg: DictConfig) -> None:
         _at_least(cfg, key, 0)
     if cfg.pairing not in ("sparse", "dense"):
         raise fail("pairing", cfg.pairing, "sparse | dense")
+    npz = _get(cfg, "npz_in")
+    if npz is not None and not Path(str(npz)).is_file():
+        raise fail("npz_in", str(npz), "a preference file (.npz); it does not exist")
+    if _get(cfg, "npz_format") not in (None, "auto", "cpl", "cpl_scored", "imitation"):
+        raise fail("npz_format", cfg.npz_format, "auto | cpl | cpl_scored | imitation")
     out = Path(str(cfg.out))
     if out.is_dir():
         raise fail("out", str(out), "a store file path, not a directory")

@@ -31,18 +31,24 @@ def check_iql(cfg: DictConfig) -> None:
     algo = cfg.algo
     check_settings(gamma=float(algo.gamma), expectile=float(algo.expectile), temperature=float(algo.temperature),
                    tau=float(algo.tau), batch_size=int(algo.batch_size))
+    reward_inputs(cfg)
     if int(cfg.reward.epochs) < 1:
         raise PbrlError(f"reward.epochs: expected >= 1 (algo=iql fits its reward first), got {cfg.reward.epochs}")
     builder.build_normalizer(cfg)  # reward.normalize
 
 
-def fitted_reward(cfg: DictConfig, store: PreferenceStore, dims: tuple[int, int], run_dir: Path) -> tuple[RewardModel, dict]:
-    """The ``reward=`` model fitted on the store's labels (or loaded from a previous attempt of this run)."""
-    model = builder.build_reward_model(cfg, dims[0], dims[1], int(cfg.seed))
+def reward_inputs(cfg: DictConfig) -> str:
+    """``algo.reward_inputs``: ``obs_act`` (r(s, a), the papers') or ``obs`` (r(s), :class:`ObsOnlyReward`)."""
     inputs = str(cfg.algo.get("reward_inputs", "obs_act"))
     if inputs not in ("obs_act", "obs"):
         raise PbrlError(f"algo.reward_inputs: expected obs_act (r(s, a)) or obs (r(s)), got {inputs!r}")
-    if inputs == "obs":
+    return inputs
+
+
+def fitted_reward(cfg: DictConfig, store: PreferenceStore, dims: tuple[int, int], run_dir: Path) -> tuple[RewardModel, dict]:
+    """The ``reward=`` model fitted on the store's labels (or loaded from a previous attempt of this run)."""
+    model = builder.build_reward_model(cfg, dims[0], dims[1], int(cfg.seed))
+    if reward_inputs(cfg) == "obs":
         model = ObsOnlyReward(model)
     saved, fit_file = run_dir / REWARD_FILE, run_dir / FIT_FILE
     if saved.is_file() and fit_file.is_file():  # fit_file is written last: both present = a finished fit

@@ -62,9 +62,11 @@ def test_iql_bad_setting_is_a_one_line_error(store_path: Path, tmp_path: Path, c
         main(["train", f"data={store_path}", *TRAIN, "algo.expectile=1.5", f"out={tmp_path / 'x'}"])
     assert exc.value.code == 2
     assert "algo.expectile: expected a value in (0, 1), got 1.5" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()  # refused before the reward fit or anything else is written
     with pytest.raises(SystemExit):
         main(["train", f"data={store_path}", *TRAIN, "algo.reward_inputs=act", f"out={tmp_path / 'y'}"])
     assert "algo.reward_inputs: expected obs_act (r(s, a)) or obs (r(s)), got 'act'" in capsys.readouterr().err
+    assert not (tmp_path / "y").exists()
 
 
 @pytest.mark.slow

@@ -39,6 +39,9 @@ def test_npz_in_of_another_task_is_refused(tmp_path: Path, capsys: pytest.Captur
     with pytest.raises(SystemExit):
         main(["data", "collect", "task=drawer-open", f"npz_in={f}", f"out={tmp_path / 's.sqlite'}"])
     assert "obs/action sizes (17, 6) (keys 'obs', 'action'); task drawer-open expects (39, 4)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["data", "collect", "task=drawer-open", f"npz_in={tmp_path / 'missing.npz'}", f"out={tmp_path / 't.sqlite'}"])
+    assert "npz_in" in capsys.readouterr().err and not (tmp_path / "t.sqlite").exists()
 
 
 @pytest.mark.slow  # Minari + h5py and rollouts: ~1 min on the shared machine
