@@ -189,7 +189,7 @@ def run_method(task_name: str, data: OfflineData, method: str, pairing: str, arg
     cfg = algo_cfg(name, overrides, args, pairing)
     rng = np.random.default_rng([seed, 4])
     if method in REWARD_IQL:
-        learner = build_reward_iql(method, cfg, store, args, seed, rng)
+        learner = build_reward_iql(method, cfg, load_task(task_name), store, args, seed, rng)
     else:
         learner = build_learner(cfg, data, rng)
     t0 = time.time()
@@ -209,8 +209,9 @@ def run_method(task_name: str, data: OfflineData, method: str, pairing: str, arg
 REWARD_IQL = {"P-IQL": "ensemble", "PT-IQL": "transformer", "P-IQL r(s)": "ensemble"}
 
 
-def build_reward_iql(method: str, cfg, store: Optional[Path], args, seed: int, rng: np.random.Generator):
-    """The IQL learner of ``method`` on ``store`` (its reward fitted with ``seed`` in a scratch directory, not kept)."""
+def build_reward_iql(method: str, cfg, task, store: Optional[Path], args, seed: int, rng: np.random.Generator):
+    """The IQL learner of ``method`` on ``store`` of ``task`` (its reward fitted with ``seed`` in a scratch
+    directory, not kept)."""
     import tempfile
 
     from pbrl.run.iql import build_iql
@@ -221,7 +222,7 @@ def build_reward_iql(method: str, cfg, store: Optional[Path], args, seed: int, r
     if getattr(args, "reward_epochs", None):
         reward.epochs = args.reward_epochs
     with tempfile.TemporaryDirectory() as tmp:
-        return build_iql(OmegaConf.create({"algo": cfg, "reward": reward, "seed": seed}), store, Path(tmp), rng)
+        return build_iql(OmegaConf.create({"algo": cfg, "reward": reward, "seed": seed}), task, store, Path(tmp), rng)
 
 
 def piql_line(rows: list[dict]) -> str:

@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from pbrl.agents.iql import IQLLearner, check_settings
 from pbrl.agents.transitions import Run, TransitionData, relabel_runs, store_runs
 from pbrl.data.store import PreferenceStore
+from pbrl.envs.tasks import TaskSpec
 from pbrl.rewards.obs_only import ObsOnlyReward
 from pbrl.run import builder
 from pbrl.types import PbrlError, RewardModel
@@ -34,7 +35,7 @@ def check_iql(cfg: DictConfig) -> None:
     reward_inputs(cfg)
     if int(cfg.reward.epochs) < 1:
         raise PbrlError(f"reward.epochs: expected >= 1 (algo=iql fits its reward first), got {cfg.reward.epochs}")
-    builder.build_normalizer(cfg)  # reward.normalize
+    builder.build_normalizer(cfg, builder.build_task(cfg))  # reward.normalize
 
 
 def reward_inputs(cfg: DictConfig) -> str:
@@ -63,25 +64,27 @@ def fitted_reward(cfg: DictConfig, store: PreferenceStore, dims: tuple[int, int]
     return model, fit
 
 
-def relabelled(cfg: DictConfig, model: RewardModel, runs: list[Run]) -> tuple[TransitionData, dict[str, float]]:
-    """Transitions with the model's normalised rewards, and what the relabelling did (for the summary)."""
+def relabelled(cfg: DictConfig, task: TaskSpec, model: RewardModel, runs: list[Run]
+               ) -> tuple[TransitionData, dict[str, float]]:
+    """Transitions with the model's normalised rewards (``reward.normalize``; ``auto`` resolved for ``task``), and
+    what the relabelling did (for the summary)."""
     raw = relabel_runs(model, runs)
     flat = np.concatenate(raw) if raw else np.zeros(0, np.float32)
-    normalizer = builder.build_normalizer(cfg)
+    normalizer = builder.build_normalizer(cfg, task)
     normalizer.fit(flat)
     data = TransitionData.from_runs(runs, [normalizer(r) for r in raw])
     return data, {"reward_raw_mean": float(flat.mean()), "reward_raw_std": float(flat.std()),
                   "transitions": float(len(data.obs)), "runs": float(len(runs))}
 
 
-def build_iql(cfg: DictConfig, data_path: Path, run_dir: Path, rng: np.random.Generator) -> IQLLearner:
-    """Fit (or load) the reward, relabel the store's steps, and build the IQL learner from ``cfg.algo``."""
+def build_iql(cfg: DictConfig, task: TaskSpec, data_path: Path, run_dir: Path, rng: np.random.Generator) -> IQLLearner:
+    """Fit (or load) the reward, relabel the store's steps of ``task``, and build the IQL learner from ``cfg.algo``."""
     algo, t0 = cfg.algo, time.time()
     with PreferenceStore(data_path, create=False) as store:
         runs = store_runs(store)
         dims = (int(runs[0][0].shape[1]), int(runs[0][1].shape[1]))
         model, fit = fitted_reward(cfg, store, dims, run_dir)
-    data, info = relabelled(cfg, model, runs)
+    data, info = relabelled(cfg, task, model, runs)
     info.update({"pref_acc": float(fit.get("train_acc", float("nan"))), "reward_loss": float(fit.get("loss", float("nan"))),
                  "reward_epochs": float(fit.get("epochs", float("nan"))), "reward_s": time.time() - t0})
     try:

@@ -149,13 +149,13 @@ def build_learner(algo: DictConfig, data: OfflineData, rng: np.random.Generator)
                      batch_segments=int(algo.batch_segments), rng=rng, std=std, **common)
 
 
-def _run_learner(cfg: DictConfig, data: OfflineData, data_path: Path, run_dir: Path,
+def _run_learner(cfg: DictConfig, task: TaskSpec, data: OfflineData, data_path: Path, run_dir: Path,
                  rng: np.random.Generator) -> OfflineLearner:
     """The learner of ``cfg.algo``; algo=iql fits its reward on the store first (:mod:`pbrl.run.iql`)."""
     if cfg.algo.name == "iql":
         from pbrl.run.iql import build_iql
 
-        return build_iql(cfg, data_path, run_dir, rng)
+        return build_iql(cfg, task, data_path, run_dir, rng)
     return build_learner(cfg.algo, data, rng)
 
 
@@ -227,7 +227,7 @@ def run_offline(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if collect:  # collecting into the run dir is part of the run
         data, data_path = load_data(cfg, task, run_dir)
     if learner is None:  # so is algo=iql's reward fit (reward_model.pt; its settings were checked by check_train)
-        learner = _run_learner(cfg, data, data_path, run_dir, rng)
+        learner = _run_learner(cfg, task, data, data_path, run_dir, rng)
     start, total = _restore(run_dir, learner, rng), int(cfg.algo.steps)
     metrics = MetricsLog(run_dir / "metrics.csv")
     metrics.truncate_after(start)

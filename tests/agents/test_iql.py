@@ -67,6 +67,28 @@ def test_store_runs_and_relabel_on_a_real_store(tmp_path: Path) -> None:
         store_runs(empty)
 
 
+def test_relabelling_normalises_as_the_task_asks() -> None:
+    """``reward.normalize=auto``: the raw learned reward where episodes end early (hopper: a zero-mean reward would
+    make staying alive a cost), zero mean and unit variance elsewhere (drawer-open)."""
+    from omegaconf import OmegaConf
+
+    from pbrl.envs import load_task
+    from pbrl.run.iql import relabelled
+
+    rng = np.random.default_rng(3)
+    runs = [(rng.normal(size=(12, 3)).astype(np.float32), rng.uniform(-1, 1, (12, 2)).astype(np.float32))
+            for _ in range(2)]
+    model = EnsembleReward(3, 2, n_members=2, hidden=(8,), seed=0)
+    raw = np.concatenate([model.predict(o, a) for o, a in runs])
+    cfg = OmegaConf.create({"reward": {"normalize": "auto"}})
+    hopper, _ = relabelled(cfg, load_task("hopper"), model, runs)
+    np.testing.assert_allclose(hopper.rewards, raw[np.r_[0:11, 12:23]], atol=1e-6)  # the last step has no s'
+    drawer, info = relabelled(cfg, load_task("drawer-open"), model, runs)
+    standard = (raw - raw.mean()) / raw.std()
+    np.testing.assert_allclose(drawer.rewards, standard[np.r_[0:11, 12:23]], atol=1e-4)
+    assert info["reward_raw_mean"] == pytest.approx(raw.mean(), abs=1e-6)
+
+
 def test_single_step_segments_give_no_transitions() -> None:
     with pytest.raises(PbrlError, match="no transitions"):
         TransitionData.from_runs([(np.zeros((1, 3), np.float32), np.zeros((1, 2), np.float32))], [np.zeros(1)])
