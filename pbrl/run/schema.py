@@ -106,6 +106,7 @@ NULLABLE: dict[str, Check] = {
     "randomisation.obs_noise": number,
     # reward/*.yaml, vlm/clip.yaml
     "reward.stop_at_acc": number,
+    "reward.model.attn_dim": integer, "reward.model.context": integer,  # reward/transformer.yaml
     "reward.vlm.checkpoint": string, "reward.vlm.cache_dir": string, "reward.vlm.device": string,
     # feedback/*.yaml
     "feedback.reward_key": string, "feedback.target_pool": string, "feedback.source_store": string,
@@ -113,6 +114,7 @@ NULLABLE: dict[str, Check] = {
     "feedback.token": string, "feedback.timeout_s": number, "feedback.clip_size": integer,
     # collect.yaml
     "expert": string, "minari_in": string, "minari_out": string, "critic": string, "n_segments": integer,
+    "npz_in": string,
 }
 
 
