@@ -113,7 +113,8 @@ def test_bad_run_dirs_are_one_line_errors(sac_run: Path, tmp_path: Path) -> None
         export_run(tmp_path)
     (tmp_path / "config.yaml").write_text((sac_run / "config.yaml").read_text().replace("name: sac", "name: ddpg"))
     assert load_run(tmp_path).algo == "ddpg"
-    with pytest.raises(PbrlError, match="algo.name: no exporter for 'ddpg'; expected one of: bc, cpl, crossq, iql, oppo, ppo, sac"):
+    with pytest.raises(PbrlError,
+                       match="algo.name: no exporter for 'ddpg'; expected one of: bc, cpl, crossq, iql, oppo, ppo, sac"):
         export_run(tmp_path)
     (tmp_path / "config.yaml").write_text((sac_run / "config.yaml").read_text())
     with pytest.raises(PbrlError, match="policy.zip: missing"):
