@@ -33,7 +33,7 @@ single-threaded), then merge:
     python bench/offline_prefs.py --from-rows bench/results/op_a/rows.json,bench/results/op_b/rows.json --update-md
 
 A killed run continues where it stopped when started again with the same ``--out`` (finished (task, seed) units
-are kept in ``rows.json``). ``--quick`` is a smoke run (~300 steps; minutes per task and seed).
+are kept in ``rows.json``). ``--quick`` is a smoke run (~300 steps, 5 reward-fit epochs; minutes per task and seed).
 Offline actors use :class:`~pbrl.agents.offline_data.MaskDropout`: CPU per gradient step, same data, CPL dense
 14.7 -> 11.5 ms, BC 25.4 -> 21.3 ms (-22% / -16%) against ``nn.Dropout``.
 
@@ -128,6 +128,7 @@ def parse() -> argparse.Namespace:
         args.episodes, args.dense_segments, args.sparse_segments = 48, 320, 1000
         args.stride = 4
         args.steps, args.eval_episodes, args.hidden, args.batch_pairs, args.lr = 300, 8, "128,128", 16, 1e-3
+        args.reward_epochs = args.reward_epochs or 5  # the reward configs' epochs take P-IQL/PT-IQL ~10 min per fit
     try:
         args.seed_list = [int(x) for x in args.seeds.split(",")]
     except ValueError:
