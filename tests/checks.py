@@ -25,3 +25,16 @@ def true_order_agreement(store_path: Path, sources: Sequence[str]) -> tuple[floa
         if diff != 0.0:
             hits.append((diff > 0) == (row.label > 0.5))
     return (float(np.mean(hits)) if hits else float("nan")), len(hits)
+
+
+def tensorboard_scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar tag of the TensorBoard event files under ``logdir``: tag -> [(step, value), ...]."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out: dict[str, list[tuple[int, float]]] = {}
+    for events in sorted(logdir.rglob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(events.parent), size_guidance={"scalars": 0})
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            out.setdefault(tag, []).extend((e.step, e.value) for e in acc.Scalars(tag))
+    return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ from pbrl.envs.rollout import evaluate
 from pbrl.envs.tasks import TaskSpec
 from pbrl.feedback.teachers import teacher_from_preset
 from pbrl.report import MetricsLog, plot_curves
-from pbrl.run import builder
+from pbrl.run import builder, tblog
 from pbrl.run.checkpoint import find_checkpoint, read_components, read_info, save_checkpoint
 from pbrl.run.rundir import write_run_config
 from pbrl.run.session import eval_seed, random_policy_return
@@ -211,6 +211,17 @@ def _eval_row(cfg: DictConfig, task: TaskSpec, learner: OfflineLearner, step: in
             "return_std": float(res.returns.std()), "success_rate": res.success_rate, "wall_s": time.time() - t0}
 
 
+def _row_writer(metrics: MetricsLog, tb: Any) -> Callable[[dict[str, Any]], None]:
+    """Append a row to metrics.csv and, with ``logger=tensorboard``, record it under ``pbrl/<column>``."""
+    sink = tblog.row_sink(tb) if tb is not None else None
+
+    def append(row: dict[str, Any]) -> None:
+        metrics.append(row)
+        if sink is not None:
+            sink(row)
+    return append
+
+
 def run_offline(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Train (or resume) an offline run in ``run_dir``; returns its summary."""
     torch.set_num_threads(int(cfg.threads))
@@ -231,17 +242,23 @@ def run_offline(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     start, total = _restore(run_dir, learner, rng), int(cfg.algo.steps)
     metrics = MetricsLog(run_dir / "metrics.csv")
     metrics.truncate_after(start)
+    tb = tblog.make_logger(str(cfg.get("logger", "none")), run_dir)  # logger=tensorboard: losses and metrics rows
+    append = _row_writer(metrics, tb)
     t0, every, ckpt_every, last = time.time(), int(cfg.eval.every), int(cfg.checkpoint_every), {}
     for step in range(start, total):
         last = learner.update(step)
         done = step + 1
+        if tb is not None and (done % max(1, every // 10) == 0 or done == total):
+            tblog.record_stats(tb, "train", last, done)
         if done % every == 0 and done < total:
-            metrics.append(_eval_row(cfg, task, learner, done, len(data.p), int(cfg.eval.episodes), t0))
+            append(_eval_row(cfg, task, learner, done, len(data.p), int(cfg.eval.episodes), t0))
         if done % ckpt_every == 0 or done == total:
             _save_checkpoint(run_dir, learner, rng, done)
     video = run_dir / "eval.mp4" if cfg.eval.video else None
     row = _eval_row(cfg, task, learner, total, len(data.p), int(cfg.eval.final_episodes), t0, video)
-    metrics.append(row)
+    append(row)
+    if tb is not None:
+        tb.close()
     save_policy(learner.policy, run_dir / "policy.pt")
     random_return = random_policy_return(task, -np.ones(data.dims[1]), np.ones(data.dims[1]), seed=int(cfg.seed),
                                          episode_length=cfg.episode_length)

@@ -48,6 +48,14 @@ def row_sink(logger) -> Callable[[dict[str, Any]], None]:
     return write
 
 
+def record_stats(logger, prefix: str, stats: dict[str, Any], step: int) -> None:
+    """Record the numeric entries of ``stats`` (e.g. an offline learner's losses) as ``prefix/<key>`` at ``step``."""
+    for key, value in stats.items():
+        if isinstance(value, (int, float)) and not math.isnan(float(value)):
+            logger.record(f"{prefix}/{key}", float(value))
+    logger.dump(int(step))
+
+
 def attach(kind: str, run_dir: Path, model, session) -> Optional[Any]:
     """Send ``model``'s SB3 logs and ``session``'s metrics rows to ``kind``; returns the logger to close."""
     logger = make_logger(kind, run_dir)

@@ -82,3 +82,17 @@ def test_collect_in_train_video_and_resume(tmp_path: Path) -> None:
     main(args)  # resumes from checkpoint/ at step 4: no more training, same policy
     second = json.loads((out / "summary.json").read_text())
     assert second["grad_steps"] == first["grad_steps"] == 4 and second["return_mean"] == first["return_mean"]
+
+
+def test_offline_run_logs_losses_and_metrics_to_tensorboard(store_path: Path, tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard", reason="the tensorboard extra (pip install 'pbrl[tensorboard]') is not installed")
+    from checks import tensorboard_scalars
+
+    out = tmp_path / "cpl"
+    main(["train", "algo=cpl", f"data={store_path}", *TRAIN, "algo.steps=20", "eval.every=10", "algo.bc_steps=2",
+          "logger=tensorboard", f"out={out}"])
+    scalars = tensorboard_scalars(out / "tensorboard")
+    rows = (out / "metrics.csv").read_text().splitlines()[1:]
+    assert sorted(step for step, _ in scalars["pbrl/return_mean"]) == [10, 20] and len(rows) == 2
+    # the learner's losses every eval.every // 10 = 1 gradient steps, to the last one
+    assert sorted(step for step, _ in scalars["train/loss"]) == list(range(1, 21))

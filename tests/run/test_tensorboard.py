@@ -6,22 +6,11 @@ import csv
 from pathlib import Path
 
 import pytest
+from checks import tensorboard_scalars
 
 from pbrl.testing import TINY_TRAIN, run_cli
 
 pytest.importorskip("tensorboard", reason="the tensorboard extra (pip install 'pbrl[tensorboard]') is not installed")
-
-
-def _scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    out: dict[str, list[tuple[int, float]]] = {}
-    for events in sorted(logdir.rglob("events.out.tfevents.*")):
-        acc = EventAccumulator(str(events.parent), size_guidance={"scalars": 0})
-        acc.Reload()
-        for tag in acc.Tags()["scalars"]:
-            out.setdefault(tag, []).extend((e.step, e.value) for e in acc.Scalars(tag))
-    return out
 
 
 def test_tensorboard_holds_sb3_logs_and_every_metrics_row(tmp_path: Path) -> None:
@@ -29,7 +18,7 @@ def test_tensorboard_holds_sb3_logs_and_every_metrics_row(tmp_path: Path) -> Non
     res = run_cli("train", f"out={run}", *TINY_TRAIN, "logger=tensorboard", "budget.env_steps=500", "eval.every=250",
                   timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
-    scalars = _scalars(run / "tensorboard")
+    scalars = tensorboard_scalars(run / "tensorboard")
     with open(run / "metrics.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 2
