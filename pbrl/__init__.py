@@ -1,7 +1,7 @@
-"""pbrl: preference-based reinforcement learning for robotics."""
+"""pbrl: preference-based reinforcement learning for robotics.
 
-from pbrl.envs.make import configure_headless_gl as _configure_headless_gl
-
-_configure_headless_gl()  # before anything imports mujoco
+Importing pbrl (or any of its modules below ``envs``) has no side effects: the headless OpenGL backend MuJoCo
+needs is chosen when the first environment is made (:func:`pbrl.envs.make.make_env`).
+"""
 
 __version__ = "0.1.0"

@@ -6,8 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-import pbrl  # noqa: F401  (selects the headless GL backend before MuJoCo loads)
-
 
 @pytest.fixture(autouse=True)
 def _one_thread() -> None:

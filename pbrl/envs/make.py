@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ctypes.util
+import logging
 import os
+import sys
 from typing import TYPE_CHECKING, Any, Optional
 
 import gymnasium as gym
@@ -18,13 +20,20 @@ if TYPE_CHECKING:
 
 METAWORLD_MAX_STEPS = 500
 
+log = logging.getLogger(__name__)
+
 
 def configure_headless_gl() -> str:
     """Pick a headless OpenGL backend for MuJoCo before it is imported, unless the user chose one.
 
     EGL (Mesa's software or a GPU driver) first, OSMesa as fallback; both come from the set-up command.
+    MuJoCo reads ``MUJOCO_GL`` once, when it is imported: :func:`make_env` calls this first, so nothing of
+    pbrl's has to be imported early for rendering to work (``import pbrl`` sets nothing).
     """
     if "MUJOCO_GL" not in os.environ:
+        if "mujoco" in sys.modules:
+            log.warning("MuJoCo was imported before pbrl chose a headless OpenGL backend; rendering may need a "
+                        "display. Set MUJOCO_GL=egl (or osmesa) before importing mujoco.")
         if ctypes.util.find_library("EGL"):
             os.environ["MUJOCO_GL"] = "egl"
         elif ctypes.util.find_library("OSMesa"):
