@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sac_true_reward import build_model, load_sac_config  # noqa: E402
 
 from pbrl.agents.pebble import sac_policy_fn  # noqa: E402
-from pbrl.envs import evaluate, load_task, make_env  # noqa: E402
+from pbrl.envs import eval_seed, evaluate, load_task, make_env  # noqa: E402
 from pbrl.report import MetricsLog  # noqa: E402
 from pbrl.run.sweep import hydra_job  # noqa: E402
 from pbrl.types import PbrlError  # noqa: E402
@@ -51,7 +51,7 @@ class PeriodicEval(BaseCallback):
 
 
 def evaluate_row(task, model: SAC, step: int, episodes: int, seed: int) -> dict[str, Any]:
-    res = evaluate(task, sac_policy_fn(model), n_episodes=episodes, seed=10_000 + seed)
+    res = evaluate(task, sac_policy_fn(model), n_episodes=episodes, seed=eval_seed(seed))
     return {"env_steps": step, "labels_used": 0, "return_mean": res.return_mean,
             "return_std": float(res.returns.std()), "success_rate": res.success_rate}
 

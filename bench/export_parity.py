@@ -38,7 +38,7 @@ def measure(run_dir: Path, n_seeds: int, k: int, draws: int, rng: np.random.Gene
     from pbrl.export.parity import closed_loop_episodes, return_tolerance
     from pbrl.export.registry import get_exporter, load_run
     from pbrl.export.writers import load_graph, write_graph
-    from pbrl.run.session import eval_seed
+    from pbrl.envs import eval_seed
 
     run = load_run(run_dir)
     policy = get_exporter(run.algo)(run)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from common import update_section
+from pbrl.data.trajectory import random_start
 from pbrl.envs.make import make_env
 from pbrl.envs.rollout import rollout
 from pbrl.envs.tasks import load_task
@@ -54,7 +55,7 @@ def task_segments(name: str, n_episodes: int, episode_length: int, segment_lengt
             space = env.action_space
             traj = rollout(env, lambda o: scale * rng.uniform(space.low, space.high), seed=seed + e, episode_id=e)
             if len(traj) >= segment_length:
-                for s in rng.integers(0, len(traj) - segment_length + 1, size=5):
+                for s in random_start(len(traj), segment_length, rng, size=5):
                     segs.append(traj.segment(int(s), segment_length))
     finally:
         env.close()

@@ -27,6 +27,9 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+#: pbrl.envs.rollout.EVAL_SEED_OFFSET (episode i of seed s is seeded EVAL_SEED_OFFSET + s + i); this script runs
+#: in imitation's environment without pbrl, so tests/bench check that the two agree
+EVAL_SEED_OFFSET = 10_000
 COLUMNS = ("env_steps", "labels_used", "return_mean", "return_std", "success_rate", "wall_s")
 
 
@@ -62,7 +65,7 @@ def evaluate(policy, env_id: str, episodes: int, seed: int) -> np.ndarray:
     env = gym.make(env_id)
     returns = []
     for i in range(episodes):
-        obs, _ = env.reset(seed=10_000 + seed + i)
+        obs, _ = env.reset(seed=EVAL_SEED_OFFSET + seed + i)
         done, ret = False, 0.0
         while not done:
             act, _ = policy.predict(obs, deterministic=True)

@@ -60,7 +60,7 @@ from pbrl.agents.offline_data import OfflineData  # noqa: E402
 from pbrl.analysis.stats import mean_over_tasks  # noqa: E402
 from pbrl.data.collect import CollectSpec, build_dataset, collect_episodes  # noqa: E402
 from pbrl.data.store import PreferenceStore  # noqa: E402
-from pbrl.envs import evaluate, expert_policy, load_task  # noqa: E402
+from pbrl.envs import eval_seed, evaluate, expert_policy, load_task  # noqa: E402
 from pbrl.feedback.teachers import teacher_from_preset  # noqa: E402
 from pbrl.resources import resource_dir  # noqa: E402
 from pbrl.run.offline import build_learner  # noqa: E402
@@ -197,7 +197,7 @@ def run_method(task_name: str, data: OfflineData, method: str, pairing: str, arg
     for step in range(int(cfg.steps)):
         learner.update(step)
     train_s = time.time() - t0
-    res = evaluate(load_task(task_name), learner.policy.act, n_episodes=args.eval_episodes, seed=10_000 + seed,
+    res = evaluate(load_task(task_name), learner.policy.act, n_episodes=args.eval_episodes, seed=eval_seed(seed),
                    episode_length=args.episode_length)
     return {"task": task_name, "dataset": pairing, "method": method, "seed": seed, "success": res.success_rate,
             "return": res.return_mean, "train_s": train_s, "eval_s": time.time() - t0 - train_s,

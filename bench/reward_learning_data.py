@@ -10,11 +10,11 @@ Episodes are split into train / test *episodes* so held-out pairs never share a 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, NamedTuple, Optional, Sequence
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
-from pbrl.data.trajectory import Segment, Trajectory, stack_pairs
+from pbrl.data.trajectory import Segment, Trajectory, random_segments, stack_pairs
 from pbrl.envs.make import make_env
 from pbrl.envs.rollout import expert_policy, rollout
 from pbrl.envs.tasks import TaskSpec, load_task
@@ -87,11 +87,6 @@ def collect_episodes(task_name: str, *, episodes: int, episode_length: int, seed
     return trajs, counts
 
 
-def cut(trajs: Sequence[Trajectory], n: int, length: int, rng: np.random.Generator) -> list[Segment]:
-    which = rng.integers(0, len(trajs), size=n)
-    return [trajs[i].segment(int(rng.integers(0, len(trajs[i]) - length + 1)), length) for i in which]
-
-
 def make_task_pairs(task_name: str, *, n_train: int, n_test: int, segment_length: int, episodes: int,
                     episode_length: int, seed: int, policy_path: Optional[Path] = None) -> TaskPairs:
     """Collect, split episodes 3:1 into train/test, and draw train pairs and clean held-out pairs."""
@@ -99,8 +94,8 @@ def make_task_pairs(task_name: str, *, n_train: int, n_test: int, segment_length
                                      policy_path=policy_path)
     test_eps, train_eps = trajs[3::4], [t for i, t in enumerate(trajs) if i % 4 != 3]
     rng = np.random.default_rng([seed, 7])
-    first, second = cut(train_eps, n_train, segment_length, rng), cut(train_eps, n_train, segment_length, rng)
-    t1, t2 = cut(test_eps, 2 * n_test, segment_length, rng), cut(test_eps, 2 * n_test, segment_length, rng)
+    first, second = (random_segments(train_eps, n_train, segment_length, rng) for _ in range(2))
+    t1, t2 = (random_segments(test_eps, 2 * n_test, segment_length, rng) for _ in range(2))
     r1, r2 = np.array([s.true_return for s in t1]), np.array([s.true_return for s in t2])
     keep = np.flatnonzero(r1 != r2)[:n_test]  # held-out labels are the true order (no ties)
     test = stack_pairs([t1[i] for i in keep], [t2[i] for i in keep], (r1[keep] > r2[keep]).astype(np.float32))

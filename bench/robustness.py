@@ -49,10 +49,13 @@ def train(task, randomisation, *, steps: int, seed: int, episode_length: int, ne
 def evaluate_under(model, task, randomisation, *, episodes: int, episode_length: int) -> np.ndarray:
     from pbrl.agents.pebble import sac_policy_fn
     from pbrl.envs import make_env, rollout
+    from pbrl.envs.rollout import EVAL_SEED_OFFSET
 
-    env = make_env(task, seed=10_000, episode_length=episode_length, randomisation=randomisation)
+    # every policy on the same evaluation episodes (seeds apart from any training seed), whatever it trained on
+    env = make_env(task, seed=EVAL_SEED_OFFSET, episode_length=episode_length, randomisation=randomisation)
     try:
-        return np.array([rollout(env, sac_policy_fn(model), seed=10_000 + i).true_return for i in range(episodes)])
+        return np.array([rollout(env, sac_policy_fn(model), seed=EVAL_SEED_OFFSET + i).true_return
+                         for i in range(episodes)])
     finally:
         env.close()
 

@@ -27,7 +27,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.utils import set_random_seed
 
 from pbrl.agents.pebble import sac_policy_fn
-from pbrl.envs import evaluate, load_task, make_env
+from pbrl.envs import eval_seed, evaluate, load_task, make_env
 from pbrl.resources import resource_dir
 from pbrl.utils import atomic_write_json
 
@@ -81,7 +81,7 @@ def run(task_name: str, steps: int, seed: int, out: Path, *, eval_episodes: int,
     wall_s = time.perf_counter() - t0
     task = load_task(task_name)
     t1 = time.perf_counter()
-    res = evaluate(task, sac_policy_fn(model), n_episodes=eval_episodes, seed=10_000 + seed)
+    res = evaluate(task, sac_policy_fn(model), n_episodes=eval_episodes, seed=eval_seed(seed))
     summary = {
         "task": task.name, "algo": "sb3-sac-true-reward", "seed": seed, "env_steps": int(model.num_timesteps),
         "return_mean": res.return_mean, "return_std": float(res.returns.std()), "success_rate": res.success_rate,

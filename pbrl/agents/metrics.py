@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pbrl.data.trajectory import Trajectory
+from pbrl.data.trajectory import Trajectory, random_windows
 from pbrl.types import RewardModel
 
 
@@ -29,11 +29,10 @@ def reward_alignment(model: RewardModel, episodes: Sequence[Trajectory], *, segm
     nan = {"reward_accuracy": float("nan"), "reward_corr_segment": float("nan"), "reward_corr_step": float("nan")}
     if not pool:
         return nan
-    which = rng.integers(0, len(pool), size=2 * n_pairs)
-    starts = [int(rng.integers(0, len(pool[i]) - segment_length + 1)) for i in which]
-    obs = np.stack([pool[i].obs[s:s + segment_length] for i, s in zip(which, starts)])
-    act = np.stack([pool[i].acts[s:s + segment_length] for i, s in zip(which, starts)])
-    true = np.stack([pool[i].rewards[s:s + segment_length] for i, s in zip(which, starts)])
+    windows = random_windows([len(ep) for ep in pool], 2 * n_pairs, segment_length, rng)
+    obs = np.stack([pool[i].obs[s:s + segment_length] for i, s in windows])
+    act = np.stack([pool[i].acts[s:s + segment_length] for i, s in windows])
+    true = np.stack([pool[i].rewards[s:s + segment_length] for i, s in windows])
     pred = model.predict(obs, act)
     pr, tr = pred.sum(-1), true.sum(-1)
     p = np.where(tr[:n_pairs] > tr[n_pairs:], 1.0, np.where(tr[:n_pairs] < tr[n_pairs:], 0.0, 0.5))

@@ -15,7 +15,7 @@ import numpy as np
 
 from pbrl.data.run_status import write_run_status
 from pbrl.data.store import PreferenceStore
-from pbrl.data.trajectory import Segment, Trajectory, stack_pairs
+from pbrl.data.trajectory import Segment, Trajectory, random_segments, stack_pairs
 from pbrl.feedback.query import select_pairs
 from pbrl.agents.metrics import pair_accuracy
 from pbrl.rewards.wrappers import RewardNormalizer
@@ -163,10 +163,7 @@ class PreferenceLearner:
         """
         L = self.schedule.segment_length
         pool = [ep.padded(L) for ep in list(episodes)[-self.schedule.candidate_episodes:]]
-        if not pool:
-            return []
-        which = self.rng.integers(0, len(pool), size=n)
-        return [pool[i].segment(int(self.rng.integers(0, len(pool[i]) - L + 1)), L) for i in which]
+        return random_segments(pool, n, L, self.rng)
 
     def rounds(self) -> list[RoundRecord]:
         """The round log of this run's store, oldest first."""

@@ -26,6 +26,7 @@ import numpy as np
 from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Segment
 from pbrl.types import Labels, PbrlError
+from pbrl.utils import fsync_path
 
 Fragment = dict[str, np.ndarray]
 
@@ -63,8 +64,7 @@ def _write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
     try:
         np.savez_compressed(tmp, **arrays)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+        fsync_path(tmp)
         os.replace(tmp, path)
     except OSError as e:
         raise PbrlError(f"{path}: cannot write ({e.strerror or e})") from None

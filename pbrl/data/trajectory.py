@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -155,6 +155,35 @@ class Segment:
 
     def with_id(self, segment_id: int) -> "Segment":
         return dataclasses.replace(self, segment_id=segment_id)
+
+
+def random_start(n_steps: int, length: int, rng: np.random.Generator, size: Optional[int] = None) -> int | np.ndarray:
+    """A start drawn uniformly from ``0 .. n_steps - length``: a ``length``-step window inside ``n_steps`` steps.
+
+    ``size`` draws that many starts at once (an array); without it one ``int``. Every random segment window in
+    pbrl and bench/ is cut here, so the bounds (the last window ends at the episode's end) are written once.
+    """
+    if length < 1 or n_steps < length:
+        raise PbrlError(f"segment window: {length} steps do not fit in an episode of {n_steps} steps")
+    starts = rng.integers(0, n_steps - length + 1, size=size)
+    return int(starts) if size is None else starts
+
+
+def random_windows(lengths: Sequence[int], n: int, length: int,
+                   rng: np.random.Generator) -> list[tuple[int, int]]:
+    """``n`` windows ``(episode index, start)``: an episode uniformly among ``lengths``, then a start uniformly
+    inside it (:func:`random_start`), as PEBBLE cuts its query candidates; empty without episodes."""
+    if not len(lengths):
+        return []
+    which = rng.integers(0, len(lengths), size=n)
+    return [(int(i), random_start(lengths[i], length, rng)) for i in which]
+
+
+def random_segments(episodes: Sequence[Trajectory], n: int, length: int,
+                    rng: np.random.Generator) -> list[Segment]:
+    """``n`` segments of ``length`` steps at :func:`random_windows` of ``episodes`` (each at least that long)."""
+    return [episodes[i].segment(start, length)
+            for i, start in random_windows([len(ep) for ep in episodes], n, length, rng)]
 
 
 def _check_lengths(item: Trajectory | Segment, n: int, owner: str) -> None:

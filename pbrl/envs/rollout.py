@@ -17,6 +17,15 @@ from pbrl.types import PbrlError
 
 PolicyFn = Callable[[np.ndarray], np.ndarray]
 
+#: Evaluation episodes are seeded apart from training episodes (seed ``EVAL_SEED_OFFSET + run seed``).
+EVAL_SEED_OFFSET = 10_000
+
+
+def eval_seed(seed: int) -> int:
+    """The environment seed of a run's evaluation episodes and video (episode ``i`` uses ``eval_seed(seed) + i``),
+    shared by training runs, offline learners, export checks and the benchmarks' baselines."""
+    return EVAL_SEED_OFFSET + int(seed)
+
 
 def rollout(
     env: gym.Env,

@@ -18,12 +18,12 @@ import numpy as np
 import torch
 
 from pbrl.envs.make import make_env
+from pbrl.envs.rollout import eval_seed
 from pbrl.export.layout import env_layout
 from pbrl.export.parity import ParityReport, check_parity
 from pbrl.export.policy import ExportablePolicy
 from pbrl.export.registry import RunInfo, get_exporter, load_run
 from pbrl.export.writers import FORMATS, INPUT, OPSET, OUTPUT, load_graph, write_graph
-from pbrl.run.session import eval_seed
 from pbrl.types import PbrlError
 from pbrl.utils import atomic_write_json
 

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from pbrl.data.store import PreferenceStore
-from pbrl.data.trajectory import Segment
+from pbrl.data.trajectory import Segment, random_start
 from pbrl.envs.make import make_env
 from pbrl.envs.rollout import expert_policy, rollout
 from pbrl.envs.tasks import TaskSpec
@@ -47,7 +47,7 @@ def noisy_expert_segments(task: TaskSpec, *, n_episodes: int, episode_length: in
             traj = rollout(env, policy, seed=seed * 10_000 + e, episode_id=e, task_name=task.name)
             if len(traj) < segment_length:
                 continue
-            for start in rng.integers(0, len(traj) - segment_length + 1, size=per_episode):
+            for start in random_start(len(traj), segment_length, rng, size=per_episode):
                 segments.append(traj.segment(int(start), segment_length))
     finally:
         env.close()

@@ -17,19 +17,11 @@ from tqdm.auto import tqdm
 from pbrl.agents.metrics import reward_alignment
 from pbrl.agents.preference import PreferenceLearner, RoundResult
 from pbrl.data.trajectory import Trajectory
-from pbrl.envs.rollout import PolicyFn, evaluate
+from pbrl.envs.rollout import PolicyFn, eval_seed, evaluate
 from pbrl.envs.tasks import TaskSpec
 from pbrl.report import MetricsLog
 
 log = logging.getLogger(__name__)
-
-#: Evaluation episodes are seeded apart from training episodes (seed ``EVAL_SEED_OFFSET + run seed``).
-EVAL_SEED_OFFSET = 10_000
-
-
-def eval_seed(seed: int) -> int:
-    """The environment seed of a run's evaluation episodes and video."""
-    return EVAL_SEED_OFFSET + int(seed)
 
 
 def random_policy_return(task: TaskSpec, low: np.ndarray, high: np.ndarray, *, seed: int,

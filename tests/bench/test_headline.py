@@ -54,3 +54,10 @@ def test_summary_section_keeps_one_row_per_cell(hl, tmp_path: Path) -> None:
     text = md.read_text()
     assert text.startswith("# Benchmarks\n\nintro\n") and text.count("<!-- headline-summary -->") == 1
     assert "| new |" in text and "| old |" not in text and "| d |" in text
+
+
+def test_imitation_baseline_evaluates_on_pbrl_evaluation_seeds() -> None:
+    """imitation_pc.py runs without pbrl (its own environment) and keeps its own copy of the offset."""
+    from pbrl.envs.rollout import EVAL_SEED_OFFSET
+
+    assert load_bench("imitation_pc").EVAL_SEED_OFFSET == EVAL_SEED_OFFSET == 10_000

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from pbrl.data import Segment, Trajectory, stack_pairs
+from pbrl.data.trajectory import random_segments, random_start, random_windows
 from pbrl.types import PbrlError
 
 
@@ -71,3 +74,44 @@ def test_stack_pairs_shapes_and_label_check() -> None:
         stack_pairs(first, second, np.array([1.0, 2.0]))
     with pytest.raises(PbrlError, match="mismatched lengths"):
         stack_pairs([traj.segment(0, 3)], [traj.segment(0, 4)], np.array([1.0]))
+
+
+# ------------------------------------------------------------------------------------------- random windows
+
+
+def test_random_start_covers_every_window_and_only_those() -> None:
+    rng = np.random.default_rng(0)
+    # 5 steps, windows of 2: starts 0, 1, 2, 3 (the last window is steps 3-4), each about 1/4 of 4000 draws
+    starts = random_start(5, 2, rng, size=4000)
+    counts = np.bincount(starts, minlength=5)
+    assert counts[4] == 0 and all(900 < c < 1100 for c in counts[:4]), counts
+    assert random_start(4, 4, rng) == 0 and isinstance(random_start(4, 4, rng), int)  # exactly one window
+    with pytest.raises(PbrlError, match="5 steps do not fit in an episode of 4 steps"):
+        random_start(4, 5, rng)
+    with pytest.raises(PbrlError, match="0 steps do not fit"):
+        random_start(4, 0, rng)
+
+
+def test_random_windows_pick_episodes_uniformly_then_starts() -> None:
+    rng = np.random.default_rng(1)
+    windows = random_windows([6, 3, 4], 3000, 3, rng)
+    which = np.array([i for i, _ in windows])
+    assert all(800 < c < 1200 for c in np.bincount(which, minlength=3))
+    by_episode = {e: {s for i, s in windows if i == e} for e in range(3)}
+    assert by_episode == {0: {0, 1, 2, 3}, 1: {0}, 2: {0, 1}}  # every start of each episode, none beyond
+    state = rng.bit_generator.state
+    assert random_windows([], 5, 3, rng) == [] and rng.bit_generator.state == state  # nothing drawn
+
+
+def test_random_segments_draw_as_the_pebble_candidates_did() -> None:
+    """The helper replaced inline cuts (PEBBLE candidates, reward alignment, bench data): the same seed must give
+    the same segments as the inline expression it replaced, so runs reproduce their old numbers."""
+    episodes = [dataclasses.replace(make_traj(T, frames=False), episode_id=k) for k, T in enumerate((10, 6, 8))]
+    old = np.random.default_rng(3)
+    which = old.integers(0, len(episodes), size=7)
+    expected = [(int(i), int(old.integers(0, len(episodes[i]) - 4 + 1))) for i in which]
+    segs = random_segments(episodes, 7, 4, np.random.default_rng(3))
+    assert [(seg.episode_id, seg.start) for seg in segs] == expected
+    assert len({i for i, _ in expected}) > 1  # the draw spans several episodes
+    for (i, start), seg in zip(expected, segs):
+        np.testing.assert_array_equal(seg.rewards, episodes[i].rewards[start:start + 4])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from pbrl.envs import evaluate, expert_policy, list_tasks, load_task, make_env, rollout
+from pbrl.envs import eval_seed, evaluate, expert_policy, list_tasks, load_task, make_env, rollout
 from pbrl.envs.tasks import task_from_dict
 from pbrl.resources import resource_dir
 from pbrl.types import PbrlError
@@ -60,6 +60,21 @@ def test_headless_video(tmp_path: Path) -> None:
     frames = iio.imread(video)
     assert frames.shape[0] == 8 and frames.shape[-1] == 3
     assert frames.std() > 1.0  # a rendered scene, not a blank frame
+
+
+def test_evaluation_episodes_are_seeded_apart_from_training() -> None:
+    """A run with seed s evaluates on episodes seeded 10000 + s, 10000 + s + 1, ... (never its training seeds)."""
+    assert (eval_seed(0), eval_seed(7), eval_seed(np.int64(3))) == (10_000, 10_007, 10_003)
+    task = load_task("halfcheetah")
+    policy = lambda o: np.full(6, 0.3, np.float32)  # noqa: E731
+    res = evaluate(task, policy, n_episodes=2, seed=eval_seed(1), episode_length=5)
+    env = make_env(task, seed=0, episode_length=5)
+    try:
+        by_hand = [rollout(env, policy, seed=seed).true_return for seed in (10_001, 10_002, 10_003)]
+    finally:
+        env.close()
+    np.testing.assert_allclose(res.returns, by_hand[:2])
+    assert by_hand[0] != by_hand[1] != by_hand[2]  # the seeds matter, so the comparison above could fail
 
 
 def test_unknown_task_and_bad_fields(tmp_path: Path) -> None:
