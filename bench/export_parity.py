@@ -29,7 +29,7 @@ MARK = "export-parity"
 
 
 def flailing_run(directory: Path) -> Path:
-    from pbrl.export.demo import write_sb3_run
+    from sb3_runs import write_sb3_run
 
     return write_sb3_run(directory, algo="sac", net_arch=(32, 32), seed=3, episode_length=1000, weight_scale=3.0)
 

@@ -22,7 +22,7 @@ from stable_baselines3.common.logger import Logger
 
 from pbrl.agents.backends import backend_of, get_backend
 from pbrl.agents.buffer import PreferenceReplayBuffer
-from pbrl.agents.preference import PreferenceLearner, RoundResult
+from pbrl.agents.preference import FeedbackLoop, RoundResult
 from pbrl.rewards.wrappers import LearnedRewardVecEnv
 from pbrl.types import PbrlError
 
@@ -77,10 +77,10 @@ def train_now(model: SAC, gradient_steps: int) -> None:
 class PebbleTrainer:
     """Runs the PEBBLE phases on a SAC model (SB3 or sbx); ``on_chunk`` is called after each chunk of steps."""
 
-    def __init__(self, model: Any, venv: LearnedRewardVecEnv, learner: PreferenceLearner,
+    def __init__(self, model: Any, venv: LearnedRewardVecEnv, feedback: FeedbackLoop,
                  cfg: PebbleConfig, *, on_chunk: ChunkHook, step_callback: Optional[BaseCallback] = None,
                  next_feedback: Optional[int] = None, critic_was_reset: bool = False) -> None:
-        self.model, self.venv, self.learner, self.cfg = model, venv, learner, cfg
+        self.model, self.venv, self.feedback, self.cfg = model, venv, feedback, cfg
         self.on_chunk = on_chunk
         self.step_callback = step_callback
         self.pretrain_end = cfg.seed_steps + cfg.unsup_steps
@@ -100,14 +100,14 @@ class PebbleTrainer:
             if self.relabel_due and step >= self.pretrain_end:  # a restart's fit, relabelled once steps exist
                 self.after_fit()
                 self.relabel_due = False
-            if step >= self.next_feedback and self.learner.budget_left > 0:
-                self.learner.report_phase("selecting", step=step, total=self.cfg.total_steps)
+            if step >= self.next_feedback and self.feedback.budget_left > 0:
+                self.feedback.report_phase("selecting", step=step, total=self.cfg.total_steps)
                 result = self.feedback_session()
-            self.learner.report_phase(self.phase(step), step=step, total=self.cfg.total_steps,
+            self.feedback.report_phase(self.phase(step), step=step, total=self.cfg.total_steps,
                                       next_pairs=self.next_feedback)
             self.model.learn(self._chunk(step), reset_num_timesteps=False, callback=self.step_callback)
             self.on_chunk(self.model.num_timesteps, result)
-        self.learner.report_phase("finished", step=self.model.num_timesteps, total=self.cfg.total_steps)
+        self.feedback.report_phase("finished", step=self.model.num_timesteps, total=self.cfg.total_steps)
 
     def phase(self, step: int) -> str:
         """PEBBLE's phase at ``step``: ``seed`` (random actions), ``unsupervised`` or ``training``."""
@@ -116,14 +116,14 @@ class PebbleTrainer:
         return "unsupervised" if step < self.pretrain_end else "training"
 
     def feedback_session(self) -> Optional[RoundResult]:
-        """Collect, select, label, fit (PreferenceLearner), then relabel the buffer and reset the critic."""
+        """Collect, select, label, fit (FeedbackLoop), then relabel the buffer and reset the critic."""
         step = self.model.num_timesteps
-        result = self.learner.round(self.venv.episodes, step=step)
+        result = self.feedback.round(self.venv.episodes, step=step)
         if result is None:  # no episode long enough yet: try again a little later
-            self.next_feedback = step + max(1, self.learner.schedule.segment_length)
+            self.next_feedback = step + max(1, self.feedback.schedule.segment_length)
             return None
         self.after_fit()
-        self.next_feedback = step + self.learner.schedule.every
+        self.next_feedback = step + self.feedback.schedule.every
         return result
 
     def after_fit(self) -> None:
@@ -141,13 +141,13 @@ class PebbleTrainer:
         A run restarted from step 0 (killed before its first checkpoint) has no buffer to relabel yet: the relabel
         and critic reset of its refit happen at the end of the seed steps, where its first round was.
         """
-        self.next_feedback, refit = self.learner.resume(self.next_feedback)
+        self.next_feedback, refit = self.feedback.resume(self.next_feedback)
         if refit and self.buffer.size_now == 0:
             self.relabel_due = True
         elif refit:
             self.after_fit()
-        if self.learner.fitted:
-            self.venv.reward_fn = self.learner.reward_fn
+        if self.feedback.fitted:
+            self.venv.reward_fn = self.feedback.reward_fn
 
     def state_dict(self) -> dict[str, Any]:
         """The loop's own state (the SB3 model and its buffer are saved by SB3)."""
@@ -159,13 +159,13 @@ class PebbleTrainer:
     def refresh_reward(self) -> None:
         """Refit the normaliser on the buffer's predicted rewards and relabel the whole buffer."""
         obs, acts, _ = self.buffer.stored_transitions()
-        self.learner.normalizer.fit(self.learner.reward_model.predict(obs, acts))
-        self.buffer.relabel(self.learner.reward_fn)
-        self.venv.reward_fn = self.learner.reward_fn
+        self.feedback.normalizer.fit(self.feedback.reward_model.predict(obs, acts))
+        self.buffer.relabel(self.feedback.reward_fn)
+        self.venv.reward_fn = self.feedback.reward_fn
 
     def _chunk(self, step: int) -> int:
         events = [self.cfg.total_steps, (step // self.cfg.chunk_steps + 1) * self.cfg.chunk_steps]
-        if self.learner.budget_left > 0 and self.next_feedback > step:
+        if self.feedback.budget_left > 0 and self.next_feedback > step:
             events.append(self.next_feedback)
         if (self.cfg.unsup_steps or self.relabel_due) and step < self.pretrain_end:
             events.append(self.pretrain_end)

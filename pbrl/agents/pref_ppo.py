@@ -15,7 +15,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 from pbrl.agents.pebble import ChunkHook
-from pbrl.agents.preference import PreferenceLearner, RoundResult
+from pbrl.agents.preference import FeedbackLoop, RoundResult
 from pbrl.rewards.wrappers import LearnedRewardVecEnv
 from pbrl.types import PbrlError
 
@@ -39,10 +39,10 @@ def build_ppo(venv: LearnedRewardVecEnv, *, seed: int, ppo_kwargs: dict[str, Any
 class PrefPPOTrainer:
     """Alternates feedback sessions and PPO rollouts until the step budget is spent."""
 
-    def __init__(self, model: PPO, venv: LearnedRewardVecEnv, learner: PreferenceLearner, cfg: PPOConfig, *,
+    def __init__(self, model: PPO, venv: LearnedRewardVecEnv, feedback: FeedbackLoop, cfg: PPOConfig, *,
                  on_chunk: ChunkHook, step_callback: Optional[BaseCallback] = None,
                  next_feedback: int = 0, rng: Optional[np.random.Generator] = None) -> None:
-        self.model, self.venv, self.learner, self.cfg = model, venv, learner, cfg
+        self.model, self.venv, self.feedback, self.cfg = model, venv, feedback, cfg
         self.on_chunk = on_chunk
         self.step_callback = step_callback
         self.next_feedback = next_feedback
@@ -51,19 +51,19 @@ class PrefPPOTrainer:
     def train(self) -> None:
         total = self.cfg.total_steps
         if self.model.num_timesteps == 0 and not self.venv.episodes:
-            self.learner.report_phase("seed", step=0, total=total, next_pairs=self.next_feedback)
+            self.feedback.report_phase("seed", step=0, total=total, next_pairs=self.next_feedback)
             self.warm_up()
         rollout = self.model.n_steps * self.model.n_envs
         while self.model.num_timesteps < total:
             result: Optional[RoundResult] = None
-            if self.model.num_timesteps >= self.next_feedback and self.learner.budget_left > 0:
-                self.learner.report_phase("selecting", step=self.model.num_timesteps, total=total)
+            if self.model.num_timesteps >= self.next_feedback and self.feedback.budget_left > 0:
+                self.feedback.report_phase("selecting", step=self.model.num_timesteps, total=total)
                 result = self.feedback_session()
-            self.learner.report_phase("training", step=self.model.num_timesteps, total=total,
+            self.feedback.report_phase("training", step=self.model.num_timesteps, total=total,
                                       next_pairs=self.next_feedback)
             self.model.learn(rollout, reset_num_timesteps=False, callback=self.step_callback)
             self.on_chunk(self.model.num_timesteps, result)
-        self.learner.report_phase("finished", step=self.model.num_timesteps, total=total)
+        self.feedback.report_phase("finished", step=self.model.num_timesteps, total=total)
 
     def warm_up(self) -> None:
         """Random-action episodes through the wrapper, so the first queries have segments to compare."""
@@ -75,17 +75,17 @@ class PrefPPOTrainer:
         self.model._last_obs = None  # PPO resets the env on its first learn() call
 
     def feedback_session(self) -> Optional[RoundResult]:
-        result = self.learner.round(self.venv.episodes, step=self.model.num_timesteps)
+        result = self.feedback.round(self.venv.episodes, step=self.model.num_timesteps)
         if result is None:
             return None
         self.refresh_reward()
-        self.next_feedback = self.model.num_timesteps + self.learner.schedule.every
+        self.next_feedback = self.model.num_timesteps + self.feedback.schedule.every
         return result
 
     def resume(self) -> None:
         """After :meth:`load_state_dict`: take in rounds labelled after the checkpoint, never asking them again."""
-        self.next_feedback, refit = self.learner.resume(self.next_feedback)
-        if refit or self.learner.fitted:
+        self.next_feedback, refit = self.feedback.resume(self.next_feedback)
+        if refit or self.feedback.fitted:
             self.refresh_reward()
 
     def state_dict(self) -> dict[str, Any]:
@@ -102,5 +102,5 @@ class PrefPPOTrainer:
         if episodes:
             obs = np.concatenate([ep.obs[:-1] for ep in episodes])
             acts = np.concatenate([ep.acts for ep in episodes])
-            self.learner.normalizer.fit(self.learner.reward_model.predict(obs, acts))
-        self.venv.reward_fn = self.learner.reward_fn
+            self.feedback.normalizer.fit(self.feedback.reward_model.predict(obs, acts))
+        self.venv.reward_fn = self.feedback.reward_fn

@@ -1,7 +1,8 @@
-"""The preference half of an online loop: collect candidates, select, label, store, fit.
+"""The preference half of an online loop (:class:`FeedbackLoop`): collect candidates, select, label, store, fit.
 
-Shared by PEBBLE (SAC) and PrefPPO; the learner-specific half (relabel, critic reset, train) lives in
-their own modules so each loop reads top to bottom as its phases.
+Shared by PEBBLE (SAC) and PrefPPO; the policy learner's half (relabel, critic reset, train) lives in their
+own modules so each loop reads top to bottom as its phases. In pbrl a *learner* is always what trains a policy
+(SB3/sbx SAC, PPO, CPL, OPPO, BC); the reward model and its labels belong to the feedback loop.
 """
 
 from __future__ import annotations
@@ -9,30 +10,25 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from typing import Any, Optional, Protocol, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from pbrl.data.run_status import write_run_status
 from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Segment, Trajectory, random_segments, stack_pairs
+from pbrl.feedback.labeller import Labeller, check_labeller
 from pbrl.feedback.query import select_pairs
 from pbrl.agents.metrics import pair_accuracy
 from pbrl.rewards.wrappers import RewardNormalizer
 from pbrl.types import Labels, PbrlError, RewardModel
 
-#: annotator of the free labels a labeller hands over once (:meth:`PreferenceLearner.seed_initial_pairs`)
+#: annotator of the free labels a labeller hands over once (:meth:`FeedbackLoop.seed_initial_pairs`)
 INITIAL_ANNOTATOR = "initial-pairs"
 #: store meta key of the round log (:class:`RoundRecord` list, JSON)
 ROUNDS_META = "pbrl.rounds"
 
 log = logging.getLogger(__name__)
-
-
-class Labeller(Protocol):
-    """Anything that answers queries: scripted teachers, HERON, a human through the viewer."""
-
-    def label(self, first: Sequence[Segment], second: Sequence[Segment]) -> Labels: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +75,7 @@ class RoundRecord:
         index: 0, 1, ... in the order rounds were held.
         step: env step at which the round was held.
         asked: queries of the round.
-        labels_before: :attr:`PreferenceLearner.labels_used` when the round began.
+        labels_before: :attr:`FeedbackLoop.labels_used` when the round began.
     """
 
     index: int
@@ -99,14 +95,17 @@ class RoundResult:
     fit_accuracy: float
 
 
-class PreferenceLearner:
-    """Owns the reward model, the labeller and the store; one :meth:`round` is one feedback session."""
+class FeedbackLoop:
+    """Owns the reward model, the labeller and the store; one :meth:`round` is one feedback session.
+
+    Every :class:`~pbrl.feedback.labeller.Labeller` hook is called on every labeller (their defaults do nothing).
+    """
 
     def __init__(self, *, reward_model: RewardModel, labeller: Labeller, store: PreferenceStore,
                  schedule: FeedbackSchedule, source: str, rng: np.random.Generator,
                  normalizer: Optional[RewardNormalizer] = None, conservative_k: float = 0.0) -> None:
         self.reward_model = reward_model
-        self.labeller = labeller
+        self.labeller = check_labeller(labeller)
         self.store = store
         self.schedule = schedule
         self.source = source
@@ -142,11 +141,12 @@ class PreferenceLearner:
         They are marked with the annotator :data:`INITIAL_ANNOTATOR`, which keeps them out of the label
         budget and tells a resumed run they are already there. Returns how many were added.
         """
-        if not hasattr(self.labeller, "initial_pairs"):
-            return 0
         if self._n_initial():
             return 0
-        first, second, labels = self.labeller.initial_pairs(self.rng, self.schedule.segment_length)
+        offered = self.labeller.initial_pairs(self.rng, self.schedule.segment_length)
+        if offered is None:
+            return 0
+        first, second, labels = offered
         self.store.add_pairs(first, second, labels, source=self.source, annotator=INITIAL_ANNOTATOR,
                              weight=labels.weight)
         return len(first)
@@ -196,7 +196,7 @@ class PreferenceLearner:
         once; otherwise only the round's missing labels are asked.
         """
         open_round = self._open_round()
-        pending = self.labeller.unfinished_pairs() if hasattr(self.labeller, "unfinished_pairs") else None
+        pending = self.labeller.unfinished_pairs()
         if pending is None:
             n_queries = (open_round.asked - (self.labels_used - open_round.labels_before) if open_round
                          else min(self.schedule.per_round, self.budget_left))
@@ -219,7 +219,7 @@ class PreferenceLearner:
         labels = self.labeller.label(first, second)
         heldout = self._accuracy_on(first, second, labels) if self.fitted else float("nan")
         self.seed_initial_pairs()
-        if not getattr(self.labeller, "stores_labels", False):  # the human viewer commits each answer itself
+        if not self.labeller.stores_labels:  # the human viewer commits each answer itself
             self.store.add_pairs(first, second, labels, source=self.source, weight=labels.weight)  # one transaction: never half a pair
         log.info("feedback round %d: %d answered, %d skipped; labels %d/%d", index, labels.n_answered,
                  len(first) - labels.n_answered, self.labels_used, self.schedule.max_labels,
@@ -239,10 +239,8 @@ class PreferenceLearner:
         i1, i2 = select_pairs(strategy, candidates, n_queries, rng=self.rng,
                               reward_model=self.reward_model if self.fitted else None,
                               oversample=self.schedule.oversample)
-        if hasattr(self.labeller, "set_margin"):  # B-Pref thresholds scale with the typical segment return
-            self.labeller.set_margin(float(np.mean([abs(c.true_return) for c in candidates])))
-        if hasattr(self.labeller, "set_pool"):  # HERON margins / PEARL alignment use the whole candidate pool
-            self.labeller.set_pool(candidates)
+        self.labeller.set_margin(float(np.mean([abs(c.true_return) for c in candidates])))  # B-Pref thresholds
+        self.labeller.set_pool(candidates)  # HERON margins / PEARL alignment use the whole candidate pool
         return [candidates[i] for i in i1], [candidates[i] for i in i2]
 
     def fit(self) -> dict[str, float]:

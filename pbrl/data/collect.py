@@ -183,11 +183,12 @@ def pair_indices(n: int, pairing: str, group_size: int, rng: np.random.Generator
     return np.asarray(firsts, int), np.asarray(seconds, int)
 
 
-Labeller = Callable[[list[Segment], list[Segment]], Labels]
+#: A labelling function (e.g. a teacher's ``label``): first and second segments -> their labels.
+LabelFn = Callable[[list[Segment], list[Segment]], Labels]
 
 
 def build_dataset(
-    store: PreferenceStore, trajs: list[Trajectory], spec: CollectSpec, labeller: Labeller, *, seed: int,
+    store: PreferenceStore, trajs: list[Trajectory], spec: CollectSpec, labeller: LabelFn, *, seed: int,
     score_fn: Optional[Callable[[Segment], np.ndarray]] = None,
 ) -> dict[str, int]:
     """Cut, sub-sample, pair and label segments, and write them to ``store`` (segments, then labels).

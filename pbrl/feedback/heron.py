@@ -21,6 +21,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from pbrl.data.trajectory import Segment
+from pbrl.feedback.labeller import Labeller
 from pbrl.types import FIRST_BETTER, SECOND_BETTER, EQUAL, Labels, PbrlError
 
 #: A factor name that is not a reward term: the number of steps with the success flag set.
@@ -128,7 +129,7 @@ def hierarchical_compare(
     return p, skipped, level
 
 
-class HeronLabeller:
+class HeronLabeller(Labeller):
     """Labels pairs with a hierarchical factor ranking; the store source is ``heron``.
 
     Args:

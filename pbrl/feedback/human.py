@@ -23,11 +23,12 @@ from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Segment
 from pbrl.envs.render import can_render, label_size
 from pbrl.envs.tasks import TaskSpec
+from pbrl.feedback.labeller import Labeller
 from pbrl.types import Labels, PbrlError
 
 
 @dataclasses.dataclass
-class HumanLabeller:
+class HumanLabeller(Labeller):
     """Queues pairs for the viewer and waits for a person's answers.
 
     Attributes:
@@ -56,7 +57,7 @@ class HumanLabeller:
     encode: bool = True
     clip_size: Optional[int] = None
 
-    #: The viewer stores each answer as it is given; PreferenceLearner must not store them again.
+    #: The viewer stores each answer as it is given; FeedbackLoop must not store them again.
     stores_labels = True
 
     def __post_init__(self) -> None:

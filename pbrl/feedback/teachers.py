@@ -24,6 +24,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from pbrl.data.trajectory import Segment
+from pbrl.feedback.labeller import Labeller
 from pbrl.types import EQUAL, FIRST_BETTER, SECOND_BETTER, Labels, PbrlError
 
 
@@ -88,7 +89,7 @@ def teacher_from_preset(
     return ScriptedTeacher(spec, rng=rng, reward_key=reward_key)
 
 
-class ScriptedTeacher:
+class ScriptedTeacher(Labeller):
     """Labels segment pairs from their returns with B-Pref's noise model.
 
     Args:

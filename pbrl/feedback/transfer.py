@@ -37,7 +37,7 @@ import dataclasses
 import logging
 import warnings
 from pathlib import Path
-from typing import NamedTuple, Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -46,6 +46,7 @@ from pbrl.data.trajectory import Segment
 from pbrl.envs.tasks import TaskSpec
 from pbrl.feedback.declared import DeclaredFeatures, fused_cost
 from pbrl.feedback.heron import distinct_segments, segment_key
+from pbrl.feedback.labeller import Labeller, OfferedPairs
 from pbrl.feedback.orientation import (Candidate, OrientationSettings, Reliability, assess, candidate_list, choose,
                                        hard_agreement, mirror_plan, source_utility)
 from pbrl.feedback.ot import (FeatureSpec, GWSettings, distance_matrix, gw_objective, plan_entropy,
@@ -176,7 +177,7 @@ class TargetLabels:
         return len(self.p)
 
 
-class TransferLabeller:
+class TransferLabeller(Labeller):
     """Labels target pairs by GW alignment with a labelled source task (store source ``transfer``).
 
     Args:
@@ -365,8 +366,7 @@ class TransferLabeller:
             log.warning("PEARL transfer from %s is zero-shot and unverified: no target label checks which way the "
                         "alignment points; set feedback.target_labels > 0 to verify it", where)
 
-    def initial_pairs(self, rng: np.random.Generator,
-                      segment_length: int) -> tuple[list[Segment], list[Segment], Labels]:
+    def initial_pairs(self, rng: np.random.Generator, segment_length: int) -> OfferedPairs:
         """Transferred labels for ``pool_pairs`` random pairs of the target pool (no teacher is asked).
 
         The online learner stores them once, before its first fit, outside the label budget; its segments
@@ -376,6 +376,10 @@ class TransferLabeller:
             return [], [], _no_labels()
         first, second = draw_pool_pairs(self.target_pool, self.pool_pairs, rng, segment_length)
         return first, second, self.label(first, second, few_shot=False)  # teacher answers are for queries only
+
+    def session_metrics(self) -> dict[str, Any]:
+        """The last session's :class:`Reliability` as metrics columns (none before the first session)."""
+        return {} if self.reliability is None else self.reliability.metrics()
 
     def state_dict(self) -> dict:
         """What a resumed run needs: the remembered target labels and the call count (seeds)."""

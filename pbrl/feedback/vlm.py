@@ -12,6 +12,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from pbrl.data.trajectory import Segment
+from pbrl.feedback.labeller import Labeller
 from pbrl.types import EQUAL, FIRST_BETTER, SECOND_BETTER, Labels, PbrlError
 
 #: Name of the per-step VLM reward term that :class:`pbrl.rewards.wrappers.LearnedRewardVecEnv` records.
@@ -20,7 +21,7 @@ VLM_TERM = "vlm"
 FrameReward = Callable[[np.ndarray], np.ndarray]
 
 
-class VLMLabeller:
+class VLMLabeller(Labeller):
     """Labels pairs by mean VLM reward; the scores come from the segments' ``terms["vlm"]`` (computed once
     per episode by the env wrapper) or, for segments that carry frames but no such term, from ``reward``
     in one batch over all those frames.

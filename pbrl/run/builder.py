@@ -10,12 +10,13 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from pbrl.agents.backends import OFF_POLICY_ALGOS
-from pbrl.agents.preference import FeedbackSchedule, Labeller
+from pbrl.agents.preference import FeedbackSchedule
 from pbrl.devices import check_device, torch_device
 from pbrl.envs.make import make_env
 from pbrl.envs.randomize import RandomisationSpec, resolve_randomisation
 from pbrl.envs.simstate import obs_renderable
 from pbrl.envs.tasks import TaskSpec, task_from_dict
+from pbrl.feedback.labeller import Labeller
 from pbrl.rewards.wrappers import LearnedRewardVecEnv, RewardNormalizer, resolve_normalize
 from pbrl.types import PbrlError, RewardModel
 

@@ -20,14 +20,14 @@ from omegaconf import DictConfig
 from pbrl.agents.offline_data import OfflineData, OfflineLearner
 from pbrl.data.collect import (CollectSpec, build_dataset, collect_episodes, critic_advantage, load_expert)
 from pbrl.data.store import PreferenceStore
-from pbrl.envs.rollout import evaluate
+from pbrl.envs.rollout import eval_seed, evaluate
 from pbrl.envs.tasks import TaskSpec
 from pbrl.feedback.teachers import teacher_from_preset
 from pbrl.report import MetricsLog, plot_curves
 from pbrl.run import builder, tblog
 from pbrl.run.checkpoint import find_checkpoint, read_components, read_info, save_checkpoint
 from pbrl.run.rundir import write_run_config
-from pbrl.run.session import eval_seed, random_policy_return
+from pbrl.run.session import random_policy_return
 from pbrl.types import PbrlError
 from pbrl.utils import atomic_write_json
 

@@ -4,8 +4,8 @@ The order keeps a refused command from writing anything: the run directory and t
 (:mod:`pbrl.run.config`), every component that can refuse input is built (task, environments, labeller,
 reward model), and only then are ``config.yaml``/``.hydra/`` written and the store opened. A directory holding
 a finished run is left as it is. Resuming goes through the components' ``state_dict()``/``load_state_dict()``
-(learner, trainer, environment wrapper, session), and feedback rounds labelled after the last checkpoint are
-fitted on, never asked again (:meth:`pbrl.agents.preference.PreferenceLearner.resume`).
+(feedback loop, labeller, trainer, environment wrapper, session), and feedback rounds labelled after the last checkpoint are
+fitted on, never asked again (:meth:`pbrl.agents.preference.FeedbackLoop.resume`).
 """
 
 from __future__ import annotations
@@ -24,19 +24,20 @@ from stable_baselines3.common.utils import set_random_seed
 from pbrl.agents.backends import OFF_POLICY_ALGOS, backend_of, get_backend
 from pbrl.agents.pebble import PebbleConfig, PebbleTrainer, sac_policy_fn
 from pbrl.agents.pref_ppo import PPOConfig, PrefPPOTrainer, build_ppo
-from pbrl.agents.preference import FeedbackSchedule, Labeller, PreferenceLearner
+from pbrl.agents.preference import FeedbackLoop, FeedbackSchedule
 from pbrl.data.store import PreferenceStore
 from pbrl.devices import torch_device
 from pbrl.envs.make import make_env
-from pbrl.envs.rollout import film, write_video
+from pbrl.envs.rollout import eval_seed, film, write_video
 from pbrl.envs.tasks import TaskSpec
+from pbrl.feedback.labeller import Labeller
 from pbrl.report import plot_curves
 from pbrl.rewards.wrappers import LearnedRewardVecEnv, RewardNormalizer
 from pbrl.run import builder, tblog
 from pbrl.run.checkpoint import find_checkpoint, read_components, read_info, save_checkpoint
 from pbrl.run.config import OFFLINE_ALGOS, check_train
 from pbrl.run.rundir import read_summary, run_dir_state, write_run_config
-from pbrl.run.session import EvalSettings, RunSession, eval_seed, fmt_metric, random_policy_return
+from pbrl.run.session import EvalSettings, RunSession, fmt_metric, random_policy_return
 from pbrl.types import RewardModel
 from pbrl.utils import atomic_write_json
 
@@ -78,11 +79,11 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             log.warning(warning)
         store = PreferenceStore(run_dir / STORE_FILE)
         store.set_meta("task", parts.task.name)
-        learner = PreferenceLearner(
+        feedback = FeedbackLoop(
             reward_model=parts.reward_model, labeller=parts.labeller, store=store, schedule=parts.schedule,
             source=parts.source, rng=np.random.default_rng([int(cfg.seed), 2]), normalizer=parts.normalizer,
             conservative_k=float(cfg.reward.conservative_k))
-        return _train(cfg, run_dir, parts, learner)
+        return _train(cfg, run_dir, parts, feedback)
     finally:
         parts.venv.close()
         if store is not None:
@@ -115,34 +116,33 @@ def _build(cfg: DictConfig, run_dir: Path) -> Parts:
     return Parts(task, venv, labeller, source, labeller_rng, reward_model, schedule, normalizer)
 
 
-def _train(cfg: DictConfig, run_dir: Path, parts: Parts, learner: PreferenceLearner) -> dict[str, Any]:
+def _train(cfg: DictConfig, run_dir: Path, parts: Parts, feedback: FeedbackLoop) -> dict[str, Any]:
     ckpt = find_checkpoint(run_dir)
     if ckpt is not None:
         read_info(ckpt)  # refuses a checkpoint of another format before anything is loaded
     saved = read_components(ckpt) if ckpt is not None else {}
     model = _load_or_build_agent(cfg, parts.venv, ckpt)
     session = RunSession(
-        run_dir=run_dir, task=parts.task, learner=learner, policy_fn=sac_policy_fn(model),
+        run_dir=run_dir, task=parts.task, feedback=feedback, policy_fn=sac_policy_fn(model),
         episodes_fn=lambda: parts.venv.episodes, total_steps=int(cfg.budget.env_steps),
         initial_step=model.num_timesteps, state=saved.get("session"),
         settings=EvalSettings(every=int(cfg.eval.every), episodes=int(cfg.eval.episodes),
                               reward_pairs=int(cfg.eval.reward_pairs), checkpoint_every=int(cfg.checkpoint_every),
                               seed=int(cfg.seed), episode_length=cfg.episode_length))
-    trainer = _make_trainer(cfg, model, parts.venv, learner, session)
+    trainer = _make_trainer(cfg, model, parts.venv, feedback, session)
     tb = tblog.attach(str(cfg.get("logger", "none")), run_dir, model, session)
     run_state = saved.get("run", {})
     if saved:
-        learner.load_state_dict(saved["learner"])
+        feedback.load_state_dict(saved["feedback" if "feedback" in saved else "learner"])  # its key was "learner"
         trainer.load_state_dict(saved["trainer"])
         parts.venv.load_state_dict(saved["venv"])
         parts.labeller_rng.bit_generator.state = run_state["labeller_rng"]
-        if "labeller" in saved:  # e.g. the target labels PEARL transfer remembers
-            parts.labeller.load_state_dict(saved["labeller"])
+        parts.labeller.load_state_dict(saved.get("labeller", {}))
         session.phase("resume", "resuming %s from its checkpoint at step %d (labels %d/%d)", run_dir,
-                      model.num_timesteps, learner.labels_used, learner.schedule.max_labels)
-    elif learner.rounds():  # killed before its first checkpoint: start again, keeping the labels
+                      model.num_timesteps, feedback.labels_used, feedback.schedule.max_labels)
+    elif feedback.rounds():  # killed before its first checkpoint: start again, keeping the labels
         session.phase("resume", "restarting %s from step 0 (killed before its first checkpoint); labels %d/%d "
-                      "already stored", run_dir, learner.labels_used, learner.schedule.max_labels)
+                      "already stored", run_dir, feedback.labels_used, feedback.schedule.max_labels)
     else:
         session.phase("start", "new run in %s: %s, %s, %s feedback, %d env steps, %d labels", run_dir,
                       parts.task.name, cfg.algo.name, cfg.feedback.name, int(cfg.budget.env_steps),
@@ -155,11 +155,10 @@ def _train(cfg: DictConfig, run_dir: Path, parts: Parts, learner: PreferenceLear
                                              episode_length=cfg.episode_length)
 
     def checkpoint() -> None:
-        components = {"learner": learner.state_dict(), "trainer": trainer.state_dict(),
+        components = {"feedback": feedback.state_dict(), "trainer": trainer.state_dict(),
                       "venv": parts.venv.state_dict(), "session": session.state_dict(),
-                      "run": {"labeller_rng": parts.labeller_rng.bit_generator.state, "random_return": random_return}}
-        if hasattr(parts.labeller, "state_dict"):  # a labeller with state of its own (feedback=transfer)
-            components["labeller"] = parts.labeller.state_dict()
+                      "run": {"labeller_rng": parts.labeller_rng.bit_generator.state, "random_return": random_return},
+                      "labeller": parts.labeller.state_dict()}  # e.g. the target labels PEARL transfer remembers
         save_checkpoint(run_dir, components=components, info={"env_steps": model.num_timesteps, "time": time.time()},
                         save_files=lambda d: _save_agent(model, d, with_buffer=cfg.algo.name in OFF_POLICY_ALGOS))
 
@@ -172,7 +171,7 @@ def _train(cfg: DictConfig, run_dir: Path, parts: Parts, learner: PreferenceLear
         checkpoint()
     finally:
         session.close()
-    summary = _finish(cfg, run_dir, parts.task, model, learner, session, random_return)
+    summary = _finish(cfg, run_dir, parts.task, model, feedback, session, random_return)
     if tb is not None:
         tb.close()  # every dump was flushed already; a killed run loses no event
     return summary
@@ -203,7 +202,7 @@ def _load_or_build_agent(cfg: DictConfig, venv: LearnedRewardVecEnv, ckpt: Optio
     return build_ppo(venv, seed=int(cfg.seed), ppo_kwargs=kwargs, device=torch_device(device))
 
 
-def _make_trainer(cfg: DictConfig, model: Any, venv: LearnedRewardVecEnv, learner: PreferenceLearner,
+def _make_trainer(cfg: DictConfig, model: Any, venv: LearnedRewardVecEnv, feedback: FeedbackLoop,
                   session: RunSession) -> PebbleTrainer | PrefPPOTrainer:
     total = int(cfg.budget.env_steps)
     common = dict(on_chunk=session.on_chunk, step_callback=session.callback)
@@ -213,12 +212,12 @@ def _make_trainer(cfg: DictConfig, model: Any, venv: LearnedRewardVecEnv, learne
                             entropy_k=int(cfg.algo.entropy_k), reset_critic=bool(cfg.algo.reset_critic),
                             update_after_reset=int(cfg.algo.update_after_reset),
                             chunk_steps=min(int(cfg.eval.every), int(cfg.checkpoint_every)))
-        return PebbleTrainer(model, venv, learner, pcfg, **common)
+        return PebbleTrainer(model, venv, feedback, pcfg, **common)
     pcfg = PPOConfig(total_steps=total, seed_steps=int(cfg.algo.seed_steps))
-    return PrefPPOTrainer(model, venv, learner, pcfg, rng=np.random.default_rng([int(cfg.seed), 3]), **common)
+    return PrefPPOTrainer(model, venv, feedback, pcfg, rng=np.random.default_rng([int(cfg.seed), 3]), **common)
 
 
-def _finish(cfg: DictConfig, run_dir: Path, task: TaskSpec, model: Any, learner: PreferenceLearner,
+def _finish(cfg: DictConfig, run_dir: Path, task: TaskSpec, model: Any, feedback: FeedbackLoop,
             session: RunSession, random_return: float) -> dict[str, Any]:
     """Final evaluation with video, then policy, reward model, curves and summary (written last)."""
     session.phase("final-eval", "final evaluation: %d episodes", int(cfg.eval.final_episodes))
@@ -231,7 +230,7 @@ def _finish(cfg: DictConfig, run_dir: Path, task: TaskSpec, model: Any, learner:
         finally:
             env.close()
     model.save(run_dir / "policy.zip")
-    torch.save(learner.reward_model.state_dict(), run_dir / "reward_model.pt")
+    torch.save(feedback.reward_model.state_dict(), run_dir / "reward_model.pt")
     plot_curves(session.metrics, run_dir / "curves.png", baseline=random_return,
                 title=f"{task.name} · {cfg.algo.name} · {cfg.feedback.name} · seed {cfg.seed}")
     summary = {
@@ -239,7 +238,7 @@ def _finish(cfg: DictConfig, run_dir: Path, task: TaskSpec, model: Any, learner:
         "backend": str(cfg.algo.get("backend", "sb3")) if cfg.algo.name in OFF_POLICY_ALGOS else None,
         "device": builder.device_setting(cfg),  # the setting; where each part ran:
         "devices": {"learner": backend_of(model).device_of(model),
-                    "reward_model": str(getattr(learner.reward_model, "device", "?"))},
+                    "reward_model": str(getattr(feedback.reward_model, "device", "?"))},
         "return_mean": row["return_mean"], "return_std": row["return_std"], "success_rate": row["success_rate"],
         "random_return": random_return, "labels_used": row["labels_used"], "labels_answered": row["labels_answered"],
         "reward_accuracy": row.get("reward_accuracy"), "reward_corr_segment": row.get("reward_corr_segment"),

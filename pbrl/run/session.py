@@ -15,7 +15,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from tqdm.auto import tqdm
 
 from pbrl.agents.metrics import reward_alignment
-from pbrl.agents.preference import PreferenceLearner, RoundResult
+from pbrl.agents.preference import FeedbackLoop, RoundResult
 from pbrl.data.trajectory import Trajectory
 from pbrl.envs.rollout import PolicyFn, eval_seed, evaluate
 from pbrl.envs.tasks import TaskSpec
@@ -64,10 +64,10 @@ class EvalSettings:
 class RunSession:
     """Called after every chunk of training steps; owns everything a person watches or resumes from."""
 
-    def __init__(self, *, run_dir: Path, task: TaskSpec, learner: PreferenceLearner, settings: EvalSettings,
+    def __init__(self, *, run_dir: Path, task: TaskSpec, feedback: FeedbackLoop, settings: EvalSettings,
                  policy_fn: PolicyFn, episodes_fn: Callable[[], Sequence[Trajectory]], total_steps: int,
                  initial_step: int = 0, state: Optional[dict[str, Any]] = None) -> None:
-        self.run_dir, self.task, self.learner, self.settings = run_dir, task, learner, settings
+        self.run_dir, self.task, self.feedback, self.settings = run_dir, task, feedback, settings
         self.policy_fn = policy_fn
         self.episodes_fn = episodes_fn
         self.metrics = MetricsLog(run_dir / "metrics.csv")
@@ -88,7 +88,7 @@ class RunSession:
 
     def postfix(self) -> dict[str, str]:
         """What the progress bar shows next to the step count."""
-        return {"labels": f"{self.learner.labels_used}/{self.learner.schedule.max_labels}",
+        return {"labels": f"{self.feedback.labels_used}/{self.feedback.schedule.max_labels}",
                 "ret": f"{self.last_return:.1f}"}
 
     @property
@@ -99,8 +99,8 @@ class RunSession:
         """After each chunk of training steps: evaluate and checkpoint when due."""
         if result is not None and not math.isnan(result.heldout_accuracy):
             self.heldout = result.heldout_accuracy
-        self.phase("train", "step %d/%d, labels %d/%d", step, self.bar.total, self.learner.labels_used,
-                   self.learner.schedule.max_labels)
+        self.phase("train", "step %d/%d, labels %d/%d", step, self.bar.total, self.feedback.labels_used,
+                   self.feedback.schedule.max_labels)
         if step >= self.next_eval:
             row = self.evaluate_now(step)
             log.info("evaluation at step %d: return %.1f +- %.1f, success %s, reward accuracy %s", step,
@@ -121,20 +121,18 @@ class RunSession:
                        seed=eval_seed(self.settings.seed), episode_length=self.settings.episode_length)
         row: dict[str, Any] = {
             "env_steps": step,
-            "labels_used": self.learner.labels_used,
-            "labels_answered": self.learner.store.count_labels(sources=[self.learner.source]),
+            "labels_used": self.feedback.labels_used,
+            "labels_answered": self.feedback.store.count_labels(sources=[self.feedback.source]),
             "return_mean": res.return_mean,
             "return_std": float(res.returns.std()),
             "success_rate": res.success_rate,
             "reward_heldout_acc": self.heldout,
             "wall_s": self.wall_s,
         }
-        reliability = getattr(self.learner.labeller, "reliability", None)  # feedback=transfer, last session
-        if reliability is not None:
-            row.update(reliability.metrics())
-        if self.learner.fitted:
-            row.update(reward_alignment(self.learner.reward_model, self.episodes_fn(),
-                                        segment_length=self.learner.schedule.segment_length, rng=self.rng,
+        row.update(self.feedback.labeller.session_metrics())  # feedback=transfer: the last session's reliability
+        if self.feedback.fitted:
+            row.update(reward_alignment(self.feedback.reward_model, self.episodes_fn(),
+                                        segment_length=self.feedback.schedule.segment_length, rng=self.rng,
                                         n_pairs=self.settings.reward_pairs))
         self.metrics.append(row)
         if self.on_row is not None:

@@ -12,7 +12,7 @@ import torch
 
 from pbrl.agents.backends import backend_of, get_backend
 from pbrl.agents.pebble import PebbleConfig, PebbleTrainer, reset_critic
-from pbrl.agents.preference import FeedbackSchedule, PreferenceLearner
+from pbrl.agents.preference import FeedbackLoop, FeedbackSchedule
 from pbrl.data.store import PreferenceStore
 from pbrl.envs import load_task
 from pbrl.feedback.teachers import teacher_from_preset
@@ -159,7 +159,7 @@ def test_pebble_trainer_phases(learner, tmp_path) -> None:
     venv = _venv(episode_length=50)
     model = build(learner, venv, seed_steps=100, buffer_size=1000)
     rng = np.random.default_rng(0)
-    learner = PreferenceLearner(
+    feedback = FeedbackLoop(
         reward_model=EnsembleReward(17, 6, n_members=2, hidden=(16,), seed=0),
         labeller=teacher_from_preset("oracle", rng=rng), store=PreferenceStore(tmp_path / "s.sqlite"),
         schedule=FeedbackSchedule(max_labels=12, per_round=6, every=100, segment_length=10, strategy="uniform",
@@ -180,7 +180,7 @@ def test_pebble_trainer_phases(learner, tmp_path) -> None:
             entropy_steps.append(step)
 
     cfg = PebbleConfig(total_steps=400, seed_steps=100, unsup_steps=100, chunk_steps=50)
-    trainer = PebbleTrainer(model, venv, learner, cfg, on_chunk=on_chunk)
+    trainer = PebbleTrainer(model, venv, feedback, cfg, on_chunk=on_chunk)
     type(backend_of(model)).reset_critic = counting_reset
     try:
         trainer.train()
@@ -189,15 +189,15 @@ def test_pebble_trainer_phases(learner, tmp_path) -> None:
     assert model.num_timesteps == 400 and chunks[-1] == 400
     assert entropy_steps and max(entropy_steps) <= 200  # intrinsic reward only inside [seed, seed + unsup)
     assert resets == [200]  # once, at the first fit, right after the entropy window
-    assert learner.labels_used == 12 and trainer.critic_was_reset
+    assert feedback.labels_used == 12 and trainer.critic_was_reset
     obs, acts, _ = model.replay_buffer.stored_transitions()
-    fresh = learner.reward_fn(obs, acts)
+    fresh = feedback.reward_fn(obs, acts)
     n_relabelled = 300  # the last refit at step 300 relabelled rows [0, 300); later rows got the same reward online
     np.testing.assert_allclose(model.replay_buffer.rewards[:n_relabelled, 0], fresh[:n_relabelled], rtol=1e-4,
                                atol=1e-5)
     np.testing.assert_allclose(model.replay_buffer.rewards[n_relabelled:400, 0], fresh[n_relabelled:400], rtol=1e-4,
                                atol=1e-5)
-    learner.store.close()
+    feedback.store.close()
     venv.close()
 
 

@@ -37,7 +37,7 @@ def test_wrapper_replaces_reward_and_records_episodes() -> None:
 
 def test_relabel_whole_buffer_with_env_unit_actions_and_keep_true_rewards() -> None:
     """Pusher's actions live in [-2, 2]: the reward model must see 2 x SAC's stored [-1, 1] action."""
-    from pbrl.testing import pusher_task
+    from tiny_parts import pusher_task
 
     venv = make_venv(pusher_task(), seed=0)
     model = build_sac(venv, seed=0, seed_steps=100, buffer_size=500, sac_kwargs={})
@@ -131,8 +131,9 @@ def test_normalizer_modes() -> None:
 
 
 def test_short_episodes_are_padded_with_their_absorbing_state() -> None:
-    from pbrl.agents.preference import FeedbackSchedule, PreferenceLearner
+    from pbrl.agents.preference import FeedbackLoop, FeedbackSchedule
     from pbrl.data.trajectory import Trajectory
+    from pbrl.feedback.teachers import teacher_from_preset
 
     ep = Trajectory(obs=np.arange(8, dtype=np.float32).reshape(4, 2), acts=np.ones((3, 1), np.float32),
                     rewards=np.ones(3, np.float32), terms={"alive": np.ones(3, np.float32)})
@@ -141,10 +142,10 @@ def test_short_episodes_are_padded_with_their_absorbing_state() -> None:
     np.testing.assert_array_equal(padded.obs[3:], np.repeat(ep.obs[-1:], 4, axis=0))
     np.testing.assert_array_equal(padded.rewards, [1, 1, 1, 0, 0, 0])
     np.testing.assert_array_equal(padded.terms["alive"], [1, 1, 1, 0, 0, 0])
-    learner = PreferenceLearner(reward_model=None, labeller=None, store=None, rng=np.random.default_rng(0),
-                                schedule=FeedbackSchedule(max_labels=10, per_round=5, every=10, segment_length=6),
-                                source="scripted")
-    segs = learner.cut_segments([ep], 4)
+    feedback = FeedbackLoop(reward_model=None, labeller=teacher_from_preset("oracle", rng=np.random.default_rng(0)),
+                            store=None, rng=np.random.default_rng(0), source="scripted",
+                            schedule=FeedbackSchedule(max_labels=10, per_round=5, every=10, segment_length=6))
+    segs = feedback.cut_segments([ep], 4)
     assert len(segs) == 4 and all(len(s) == 6 and s.true_return == 3.0 for s in segs)
 
 

@@ -15,13 +15,13 @@ import torch
 
 from pbrl.agents import pebble
 from pbrl.agents.pebble import PebbleConfig, PebbleTrainer, build_sac
-from pbrl.agents.preference import FeedbackSchedule, PreferenceLearner
+from pbrl.agents.preference import FeedbackLoop, FeedbackSchedule
 from pbrl.data.store import PreferenceStore
 from pbrl.feedback.teachers import teacher_from_preset
 from pbrl.rewards.ensemble import EnsembleReward
 from pbrl.rewards.wrappers import RewardNormalizer
 from pbrl.run.builder import make_venv
-from pbrl.testing import pusher_task
+from tiny_parts import pusher_task
 
 SEED_STEPS, UNSUP_STEPS, EVERY, TOTAL, PER_ROUND, LABELS, AFTER_RESET = 100, 100, 100, 500, 10, 30, 7
 
@@ -45,7 +45,7 @@ def run(tmp_path_factory) -> tuple[PebbleTrainer, Recorder]:
     model = build_sac(venv, seed=0, seed_steps=SEED_STEPS, buffer_size=1000,
                       sac_kwargs={"batch_size": 32, "policy_kwargs": {"net_arch": [32, 32]}})
     store = PreferenceStore(Path(tmp_path_factory.mktemp("pebble")) / "store.sqlite")
-    learner = PreferenceLearner(
+    feedback = FeedbackLoop(
         reward_model=EnsembleReward(23, 7, n_members=3, hidden=(32, 32), seed=0),
         labeller=teacher_from_preset("oracle", rng=np.random.default_rng(1)), store=store,
         schedule=FeedbackSchedule(max_labels=LABELS, per_round=PER_ROUND, every=EVERY, segment_length=10,
@@ -54,7 +54,7 @@ def run(tmp_path_factory) -> tuple[PebbleTrainer, Recorder]:
     rec = Recorder()
     cfg = PebbleConfig(total_steps=TOTAL, seed_steps=SEED_STEPS, unsup_steps=UNSUP_STEPS, entropy_k=5,
                        update_after_reset=AFTER_RESET, chunk_steps=50)
-    trainer = PebbleTrainer(model, venv, learner, cfg, on_chunk=lambda step, res: rec.chunks.append((step, res is not None)))
+    trainer = PebbleTrainer(model, venv, feedback, cfg, on_chunk=lambda step, res: rec.chunks.append((step, res is not None)))
     _spy(trainer, rec)
     mp = pytest.MonkeyPatch()
     real_reset = pebble.reset_critic
@@ -76,9 +76,9 @@ def run(tmp_path_factory) -> tuple[PebbleTrainer, Recorder]:
 
 
 def _spy(trainer: PebbleTrainer, rec: Recorder) -> None:
-    """Wrap the learner's round, the buffer's entropy reward and the trainer's reward refresh (real calls)."""
-    learner, model = trainer.learner, trainer.model
-    real_round, real_entropy, real_refresh = learner.round, trainer.buffer._state_entropy_reward, trainer.refresh_reward
+    """Wrap the feedback loop's round, the buffer's entropy reward and the trainer's reward refresh (real calls)."""
+    feedback, model = trainer.feedback, trainer.model
+    real_round, real_entropy, real_refresh = feedback.round, trainer.buffer._state_entropy_reward, trainer.refresh_reward
 
     def round_(episodes, **kw):
         result = real_round(episodes, **kw)
@@ -96,7 +96,7 @@ def _spy(trainer: PebbleTrainer, rec: Recorder) -> None:
         _check_whole_buffer_is_the_new_models(trainer, old)
         rec.checked_fits += 1
 
-    learner.round = round_
+    feedback.round = round_
     trainer.buffer._state_entropy_reward = entropy
     trainer.refresh_reward = refresh
 
@@ -105,7 +105,7 @@ def _check_whole_buffer_is_the_new_models(trainer: PebbleTrainer, old: np.ndarra
     """Every stored reward is the new model's normalised prediction on (obs, env action), worked out here: Pusher's
     env action is 2 x SAC's [-1, 1] action, and right after a fit the standard normaliser is (r - mean) / std over
     the buffer (later rows reuse that fitted shift and scale)."""
-    buf, model, norm = trainer.buffer, trainer.learner.reward_model, trainer.learner.normalizer
+    buf, model, norm = trainer.buffer, trainer.feedback.reward_model, trainer.feedback.normalizer
     n = buf.size_now
     raw = model.predict(buf.observations[:n, 0], 2.0 * buf.actions[:n, 0])
     shift, scale = (raw.mean(), raw.std() + 1e-8) if old is not None else (norm.shift, norm.scale)
@@ -118,8 +118,8 @@ def _check_whole_buffer_is_the_new_models(trainer: PebbleTrainer, old: np.ndarra
 def test_feedback_sessions_follow_the_schedule(run) -> None:
     trainer, rec = run
     assert rec.rounds == [(200, PER_ROUND), (300, PER_ROUND), (400, PER_ROUND)]
-    assert trainer.learner.labels_used == LABELS and trainer.learner.budget_left == 0
-    assert trainer.learner.store.count_labels(sources=["scripted"], include_skipped=True) == LABELS
+    assert trainer.feedback.labels_used == LABELS and trainer.feedback.budget_left == 0
+    assert trainer.feedback.store.count_labels(sources=["scripted"], include_skipped=True) == LABELS
     assert trainer.model.num_timesteps == TOTAL
     assert [step for step, session in rec.chunks if session] == [250, 350, 450]  # hooks see each session's chunk
 
@@ -128,7 +128,7 @@ def test_whole_buffer_is_relabelled_with_the_new_model_after_every_fit(run) -> N
     trainer, rec = run
     assert rec.checked_fits == 3  # the check inside the spy ran (and passed) after each of the three fits
     _check_whole_buffer_is_the_new_models(trainer)  # and at the end, rows added since with the same reward
-    assert trainer.venv.reward_fn == trainer.learner.reward_fn  # new transitions get the same reward
+    assert trainer.venv.reward_fn == trainer.feedback.reward_fn  # new transitions get the same reward
 
 
 def test_critic_is_reset_once_then_trained_update_after_reset_steps(run) -> None:
@@ -166,13 +166,13 @@ def test_first_session_after_a_resume_resets_and_trains_the_loaded_model(tmp_pat
     loaded = SAC.load(tmp_path / "agent.zip", env=venv, device="cpu")
     loaded.load_replay_buffer(tmp_path / "buffer.pkl")
     with PreferenceStore(tmp_path / "store.sqlite") as store:
-        learner = PreferenceLearner(
+        feedback = FeedbackLoop(
             reward_model=EnsembleReward(23, 7, n_members=2, hidden=(16,), seed=0),
             labeller=teacher_from_preset("oracle", rng=np.random.default_rng(1)), store=store,
             schedule=FeedbackSchedule(max_labels=10, per_round=10, every=100, segment_length=10, reward_epochs=2),
             source="scripted", rng=np.random.default_rng(2))
         cfg = PebbleConfig(total_steps=300, seed_steps=100, update_after_reset=5)
-        trainer = PebbleTrainer(loaded, venv, learner, cfg, on_chunk=lambda step, res: None)
+        trainer = PebbleTrainer(loaded, venv, feedback, cfg, on_chunk=lambda step, res: None)
         updates = loaded._n_updates
         assert trainer.feedback_session() is not None
     assert trainer.critic_was_reset and loaded._n_updates == updates + 5

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pbrl.testing import run_cli
+from cli_runs import run_cli
 from run_dirs import write_run
 
 rliable = pytest.importorskip("rliable", reason="the report extra (pip install 'pbrl[report]') is not installed")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pbrl.testing import TINY_TRAIN, run_cli
+from cli_runs import TINY_TRAIN, run_cli
 
 pytest.importorskip("rliable", reason="the report extra (pip install 'pbrl[report]') is not installed")
 from rliable import library as rly, metrics  # noqa: E402

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from cli_runs import TINY_TRAIN, run_cli
 from pbrl.data.store import PreferenceStore
-from pbrl.testing import TINY_TRAIN, run_cli
 
 SBX = [*TINY_TRAIN, "algo.backend=sbx"]
 

@@ -7,14 +7,13 @@ Two runs go through a fresh interpreter (what a user types, with its exit code a
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import imageio.v3 as iio
 import pytest
 import yaml
 
+from cli_runs import TINY_PPO, TINY_RUN, TINY_SAC, run_cli
 from pbrl.cli import main
 from pbrl.data.store import PreferenceStore
 from pbrl.run.config import load_config
@@ -22,20 +21,7 @@ from pbrl.run.rundir import write_run_config
 from pbrl.run.runner import run_training
 from pbrl.types import PbrlError
 
-TINY = [
-    "task=halfcheetah", "episode_length=100", "segment_length=20", "budget.labels=20", "budget.per_round=10",
-    "budget.every=200", "eval.every=300", "eval.episodes=1", "eval.final_episodes=2", "eval.video_steps=5",
-    "eval.reward_pairs=50", "checkpoint_every=300", "reward.epochs=3", "reward.model.hidden=[32,32]", "threads=1",
-]
-TINY_SAC = ["algo=sac", "budget.env_steps=600", "algo.seed_steps=200", "algo.sac.batch_size=32",
-            "algo.sac.policy_kwargs.net_arch=[32,32]"]
-TINY_PPO = ["algo=ppo", "budget.env_steps=512", "algo.seed_steps=200", "algo.ppo.n_steps=128",
-            "algo.ppo.batch_size=32", "algo.ppo.n_epochs=2"]
-
-
-def pbrl(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pbrl.cli", *args], capture_output=True, text=True,
-                          timeout=timeout)
+TINY = [*TINY_RUN, "eval.final_episodes=2", "eval.video=true", "eval.video_steps=5"]  # the final video checked
 
 
 def check_artefacts(run: Path, *, env_steps: int) -> dict:
@@ -65,7 +51,7 @@ def check_artefacts(run: Path, *, env_steps: int) -> dict:
 
 
 def test_train_sac_end_to_end(tmp_path: Path) -> None:
-    res = pbrl("train", f"out={tmp_path}/sac", *TINY, *TINY_SAC, "algo.unsup_steps=100")  # + entropy pre-training
+    res = run_cli("train", f"out={tmp_path}/sac", *TINY, *TINY_SAC, "algo.unsup_steps=100")  # + entropy pre-training
     assert res.returncode == 0, res.stderr[-2000:]
     check_artefacts(tmp_path / "sac", env_steps=600)
     assert "done: return" in res.stdout
@@ -81,7 +67,7 @@ def test_train_ppo_end_to_end(tmp_path: Path) -> None:
 
 def test_rejected_command_writes_nothing(tmp_path: Path) -> None:
     """Hydra's own suggestion for a typo (`+key=...`) is refused by the real key, before a directory exists."""
-    res = pbrl("train", f"out={tmp_path}/bad", *TINY, *TINY_SAC, "+budget.envsteps=5")
+    res = run_cli("train", f"out={tmp_path}/bad", *TINY, *TINY_SAC, "+budget.envsteps=5")
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == [
         "pbrl: error: budget.envsteps: unknown key (did you mean budget.env_steps?); budget has: env_steps, every, "
@@ -197,9 +183,9 @@ def test_help_and_tasks(capsys: pytest.CaptureFixture) -> None:
 
 
 def test_multirun_one_dir_per_seed(tmp_path: Path) -> None:
-    res = pbrl("train", "-m", "seed=0,1", f"hydra.sweep.dir={tmp_path}/sweep", *TINY, *TINY_SAC,
-               "budget.env_steps=300", "eval.every=300", "budget.labels=10", "algo.seed_steps=150", "eval.video=false",
-               timeout=600)
+    res = run_cli("train", "-m", "seed=0,1", f"hydra.sweep.dir={tmp_path}/sweep", *TINY, *TINY_SAC,
+                  "budget.env_steps=300", "eval.every=300", "budget.labels=10", "algo.seed_steps=150",
+                  "eval.video=false")
     assert res.returncode == 0, res.stderr[-2000:]
     summaries = sorted((tmp_path / "sweep").glob("*/summary.json"))
     assert len(summaries) == 2

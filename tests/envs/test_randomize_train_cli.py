@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pbrl.testing import TINY_TRAIN
+from cli_runs import TINY_TRAIN
 
 TINY = [*TINY_TRAIN, "task=hopper", "episode_length=60", "budget.labels=10", "budget.env_steps=400",
         "eval.every=400", "checkpoint_every=400"]  # later overrides win

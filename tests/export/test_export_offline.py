@@ -10,12 +10,14 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from bench_modules import load_bench
 from pbrl.agents.bc import GaussianActor
 from pbrl.agents.oppo import ContextPolicy
 from pbrl.export import export_run
-from pbrl.export.demo import write_run_config
 from pbrl.run.offline import load_policy, save_policy
 from pbrl.types import PbrlError
+
+write_run_config = load_bench("sb3_runs").write_run_config
 
 
 def _stats(seed: int) -> tuple[np.ndarray, np.ndarray]:

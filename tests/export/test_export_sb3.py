@@ -12,13 +12,15 @@ import pytest
 import torch
 from stable_baselines3 import PPO, SAC
 
+from bench_modules import load_bench
 from pbrl.cli import main
 from pbrl.export import bundle as bundle_mod
 from pbrl.export import export_run, load_run
-from pbrl.export.demo import write_sb3_run
 from pbrl.export.policy import ExportablePolicy, ExportModule
 from pbrl.export.sb3 import export_sac
 from pbrl.types import PbrlError
+
+write_sb3_run = load_bench("sb3_runs").write_sb3_run
 
 EPISODE = 60
 

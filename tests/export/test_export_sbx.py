@@ -12,11 +12,13 @@ import pytest
 import torch
 import yaml
 
+from bench_modules import load_bench
 from pbrl.envs import load_task, make_env
 from pbrl.export import export_run, load_run
-from pbrl.export.demo import write_run_config
 from pbrl.export.sbx import actor_core, export_sac
 from pbrl.types import PbrlError
+
+write_run_config = load_bench("sb3_runs").write_run_config
 
 EPISODE = 15  # short: the closed-loop return check amplifies float32 differences (issue 17 replaces it)
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cli_runs import TINY_TRAIN, run_cli
 from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Segment
 from pbrl.envs.tasks import list_tasks, load_task
 from pbrl.feedback.heron import (HeronFactor, HeronLabeller, hierarchical_compare, heron_labeller, parse_factor,
                                  parse_ranking)
-from pbrl.testing import TINY_TRAIN, run_cli
 from pbrl.types import PbrlError
 from checks import true_order_agreement
 

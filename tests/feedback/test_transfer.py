@@ -6,26 +6,25 @@ from __future__ import annotations
 import dataclasses
 import json
 import pickle
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
-from checks import true_order_agreement
 
+from checks import true_order_agreement
+from cli_runs import TINY_TRAIN, run_cli
 from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Segment
 from pbrl.feedback.ot import FeatureSpec, GWSettings, distance_matrix, segment_features
-from pbrl.agents.preference import INITIAL_ANNOTATOR, PreferenceLearner
+from pbrl.agents.preference import INITIAL_ANNOTATOR, FeedbackLoop
 from pbrl.feedback.pool import load_target_pool
 from pbrl.feedback.transfer import (GWConvergenceWarning, SourcePairs, TransferLabeller, TransferReliabilityWarning,
                                     load_source, transfer_labeller, transfer_pair_labels)
 from pbrl.feedback.transfer_data import true_return_labels, write_labelled_store
 from pbrl.feedback.teachers import teacher_from_preset
-from pbrl.testing import tiny_episode, tiny_learner
 from pbrl.types import PbrlError
+from tiny_parts import tiny_episode, tiny_feedback
 
 
 def point_segment(xy: np.ndarray, reward: float) -> Segment:
@@ -296,26 +295,26 @@ def test_declared_features_make_fused_candidates_first(tmp_path, rng):
     assert reach.declared.names == ["hand-goal"]  # reach declares no object
 
 
-def _learner(lab: TransferLabeller, store: PreferenceStore, segment_length: int = 3) -> PreferenceLearner:
-    return tiny_learner(lab, store, source="transfer", max_labels=6, per_round=3, segment_length=segment_length)
+def _feedback(lab: TransferLabeller, store: PreferenceStore, segment_length: int = 3) -> FeedbackLoop:
+    return tiny_feedback(lab, store, source="transfer", max_labels=6, per_round=3, segment_length=segment_length)
 
 
-def test_learner_stores_pool_pairs_once_outside_the_budget(tmp_path):
+def test_feedback_loop_stores_pool_pairs_once_outside_the_budget(tmp_path):
     lab, _ = _pool_labeller(pool_pairs=30)
     episode = tiny_episode(1)
     with PreferenceStore(tmp_path / "run.sqlite") as store:
-        learner = _learner(lab, store)
-        assert learner.round([episode]).asked == 3
+        feedback = _feedback(lab, store)
+        assert feedback.round([episode]).asked == 3
         rows = store.labels(sources=["transfer"])
         assert sum(r.annotator == INITIAL_ANNOTATOR for r in rows) == 30 and len(rows) == 33
-        assert learner.labels_used == 3 and learner.budget_left == 3
-        learner.round([episode])
-        resumed = _learner(lab, store)  # a resumed run finds them and does not add them again
+        assert feedback.labels_used == 3 and feedback.budget_left == 3
+        feedback.round([episode])
+        resumed = _feedback(lab, store)  # a resumed run finds them and does not add them again
         assert resumed.seed_initial_pairs() == 0
         assert store.count_labels(sources=["transfer"]) == 36 and resumed.labels_used == 6
     with PreferenceStore(tmp_path / "other.sqlite") as store:
         with pytest.raises(PbrlError, match="feedback.target_pool: segments of 3 steps; this run uses segment_length=4"):
-            _learner(lab, store, segment_length=4).round([episode])
+            _feedback(lab, store, segment_length=4).round([episode])
         assert store.count_labels() == 0  # nothing half-written
 
 
@@ -341,16 +340,11 @@ def test_train_feedback_transfer_end_to_end(tmp_path: Path):
     with PreferenceStore(tmp_path / "pool.sqlite") as pool:  # unlabelled target-task segments (PEARL's setting)
         pool.add_segments(noisy_expert_segments(load_task("button-press-topdown"), n_episodes=4, episode_length=60,
                                                 segment_length=20, per_episode=6, seed=1))
-    res = subprocess.run([sys.executable, "-m", "pbrl.cli", "train", f"out={tmp_path}/run", "task=button-press-topdown",
-                          "feedback=transfer", f"feedback.source_store={tmp_path}/src.sqlite", "reward=gaussian",
-                          f"feedback.target_pool={tmp_path}/pool.sqlite", "feedback.pool_pairs=40",
-                          "feedback.target_labels=3", "feedback.min_source_labels=50",
-                          "episode_length=100", "segment_length=20", "budget.labels=10", "budget.per_round=10",
-                          "budget.every=200", "budget.env_steps=400", "algo.seed_steps=200", "algo.sac.batch_size=32",
-                          "algo.sac.policy_kwargs.net_arch=[32,32]", "eval.every=400", "eval.episodes=1",
-                          "eval.final_episodes=1", "eval.video=false", "eval.reward_pairs=50", "checkpoint_every=400",
-                          "reward.epochs=3", "reward.model.hidden=[32,32]", "threads=1"],
-                         capture_output=True, text=True, timeout=600)
+    res = run_cli("train", f"out={tmp_path}/run", *TINY_TRAIN, "task=button-press-topdown", "budget.labels=10",
+                  "budget.env_steps=400", "eval.every=400", "checkpoint_every=400", "reward=gaussian",
+                  "feedback=transfer", f"feedback.source_store={tmp_path}/src.sqlite",
+                  f"feedback.target_pool={tmp_path}/pool.sqlite", "feedback.pool_pairs=40",
+                  "feedback.target_labels=3", "feedback.min_source_labels=50")
     assert res.returncode == 0, res.stderr[-2000:]
     log = (tmp_path / "run" / "train.log").read_text()
     assert "PEARL CPA: GW fused/product" in log and "PEARL CPA: GW plain/mirror" in log  # every candidate plan

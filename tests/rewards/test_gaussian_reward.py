@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pbrl.agents.preference import FeedbackSchedule, PreferenceLearner
+from pbrl.agents.preference import FeedbackLoop, FeedbackSchedule
 from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Segment, stack_pairs
 from pbrl.feedback.query import select_pairs
@@ -168,9 +168,9 @@ def test_conservative_reward_is_mean_minus_k_std(tmp_path: Path, make) -> None:
     probe = pairs(4, seed=10)
     mean, std = m.predict_std(probe.obs1, probe.act1)
     assert std.max() > 0
-    plain = PreferenceLearner(**kw).reward_fn(probe.obs1, probe.act1)
-    careful = PreferenceLearner(**kw, conservative_k=2.0).reward_fn(probe.obs1, probe.act1)
+    plain = FeedbackLoop(**kw).reward_fn(probe.obs1, probe.act1)
+    careful = FeedbackLoop(**kw, conservative_k=2.0).reward_fn(probe.obs1, probe.act1)
     assert np.allclose(plain, mean, atol=1e-6)
     assert np.allclose(careful, mean - 2.0 * std, atol=1e-6)
     with pytest.raises(PbrlError, match="conservative_k"):
-        PreferenceLearner(**kw, conservative_k=-1.0)
+        FeedbackLoop(**kw, conservative_k=-1.0)

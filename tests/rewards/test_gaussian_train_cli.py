@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pbrl.testing import TINY_TRAIN, run_cli
+from cli_runs import TINY_TRAIN, run_cli
 
 TINY = list(TINY_TRAIN)
 pbrl = run_cli

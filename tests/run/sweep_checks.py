@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from pbrl.testing import TINY_TRAIN
+from cli_runs import TINY_TRAIN
 
 #: A 2-seed sweep whose runs take seconds each (300 steps, 10 labels).
 SWEEP = (*TINY_TRAIN, "budget.env_steps=300", "eval.every=300", "checkpoint_every=300", "budget.labels=10",

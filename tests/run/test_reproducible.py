@@ -6,16 +6,12 @@ import csv
 import sqlite3
 from pathlib import Path
 
+from cli_runs import TINY_TRAIN
 from pbrl.run.config import load_config
 from pbrl.run.runner import run_training
 
-RUN = [
-    "task=halfcheetah", "episode_length=100", "segment_length=20", "budget.labels=20", "budget.per_round=10",
-    "budget.every=100", "budget.env_steps=400", "eval.every=200", "eval.episodes=1", "eval.final_episodes=2",
-    "eval.video=false", "eval.reward_pairs=50", "checkpoint_every=200", "reward.epochs=3",
-    "reward.model.hidden=[32,32]",
-    "threads=1", "algo=sac", "algo.seed_steps=200", "algo.sac.batch_size=32", "algo.sac.policy_kwargs.net_arch=[32,32]",
-]
+RUN = [*TINY_TRAIN, "budget.every=100", "budget.env_steps=400", "eval.every=200", "eval.final_episodes=2",
+       "checkpoint_every=200"]
 TIMES = ("wall_s", "eval_s", "run_dir")
 
 

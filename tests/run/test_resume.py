@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pbrl.agents.preference import PreferenceLearner, RoundRecord
+from cli_runs import TINY_RUN
+from pbrl.agents.preference import FeedbackLoop, RoundRecord
 from pbrl.data.store import PreferenceStore
 from pbrl.feedback.teachers import teacher_from_preset
-from pbrl.testing import tiny_episode, tiny_learner
+from tiny_parts import tiny_episode, tiny_feedback
 
 #: Runs `pbrl train ARGS` and SIGKILLs itself at the n-th log record of phase PBRL_TEST_KILL_AT=phase:n.
 KILLER = r"""
@@ -46,12 +47,7 @@ main(sys.argv[1:])
 
 # 100-step episodes; rounds of 10 queries at steps 200, 400, 600, 800 spend the 40 labels; checkpoints every 300
 # steps, so each round falls between two checkpoints.
-RUN = [
-    "task=halfcheetah", "episode_length=100", "segment_length=20", "budget.per_round=10",
-    "budget.every=200", "eval.every=300", "eval.episodes=1", "eval.final_episodes=1",
-    "eval.video=false", "eval.reward_pairs=20", "checkpoint_every=300", "reward.epochs=2",
-    "reward.model.hidden=[16,16]", "threads=1", "algo.seed_steps=200",
-]
+RUN = [*TINY_RUN, "eval.reward_pairs=20", "reward.epochs=2", "reward.model.hidden=[16,16]", "algo.seed_steps=200"]
 SAC = ["algo=sac", "algo.sac.batch_size=16", "algo.sac.policy_kwargs.net_arch=[16,16]"]
 ROUND_STEPS = [200, 400, 600, 800]
 LONG = [*SAC, "budget.labels=40", "budget.env_steps=1100"]  # four rounds
@@ -125,22 +121,22 @@ def test_kills_at_every_phase_spend_the_label_budget_once(tmp_path: Path) -> Non
     assert (out / "summary.json").read_bytes() == summary_bytes
 
 
-# ------------------------------------------------------------------------------------- the learner's round log
+# -------------------------------------------------------------------------------------- the feedback loop's round log
 
 
-def _learner(store: PreferenceStore, labels: int = 6) -> PreferenceLearner:
+def _feedback(store: PreferenceStore, labels: int = 6) -> FeedbackLoop:
     teacher = teacher_from_preset("oracle", rng=np.random.default_rng(0))
-    return tiny_learner(teacher, store, source="scripted", max_labels=labels, per_round=2)
+    return tiny_feedback(teacher, store, source="scripted", max_labels=labels, per_round=2)
 
 
 def test_round_log_and_resume_of_a_complete_round(tmp_path: Path) -> None:
     eps = [tiny_episode(i) for i in range(4)]
     with PreferenceStore(tmp_path / "s.sqlite") as store:
-        learner = _learner(store)
-        learner.round(eps, step=100)
-        saved = learner.state_dict()  # a checkpoint with the next round due at step 200
-        learner.round(eps, step=200)  # ... then the run is killed before its next checkpoint
-        restarted = _learner(store)
+        feedback = _feedback(store)
+        feedback.round(eps, step=100)
+        saved = feedback.state_dict()  # a checkpoint with the next round due at step 200
+        feedback.round(eps, step=200)  # ... then the run is killed before its next checkpoint
+        restarted = _feedback(store)
         restarted.load_state_dict(saved)
         assert restarted.labels_fitted == 2 and restarted.needs_fit()
         next_round, refit = restarted.resume(200)
@@ -154,18 +150,18 @@ def test_an_unfinished_round_is_finished_under_its_own_index(tmp_path: Path) -> 
     """A round whose labels were not all stored (a person answered some) asks only the missing ones."""
     eps = [tiny_episode(i) for i in range(4)]
     with PreferenceStore(tmp_path / "s.sqlite") as store:
-        learner = _learner(store)
-        learner.round(eps, step=10)
-        learner._log_round(RoundRecord(1, 20, 2, learner.labels_used))  # round 1 begun ...
-        first = learner.cut_segments(eps, 2)
+        feedback = _feedback(store)
+        feedback.round(eps, step=10)
+        feedback._log_round(RoundRecord(1, 20, 2, feedback.labels_used))  # round 1 begun ...
+        first = feedback.cut_segments(eps, 2)
         store.add_pairs(first[:1], first[1:], teacher_from_preset("oracle", rng=np.random.default_rng(1)).label(
             first[:1], first[1:]), source="scripted")  # ... one of its two answers stored, then a kill
-        assert learner.last_complete_round().index == 0
-        assert learner.resume(20) == (20, True)  # the open round is still due at its step
-        result = learner.round(eps, step=20)
+        assert feedback.last_complete_round().index == 0
+        assert feedback.resume(20) == (20, True)  # the open round is still due at its step
+        result = feedback.round(eps, step=20)
         assert result.asked == 1  # only the missing answer
-        assert [(r.index, r.step) for r in learner.rounds()] == [(0, 10), (1, 20)]
-        assert learner.labels_used == 4 and learner.last_complete_round().index == 1
+        assert [(r.index, r.step) for r in feedback.rounds()] == [(0, 10), (1, 20)]
+        assert feedback.labels_used == 4 and feedback.last_complete_round().index == 1
 
 
 @pytest.mark.slow

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
+from cli_runs import run_cli
 from pbrl.run.config import register_tasks
 from pbrl.resources import resource_dir
 from pbrl.run.sweep import bind_job
-from pbrl.testing import run_cli
 from sweep_checks import SWEEP, check_sweep
 
 

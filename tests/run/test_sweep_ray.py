@@ -19,7 +19,7 @@ from typing import Iterator
 
 import pytest
 
-from pbrl.testing import run_cli
+from cli_runs import run_cli
 from sweep_checks import SWEEP, check_sweep
 
 pytest.importorskip("hydra_plugins.hydra_ray_launcher",

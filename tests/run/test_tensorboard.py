@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from checks import tensorboard_scalars
 
-from pbrl.testing import TINY_TRAIN, run_cli
+from cli_runs import TINY_TRAIN, run_cli
 
 pytest.importorskip("tensorboard", reason="the tensorboard extra (pip install 'pbrl[tensorboard]') is not installed")
 

@@ -11,12 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench_modules import load_bench
 from pbrl.export import export_run
-from pbrl.export.demo import write_sb3_run
 
 SIM2REAL = Path(__file__).resolve().parents[2] / "sim2real"
 sys.path.insert(0, str(SIM2REAL))
 from pbrl_sim2real import BundleError, ObservationError, PolicyRuntime, Rate, load_bundle  # noqa: E402
+
+write_sb3_run = load_bench("sb3_runs").write_sb3_run
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from pbrl.agents.preference import FeedbackSchedule, PreferenceLearner
+from pbrl.agents.preference import FeedbackLoop, FeedbackSchedule
 from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Trajectory
 from pbrl.envs import load_task, make_env
@@ -41,7 +41,7 @@ def test_human_labeller_blocks_until_answered_over_http(tmp_path) -> None:
         assert store.count_labels(sources=["human"], include_skipped=True) == 3
 
 
-def test_learner_does_not_store_human_answers_twice(tmp_path) -> None:
+def test_feedback_loop_does_not_store_human_answers_twice(tmp_path) -> None:
     class Answered(HumanLabeller):
         def _announce(self, n: int, resumed: bool = False) -> None:  # a person answered at once (all "equal")
             _, queue = self._open()
@@ -60,12 +60,12 @@ def test_learner_does_not_store_human_answers_twice(tmp_path) -> None:
             return {"loss": 0.0, "n": pairs.n_pairs}
 
     with PreferenceStore(path) as store:
-        learner = PreferenceLearner(reward_model=Model(), labeller=labeller, store=store, source="human",
-                                    schedule=FeedbackSchedule(max_labels=4, per_round=4, every=1, segment_length=5,
-                                                              strategy="uniform", reward_epochs=1), rng=rng)
-        result = learner.round(eps)
+        feedback = FeedbackLoop(reward_model=Model(), labeller=labeller, store=store, source="human",
+                                schedule=FeedbackSchedule(max_labels=4, per_round=4, every=1, segment_length=5,
+                                                          strategy="uniform", reward_epochs=1), rng=rng)
+        result = feedback.round(eps)
         assert (result.asked, result.answered) == (4, 4)
-        assert learner.labels_used == 4 and store.pair_batch(sources=["human"]).n_pairs == 4
+        assert feedback.labels_used == 4 and store.pair_batch(sources=["human"]).n_pairs == 4
     labeller.close()
 
 

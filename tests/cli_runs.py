@@ -1,0 +1,30 @@
+"""The real ``pbrl`` CLI on tiny budgets: the one copy of the tiny run settings the CLI tests share.
+
+A test adds only what it changes (later overrides win), e.g. ``[*TINY_TRAIN, "budget.labels=10"]``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+#: Settings of every tiny run, without the learner: 100-step HalfCheetah episodes, two rounds of 10 labels,
+#: tiny reward networks, one thread, no video.
+TINY_RUN: tuple[str, ...] = (
+    "task=halfcheetah", "episode_length=100", "segment_length=20", "budget.labels=20", "budget.per_round=10",
+    "budget.every=200", "eval.every=300", "eval.episodes=1", "eval.final_episodes=1", "eval.video=false",
+    "eval.reward_pairs=50", "checkpoint_every=300", "reward.epochs=3", "reward.model.hidden=[32,32]", "threads=1",
+)
+#: PEBBLE (SAC) for 600 steps with tiny networks.
+TINY_SAC: tuple[str, ...] = ("algo=sac", "budget.env_steps=600", "algo.seed_steps=200", "algo.sac.batch_size=32",
+                             "algo.sac.policy_kwargs.net_arch=[32,32]")
+#: PrefPPO for 512 steps (four 128-step rollouts).
+TINY_PPO: tuple[str, ...] = ("algo=ppo", "budget.env_steps=512", "algo.seed_steps=200", "algo.ppo.n_steps=128",
+                             "algo.ppo.batch_size=32", "algo.ppo.n_epochs=2")
+#: A PEBBLE run that finishes in seconds.
+TINY_TRAIN: tuple[str, ...] = (*TINY_RUN, *TINY_SAC)
+
+
+def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``pbrl ARGS`` in a fresh interpreter and capture its output."""
+    return subprocess.run([sys.executable, "-m", "pbrl.cli", *args], capture_output=True, text=True, timeout=timeout)
