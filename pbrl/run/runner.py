@@ -120,7 +120,7 @@ def _train(cfg: DictConfig, run_dir: Path, parts: Parts, feedback: FeedbackLoop)
     ckpt = find_checkpoint(run_dir)
     if ckpt is not None:
         read_info(ckpt)  # refuses a checkpoint of another format before anything is loaded
-    saved = read_components(ckpt) if ckpt is not None else {}
+    saved = _components(ckpt)
     model = _load_or_build_agent(cfg, parts.venv, ckpt)
     session = RunSession(
         run_dir=run_dir, task=parts.task, feedback=feedback, policy_fn=sac_policy_fn(model),
@@ -133,7 +133,7 @@ def _train(cfg: DictConfig, run_dir: Path, parts: Parts, feedback: FeedbackLoop)
     tb = tblog.attach(str(cfg.get("logger", "none")), run_dir, model, session)
     run_state = saved.get("run", {})
     if saved:
-        feedback.load_state_dict(saved["feedback" if "feedback" in saved else "learner"])  # its key was "learner"
+        feedback.load_state_dict(saved["feedback"])
         trainer.load_state_dict(saved["trainer"])
         parts.venv.load_state_dict(saved["venv"])
         parts.labeller_rng.bit_generator.state = run_state["labeller_rng"]
@@ -181,6 +181,15 @@ def _save_agent(model: Any, directory: Path, *, with_buffer: bool) -> None:
     model.save(directory / "agent.zip")
     if with_buffer:
         model.save_replay_buffer(directory / "replay_buffer.pkl")
+
+
+def _components(ckpt: Optional[Path]) -> dict[str, Any]:
+    """The checkpoint's state dicts (none without one); a checkpoint of an earlier version saved the feedback
+    loop's under ``learner`` and no labeller state (the loop was ``PreferenceLearner``)."""
+    saved = read_components(ckpt) if ckpt is not None else {}
+    if "learner" in saved and "feedback" not in saved:
+        saved["feedback"] = saved.pop("learner")
+    return saved
 
 
 def _load_or_build_agent(cfg: DictConfig, venv: LearnedRewardVecEnv, ckpt: Optional[Path]) -> Any:

@@ -164,6 +164,19 @@ def test_an_unfinished_round_is_finished_under_its_own_index(tmp_path: Path) -> 
         assert feedback.labels_used == 4 and feedback.last_complete_round().index == 1
 
 
+def test_a_checkpoint_of_the_previous_version_resumes(tmp_path: Path) -> None:
+    """Before the feedback loop was renamed (PreferenceLearner) its state was saved as ``learner``, without a
+    labeller entry; such a checkpoint still resumes, and its state reaches the feedback loop."""
+    from pbrl.run.checkpoint import save_checkpoint
+    from pbrl.run.runner import _components
+
+    old = {"learner": {"fitted": True}, "trainer": {"next_feedback": 400}, "venv": {}, "session": {}, "run": {}}
+    ckpt = save_checkpoint(tmp_path, components=old, info={"env_steps": 300})
+    assert _components(ckpt) == {"feedback": {"fitted": True}, "trainer": {"next_feedback": 400}, "venv": {},
+                                 "session": {}, "run": {}}
+    assert _components(None) == {}
+
+
 @pytest.mark.slow
 def test_ppo_round_labelled_after_a_checkpoint_is_not_asked_again(tmp_path: Path) -> None:
     """PrefPPO asks at rollout ends: steps 0, 256, 512, 768 (n_steps 128, every 200); checkpoints at 384, 640."""
