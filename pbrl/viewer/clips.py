@@ -4,13 +4,12 @@
 A clip's file name carries the store's identity, the segment's content hash and the render size, so a
 store replaced at the same path, or a copy that grew differently, never gets another store's clips. Only
 regular files inside the cache directory are served (a symlink planted there is replaced, never followed),
-and temp files of encoders that were killed are removed at start-up.
+and temp files of encoders that were killed are removed at start-up. Encoding itself is :mod:`pbrl.viewer.video`.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import stat
 import threading
 import time
@@ -18,17 +17,12 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Optional, Sequence
 
-import numpy as np
-
 from pbrl.data.store import PreferenceStore
-from pbrl.envs.render import RenderEnvs, label_size, segment_frames
-from pbrl.envs.tasks import TaskSpec
+from pbrl.envs.render import label_size
 from pbrl.types import PbrlError
+from pbrl.viewer.video import FORMATS, TEMP_NAME
 
-FORMATS = {"webm": ("libvpx-vp9", ["-deadline", "realtime", "-cpu-used", "8", "-b:v", "0", "-crf", "34"]),
-           "mp4": ("libx264", ["-preset", "veryfast", "-pix_fmt", "yuv420p", "-movflags", "+faststart"])}
 MEDIA_TYPES = {"webm": "video/webm", "mp4": "video/mp4"}
-_TEMP = re.compile(r"\..+\.(\d+)\.\d+\.tmp\.(webm|mp4)")
 _STALE_S = 3600.0  # a temp file this old is abandoned even if its pid was reused by another process
 _WAIT_S = 600.0
 
@@ -38,48 +32,12 @@ def clip_dir(store_path: Path) -> Path:
     return Path(store_path).with_name(Path(store_path).name + ".videos")
 
 
-def temp_path(path: Path) -> Path:
-    """Where this process and thread write ``path`` before renaming it into place."""
-    return path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp{path.suffix}")
-
-
-def encode_clip(frames: np.ndarray, path: Path, fmt: str, *, fps: int = 20) -> Path:
-    """Encode ``(T, H, W, 3)`` uint8 frames; written to a temp file and renamed (never a torn clip)."""
-    import imageio.v2 as imageio
-
-    codec, params = FORMATS[fmt]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    try:
-        imageio.mimsave(tmp, list(frames), format="FFMPEG", fps=fps, codec=codec, output_params=params,
-                        macro_block_size=2, ffmpeg_log_level="error")
-        try:
-            os.replace(tmp, path)  # also replaces a symlink or stray file planted at ``path``, never its target
-        except IsADirectoryError:
-            raise PbrlError(f"clip cache: {path} is a directory; expected a clip file (remove it)") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def encode_segment(store: PreferenceStore, segment_id: int, fmt: str, path: Path, *, size: int, fps: int,
-                   tasks: dict[str, Optional[TaskSpec]], envs: Optional[RenderEnvs] = None) -> Path:
-    """Load (and if needed re-render, at ``size``) one stored segment and encode its clip to ``path``."""
-    from pbrl.envs.tasks import list_tasks, load_task
-
-    seg = store.get_segments([segment_id], with_frames=True)[0]
-    if seg.task not in tasks:
-        tasks[seg.task] = load_task(seg.task) if seg.task in list_tasks() else None
-    return encode_clip(segment_frames(seg, tasks[seg.task], size, envs), path, fmt, fps=fps)
-
-
 def remove_stale_temps(directory: Path) -> int:
     """Delete temp files left by encoders that died (their pid is gone, or they are over an hour old)."""
     removed = 0
     for sub in (directory, *(p for p in directory.glob("*") if p.is_dir() and not p.is_symlink())):
         for entry in sub.glob(".*.tmp.*"):
-            m = _TEMP.fullmatch(entry.name)
+            m = TEMP_NAME.fullmatch(entry.name)
             if m is None or not entry.is_file() or entry.is_symlink():
                 continue
             if _pid_alive(int(m.group(1))) and time.time() - entry.stat().st_mtime < _STALE_S:

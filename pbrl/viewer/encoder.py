@@ -94,7 +94,7 @@ def _serve(store_path: str, jobs: IO[str], out: IO[str]) -> None:
     """The worker's loop: one JSON job per line in, one JSON result per line out, until stdin closes."""
     from pbrl.data.store import PreferenceStore
     from pbrl.envs.render import RenderEnvs
-    from pbrl.viewer.clips import encode_segment
+    from pbrl.viewer.video import encode_segment
 
     tasks: dict = {}
     envs = RenderEnvs()  # one model + GL context per task and size for the worker's lifetime
@@ -120,7 +120,7 @@ _CURRENT: list[Path] = []  # the clip being written, whose temp file a SIGTERM r
 
 
 def _exit(signum: int, frame: object) -> None:
-    from pbrl.viewer.clips import temp_path
+    from pbrl.viewer.video import temp_path
 
     for path in _CURRENT:
         temp_path(path).unlink(missing_ok=True)

@@ -262,7 +262,7 @@ def test_pebble_run_with_vlm_feedback_and_dense_term(tmp_path, monkeypatch) -> N
     # the stored `vlm` column is the CLIP score of what the camera saw: re-render the labelled segments from
     # their recorded states and score them with a fresh copy of the run's reward; the labels follow its means
     from pbrl.run import builder
-    from pbrl.viewer.clips import render_from_states
+    from pbrl.envs.render import render_from_states
 
     task = builder.build_task(cfg)
     clip = builder.build_vlm_reward(cfg, task)
