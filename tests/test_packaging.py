@@ -20,6 +20,8 @@ def test_wheel_contains_configs_and_tasks(tmp_path: Path) -> None:
     for kind in ("configs", "tasks"):
         shipped = {p.relative_to(ROOT).as_posix() for p in (ROOT / kind).rglob("*.yaml")}
         assert shipped and {f"pbrl/_resources/{s}" for s in shipped} <= names
+    # helpers only the tests and benchmarks use stay out of the package (tests/cli_runs.py, bench/sb3_runs.py)
+    assert "pbrl/__init__.py" in names and not names & {"pbrl/testing.py", "pbrl/export/demo.py"}
 
 
 def test_resource_dir_finds_checkout() -> None:
