@@ -17,13 +17,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _fresh(code: str, **env: str) -> dict:
-    """Run ``code`` (which prints one JSON line) in a new interpreter that imports this checkout's pbrl."""
+def _run(code: str, **env: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a new interpreter that imports this checkout's pbrl, without a GL choice in its environment."""
     base = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env={**base, "PYTHONPATH": str(ROOT), **env})
     assert res.returncode == 0, res.stderr[-2000:]
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return res
+
+
+def _fresh(code: str, **env: str) -> dict:
+    """The JSON line ``code`` prints last, run by :func:`_run`."""
+    return json.loads(_run(code, **env).stdout.strip().splitlines()[-1])
 
 
 def test_importing_pbrl_loads_no_simulator_and_sets_nothing() -> None:
@@ -64,3 +69,20 @@ def test_a_backend_the_user_chose_is_kept() -> None:
                  "import mujoco\n"
                  "print(json.dumps([os.environ['MUJOCO_GL'], mujoco.GLContext.__module__]))", MUJOCO_GL="osmesa")
     assert got == ["osmesa", "mujoco.osmesa"]
+
+
+def test_a_scripted_expert_chooses_it_too() -> None:
+    """Importing Meta-World's policies imports MuJoCo: the backend is chosen before, as for make_env."""
+    got = _fresh("import json, os\nfrom pbrl.envs import expert_policy, load_task\n"
+                 "expert_policy(load_task('drawer-open'))\n"
+                 "import mujoco\n"
+                 "print(json.dumps([os.environ.get('MUJOCO_GL'), mujoco.GLContext.__module__]))")
+    assert got == [_expected_backend(), f"mujoco.{_expected_backend()}"]
+
+
+def test_mujoco_imported_first_is_named_in_a_warning() -> None:
+    code = ("import json, logging, mujoco\nlogging.basicConfig()\nfrom pbrl.envs import load_task, make_env\n"
+            "make_env(load_task('halfcheetah'), seed=0).close()\nprint(json.dumps(mujoco.GLContext.__module__))")
+    res = _run(code)
+    assert "MuJoCo was imported before pbrl chose a headless OpenGL backend" in res.stderr
+    assert json.loads(res.stdout) == "mujoco.glfw"  # what the warning is about: too late to choose

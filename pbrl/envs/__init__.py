@@ -5,6 +5,7 @@ from pbrl.envs.rollout import EvalResult, PolicyFn, eval_seed, evaluate, expert_
 from pbrl.envs.tasks import CameraSpec, TaskSpec, list_tasks, load_task, task_from_dict
 
 __all__ = [
-    "CameraSpec", "EvalResult", "PolicyFn", "TaskInfoWrapper", "TaskSpec", "configure_headless_gl", "eval_seed", "evaluate",
-    "expert_policy", "film", "list_tasks", "load_task", "make_env", "rollout", "task_from_dict", "write_video",
+    "CameraSpec", "EvalResult", "PolicyFn", "TaskInfoWrapper", "TaskSpec", "configure_headless_gl", "eval_seed",
+    "evaluate", "expert_policy", "film", "list_tasks", "load_task", "make_env", "rollout", "task_from_dict",
+    "write_video",
 ]

@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 
 from pbrl.data.trajectory import Trajectory
-from pbrl.envs.make import make_env
+from pbrl.envs.make import configure_headless_gl, make_env
 from pbrl.envs.simstate import recorded_states
 from pbrl.envs.tasks import TaskSpec
 from pbrl.types import PbrlError
@@ -147,6 +147,7 @@ def expert_policy(task: TaskSpec) -> PolicyFn:
     """The task's scripted expert (Meta-World ``metaworld.policies``)."""
     if not task.expert:
         raise PbrlError(f"task {task.name}: has no scripted expert (field 'expert' is empty)")
+    configure_headless_gl()  # importing Meta-World imports MuJoCo, which reads MUJOCO_GL once
     import metaworld.policies as policies
 
     cls = getattr(policies, task.expert, None)

@@ -7,4 +7,5 @@ from pbrl.feedback.query import STRATEGIES, select_pairs
 from pbrl.feedback.teachers import PRESETS, ScriptedTeacher, TeacherSpec, teacher_from_preset
 from pbrl.feedback.transfer import TransferLabeller
 
-__all__ = ["HeronFactor", "HeronLabeller", "Labeller", "TransferLabeller", "PRESETS", "STRATEGIES", "ScriptedTeacher", "TeacherSpec", "select_pairs", "teacher_from_preset"]
+__all__ = ["HeronFactor", "HeronLabeller", "Labeller", "TransferLabeller", "PRESETS", "STRATEGIES", "ScriptedTeacher",
+           "TeacherSpec", "select_pairs", "teacher_from_preset"]

@@ -4,8 +4,8 @@ The order keeps a refused command from writing anything: the run directory and t
 (:mod:`pbrl.run.config`), every component that can refuse input is built (task, environments, labeller,
 reward model), and only then are ``config.yaml``/``.hydra/`` written and the store opened. A directory holding
 a finished run is left as it is. Resuming goes through the components' ``state_dict()``/``load_state_dict()``
-(feedback loop, labeller, trainer, environment wrapper, session), and feedback rounds labelled after the last checkpoint are
-fitted on, never asked again (:meth:`pbrl.agents.preference.FeedbackLoop.resume`).
+(feedback loop, labeller, trainer, environment wrapper, session), and feedback rounds labelled after the last
+checkpoint are fitted on, never asked again (:meth:`pbrl.agents.preference.FeedbackLoop.resume`).
 """
 
 from __future__ import annotations

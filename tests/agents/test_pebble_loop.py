@@ -54,7 +54,8 @@ def run(tmp_path_factory) -> tuple[PebbleTrainer, Recorder]:
     rec = Recorder()
     cfg = PebbleConfig(total_steps=TOTAL, seed_steps=SEED_STEPS, unsup_steps=UNSUP_STEPS, entropy_k=5,
                        update_after_reset=AFTER_RESET, chunk_steps=50)
-    trainer = PebbleTrainer(model, venv, feedback, cfg, on_chunk=lambda step, res: rec.chunks.append((step, res is not None)))
+    trainer = PebbleTrainer(model, venv, feedback, cfg,
+                            on_chunk=lambda step, res: rec.chunks.append((step, res is not None)))
     _spy(trainer, rec)
     mp = pytest.MonkeyPatch()
     real_reset = pebble.reset_critic
@@ -78,7 +79,8 @@ def run(tmp_path_factory) -> tuple[PebbleTrainer, Recorder]:
 def _spy(trainer: PebbleTrainer, rec: Recorder) -> None:
     """Wrap the feedback loop's round, the buffer's entropy reward and the trainer's reward refresh (real calls)."""
     feedback, model = trainer.feedback, trainer.model
-    real_round, real_entropy, real_refresh = feedback.round, trainer.buffer._state_entropy_reward, trainer.refresh_reward
+    real_round, real_entropy = feedback.round, trainer.buffer._state_entropy_reward
+    real_refresh = trainer.refresh_reward
 
     def round_(episodes, **kw):
         result = real_round(episodes, **kw)
