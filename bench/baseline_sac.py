@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,9 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.utils import set_random_seed
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sac_true_reward import build_model, load_sac_config  # noqa: E402
+if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts the repository root on sys.path
+    import _bootstrap  # noqa: F401
+from bench.sac_true_reward import build_model, load_sac_config  # noqa: E402
 
 from pbrl.agents.pebble import sac_policy_fn  # noqa: E402
 from pbrl.envs import eval_seed, evaluate, load_task, make_env  # noqa: E402

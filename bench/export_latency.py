@@ -21,7 +21,9 @@ from typing import Callable
 import numpy as np
 from omegaconf import OmegaConf
 
-from common import ROOT, publish  # noqa: E402  (bench/ is on sys.path when run as a script)
+if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts the repository root on sys.path
+    import _bootstrap  # noqa: F401
+from bench.common import ROOT, publish  # noqa: E402
 sys.path.insert(0, str(ROOT / "sim2real"))
 MARK = "export-latency"
 BLOCKS = 10

@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import publish  # noqa: E402  (bench/ is on sys.path when run as a script)
+if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts the repository root on sys.path
+    import _bootstrap  # noqa: F401
+from bench.common import publish  # noqa: E402
 
 MARK = "export-parity"
 

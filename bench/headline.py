@@ -37,9 +37,10 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BENCHMARKS, update_section  # noqa: E402
-from online_pbrl import feedback_schedule, machine_info, show  # noqa: E402
+if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts the repository root on sys.path
+    import _bootstrap  # noqa: F401
+from bench.common import BENCHMARKS, RAW, publish, read_section, update_section  # noqa: E402
+from bench.online_pbrl import feedback_schedule, machine_info, show  # noqa: E402
 
 from pbrl.analysis.aggregate import aggregate, compare  # noqa: E402
 from pbrl.analysis.render import comparison_table, final_table, fmt_ci  # noqa: E402
@@ -233,11 +234,7 @@ def summary_row(cell: Cell, ev: dict, seeds: int, steps: int) -> str:
 
 def update_summary(path: Path, cell: Cell, row: str) -> None:
     """Keep one row per cell in the ``headline-summary`` section (rows of other cells are kept)."""
-    import re
-
-    text = path.read_text() if path.exists() else ""
-    match = re.search(r"<!-- headline-summary -->\n(.*?)<!-- /headline-summary -->", text, re.DOTALL)
-    rows = [ln for ln in (match.group(1).splitlines() if match else []) if ln.startswith("| ") and
+    rows = [ln for ln in (read_section(path, "headline-summary") or "").splitlines() if ln.startswith("| ") and
             not ln.startswith("| cell") and not ln.startswith(f"| {cell.name} (")]
     head = "| cell | groups: IQM [95% CI] (n seeds) | goal: contrast [95% CI] → verdict |\n|---|---|---|"
     update_section(path, "headline-summary", "\n".join([head, *sorted(rows + [row])]))
@@ -261,7 +258,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--report-only", type=Path, metavar="ROOT", help="aggregate an earlier run's ROOT, run nothing")
     p.add_argument("--imitation-python", type=Path, default=IMITATION_PYTHON)
     p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
-    p.add_argument("--results-dir", type=Path, default=BENCH / "results")
+    p.add_argument("--results-dir", type=Path, default=RAW, help="where a copy of the table goes")
     p.add_argument("--update-benchmarks", action="store_true", help="write the cell's section of BENCHMARKS.md")
     p.add_argument("--benchmarks-file", type=Path, default=BENCHMARKS)
     p.add_argument("--dry-run", action="store_true", help="print the commands and the core-hour estimate")
@@ -293,14 +290,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         run_sweeps(cmds, root)
     ev = evaluate_cell(cell, root, args.reps)
     block = render(cell, ev, cmds, root, args.seeds, args.steps, args.labels, machine, env_note, args.smoke)
-    print("\n" + block)
     args.results_dir.mkdir(parents=True, exist_ok=True)
     name = f"headline_{cell.name}_{args.steps}" + ("_smoke" if args.smoke else "")
     atomic_write_text(args.results_dir / f"{name}.md", block + "\n")
+    publish("\n" + block, f"headline:{cell.name}", args.update_benchmarks, args.benchmarks_file)
     if args.update_benchmarks:
-        update_section(args.benchmarks_file, f"headline:{cell.name}", block)
         update_summary(args.benchmarks_file, cell, summary_row(cell, ev, args.seeds, args.steps))
-        print(f"updated headline:{cell.name} and headline-summary in {args.benchmarks_file}")
     return 0
 
 

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from common import update_section
+if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts the repository root on sys.path
+    import _bootstrap  # noqa: F401
+from bench.common import BENCHMARKS, RAW, update_section
 from pbrl.data.trajectory import random_start
 from pbrl.envs.make import make_env
 from pbrl.envs.rollout import rollout
@@ -31,7 +33,6 @@ from pbrl.feedback.heron import heron_labeller
 from pbrl.feedback.query import random_pairs
 from pbrl.feedback.transfer_data import noisy_expert_segments, true_return_labels
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _num(x) -> str:
@@ -154,11 +155,11 @@ def main() -> None:
 
 
 def save(res: dict, args) -> str:
-    (ROOT / "bench" / "results").mkdir(exist_ok=True)
-    (ROOT / "bench" / "results" / "heron_feedback.json").write_text(json.dumps(res, indent=1))
+    RAW.mkdir(parents=True, exist_ok=True)
+    (RAW / "heron_feedback.json").write_text(json.dumps(res, indent=1))
     table = render(res, args)
-    if args.update_benchmarks:
-        update_section(ROOT / "BENCHMARKS.md", MARK, table)
+    if args.update_benchmarks:  # also after each training: partial results survive an interrupted benchmark
+        update_section(BENCHMARKS, MARK, table)
     return table
 
 

@@ -19,7 +19,7 @@ process CPU time (all threads, from ``wait4``'s rusage), and reads ``summary.jso
     python bench/learner_speed.py --device cuda --learners sb3,sbx ...     # GPU machine (bench/gpu_check.sh)
 
 Learners are ``NAME=OVERRIDES`` (``--learner``, repeatable); the defaults are ``sb3`` (``algo.backend=sb3``) and
-``sbx`` (``algo.backend=sbx``). Per-run logs and run dirs go to ``--runs-dir``; the table to ``bench/results``.
+``sbx`` (``algo.backend=sbx``). Per-run logs and run dirs go to ``--runs-dir``; the table and raw rows to ``--results-dir`` (``runs/bench``).
 """
 
 from __future__ import annotations
@@ -39,9 +39,10 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from omegaconf import OmegaConf
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import publish  # noqa: E402
-from online_pbrl import feedback_schedule, machine_info, show  # noqa: E402
+if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts the repository root on sys.path
+    import _bootstrap  # noqa: F401
+from bench.common import RAW, publish  # noqa: E402
+from bench.online_pbrl import feedback_schedule, machine_info, show  # noqa: E402
 
 from pbrl.resources import resource_dir  # noqa: E402
 from pbrl.utils import atomic_write_text  # noqa: E402
@@ -271,8 +272,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--eval-every", type=int, default=None, help="periodic 1-episode evaluations (default steps/10)")
     p.add_argument("--override", action="append", default=[], help="extra override for every run (repeatable)")
     p.add_argument("--quick", action="store_true", help="smoke test: 3000 steps, 20 labels, seed 0")
-    p.add_argument("--runs-dir", type=Path, default=REPO / "runs" / "bench", help="where run dirs and logs go")
-    p.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
+    p.add_argument("--runs-dir", type=Path, default=RAW, help="where run dirs and logs go")
+    p.add_argument("--results-dir", type=Path, default=RAW)
     p.add_argument("--update-benchmarks", action="store_true", help=f"rewrite the {MARK} section of BENCHMARKS.md")
     args = p.parse_args(argv)
     if args.quick:

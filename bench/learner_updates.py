@@ -20,15 +20,15 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import publish  # noqa: E402
-from online_pbrl import machine_info  # noqa: E402
+if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts the repository root on sys.path
+    import _bootstrap  # noqa: F401
+from bench.common import publish  # noqa: E402
+from bench.online_pbrl import machine_info  # noqa: E402
 
 MARK = "learner-updates"
 ARCH = [256, 256]

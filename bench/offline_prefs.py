@@ -28,9 +28,12 @@ CPL: a reward fit of ~10k pairs per dataset (the transformer's ~2x the ensemble'
 relabelling of every stored step in 64-step windows. Split it over two processes side by side (each
 single-threaded), then merge:
 
-    python bench/offline_prefs.py --steps 10000 --tasks drawer-open,button-press,door-open --out bench/results/op_a
-    python bench/offline_prefs.py --steps 10000 --tasks sweep-into,plate-slide,bin-picking --out bench/results/op_b
-    python bench/offline_prefs.py --from-rows bench/results/op_a/rows.json,bench/results/op_b/rows.json --update-md
+    python bench/offline_prefs.py --steps 10000 --tasks drawer-open,button-press,door-open --out runs/bench/op_a
+    python bench/offline_prefs.py --steps 10000 --tasks sweep-into,plate-slide,bin-picking --out runs/bench/op_b
+    python bench/offline_prefs.py --from-rows runs/bench/op_a/rows.json,runs/bench/op_b/rows.json --update-md
+
+The published table is re-rendered from its merged rows with
+``--from-rows bench/results/offline_prefs/rows.json`` (merge a new run into that file to publish it).
 
 A killed run continues where it stopped when started again with the same ``--out`` (finished (task, seed) units
 are kept in ``rows.json``). ``--quick`` is a smoke run (~300 steps, 5 reward-fit epochs; minutes per task and seed).
@@ -53,8 +56,9 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BENCHMARKS, update_section  # noqa: E402
+if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts the repository root on sys.path
+    import _bootstrap  # noqa: F401
+from bench.common import RAW, publish  # noqa: E402
 
 from pbrl.agents.offline_data import OfflineData  # noqa: E402
 from pbrl.analysis.stats import mean_over_tasks  # noqa: E402
@@ -112,7 +116,7 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a loaded machine)")
     ap.add_argument("--quick", action="store_true", help="the reduced scale run on a shared 2-core machine")
     ap.add_argument("--update-md", action="store_true", help="write the table into BENCHMARKS.md")
-    ap.add_argument("--out", default=str(ROOT / "results" / "offline_prefs"))
+    ap.add_argument("--out", default=str(RAW / "offline_prefs"))
     ap.add_argument("--methods", default=",".join(METHODS),
                     help=f"comma-separated subset of {list(METHODS)} (the others' cells stay empty)")
     ap.add_argument("--keep-data", action="store_true", help="keep the datasets (stores) in --out")
@@ -369,10 +373,6 @@ def table(rows: list[dict], args) -> str:
     return "\n".join(lines)
 
 
-def update_md(text: str) -> None:
-    update_section(BENCHMARKS, MARK, text)
-
-
 def load_resume(out: Path, args: argparse.Namespace) -> list[dict]:
     """Rows of an earlier run in ``out`` with the same settings (a killed run continues); [] when there is none."""
     path = out / "rows.json"
@@ -531,9 +531,7 @@ def report(rows: list[dict], args: argparse.Namespace, t_start: float) -> None:
             f"({mixture(args)}; rational return teacher; time-aligned pairs; dense = all pairs in groups of "
             f"{args.group_size}, sparse = disjoint pairs). Scale run: {scale}.\n\n{table(rows, args)}\n\n"
             f"{verdict(rows)} {piql_line(rows)} {method_line(rows)}\n\n{note(args)}")
-    print(text)
-    if args.update_md:
-        update_md(text)
+    publish(text, MARK, args.update_md)
 
 
 if __name__ == "__main__":

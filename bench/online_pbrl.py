@@ -9,7 +9,7 @@ their wall times see the same (noisy) load and the ratios between them are meani
       same env factory, same steps and seed, on the true reward.
 
 It prints a markdown table (returns, success, return ratio, wall times, overhead ratio, reward accuracy,
-commands, date, machine), writes it to ``bench/results/online_<task>_<steps>.md`` (+ ``.json``), and with
+commands, date, machine), writes it to ``runs/bench/online_<task>_<steps>.md`` (+ ``.json``), and with
 ``--update-benchmarks`` replaces the ``<!-- online:<task> -->`` section of BENCHMARKS.md.
 
     python bench/online_pbrl.py --quick                         # smoke test, a few minutes
@@ -36,8 +36,9 @@ from typing import Any, Optional, Sequence
 
 from omegaconf import OmegaConf
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import update_section  # noqa: E402
+if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts the repository root on sys.path
+    import _bootstrap  # noqa: F401
+from bench.common import BENCHMARKS, RAW, publish  # noqa: E402
 
 from pbrl.resources import resource_dir  # noqa: E402
 from pbrl.utils import atomic_write_text
@@ -47,22 +48,6 @@ REPO = BENCH_DIR.parent
 QUICK = {"steps": 3000, "labels": 40}
 FULL = {"steps": 100_000, "labels": 500}
 RETURN_GOAL, OVERHEAD_GOAL = 0.9, 1.2
-BENCHMARKS_HEADER = """\
-# Benchmarks
-
-Measured numbers for pbrl, each produced by a script in `bench/` and pasted here by it (sections between
-`<!-- name -->` markers are rewritten in place by `--update-benchmarks`; edit outside them freely).
-
-- **Online PbRL** (`bench/online_pbrl.py`): pbrl's online PEBBLE (`pbrl train ... feedback.preset=oracle`)
-  against plain stable-baselines3 SAC trained on the true reward with the same hyperparameters, steps and
-  seed. Goals: PbRL return >= 0.9 x true-reward return, PbRL wall time <= 1.2 x SAC wall time.
-  Run: `python bench/online_pbrl.py --task halfcheetah --steps 100000 --labels 500 --update-benchmarks`
-  (`--quick` for a smoke test). Per-run tables and raw numbers land in `bench/results/`.
-
-Ratios are measured **side by side in one invocation**: both runs start at the same moment as two
-single-threaded processes on the same machine (often a shared, noisy 2-core VM), so both see the same load.
-Absolute wall times vary between machines and days; compare the ratios.
-"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -332,13 +317,6 @@ Date {machine['date']}; machine: {machine['nproc']} cores, {machine['cpu']}, loa
 """
 
 
-def update_benchmarks(path: Path, task: str, block: str) -> None:
-    """Replace (or append) the ``<!-- online:<task> -->`` section; create the file with a header if missing."""
-    if not path.exists():
-        atomic_write_text(path, BENCHMARKS_HEADER)
-    update_section(path, f"online:{task}", block)
-
-
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Run pbrl's online PEBBLE (oracle teacher) and plain SB3 SAC on the true reward side by "
@@ -364,10 +342,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--checkpoint-every", type=int, help="pbrl checkpoint interval (default = --eval-every)")
     p.add_argument("--pbrl-override", action="append", default=[], metavar="KEY=VALUE",
                    help="extra Hydra override for pbrl train (repeatable), e.g. algo.unsup_steps=2000")
-    p.add_argument("--runs-dir", type=Path, default=REPO / "runs" / "bench", help="where the run dirs go")
-    p.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results", help="where the tables go")
+    p.add_argument("--runs-dir", type=Path, default=RAW, help="where the run dirs go")
+    p.add_argument("--results-dir", type=Path, default=RAW, help="where the table and raw results go")
     p.add_argument("--update-benchmarks", action="store_true", help="rewrite this task's section of BENCHMARKS.md")
-    p.add_argument("--benchmarks-file", type=Path, default=REPO / "BENCHMARKS.md",
+    p.add_argument("--benchmarks-file", type=Path, default=BENCHMARKS,
                    help="file --update-benchmarks edits")
     p.add_argument("--heartbeat", type=float, default=300.0, help="seconds between progress lines")
     p.add_argument("--dry-run", action="store_true", help="print the plan and commands, run nothing")
@@ -390,17 +368,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     walls, machine = started
     res = collect(plan, dirs, walls)
     block = render(plan, res, cmds, machine)
-    print("\n" + block)
     args.results_dir.mkdir(parents=True, exist_ok=True)
     name = f"online_{plan.task}_{plan.steps}"
     atomic_write_text(args.results_dir / f"{name}.md", block)
     atomic_write_text(args.results_dir / f"{name}.json", json.dumps(
         {"plan": dataclasses.asdict(plan), "machine": machine, "commands": {k: show(c) for k, c in cmds.items()},
          "run_dirs": {k: str(d) for k, d in dirs.items()}, **res}, indent=2, default=str) + "\n")
+    publish("\n" + block, f"online:{plan.task}", args.update_benchmarks, args.benchmarks_file)
     print(f"wrote {args.results_dir / name}.md and .json")
-    if args.update_benchmarks:
-        update_benchmarks(args.benchmarks_file, plan.task, block)
-        print(f"updated the online:{plan.task} section of {args.benchmarks_file}")
     return 0
 
 

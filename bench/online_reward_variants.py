@@ -32,8 +32,10 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from online_pbrl import launch, make_plan, parse_args as online_args, pbrl_command, show  # noqa: E402
+if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts the repository root on sys.path
+    import _bootstrap  # noqa: F401
+from bench.common import publish  # noqa: E402
+from bench.online_pbrl import launch, make_plan, parse_args as online_args, pbrl_command, show  # noqa: E402
 
 from pbrl.utils import atomic_write_text  # noqa: E402
 
@@ -142,13 +144,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     walls, machine = started
     block = render(plan, summarise(dirs, walls), cmds, machine, reused=list(args.reuse))
-    print("\n" + block)
     args.results_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.results_dir / f"variants_{plan.task}_{plan.steps}.md", block + "\n")
-    if args.update_benchmarks:
-        from reward_learning import update_benchmarks
-
-        update_benchmarks(args.benchmarks_file, block, mark=f"{MARK}:{plan.task}")
+    publish("\n" + block, f"{MARK}:{plan.task}", args.update_benchmarks, args.benchmarks_file)
     return 0
 
 

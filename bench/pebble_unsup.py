@@ -32,9 +32,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BENCHMARKS, update_section  # noqa: E402
-from online_pbrl import make_plan, parse_args as online_args, show  # noqa: E402
+if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts the repository root on sys.path
+    import _bootstrap  # noqa: F401
+from bench.common import RAW, publish  # noqa: E402
+from bench.online_pbrl import make_plan, parse_args as online_args, show  # noqa: E402
 from pbrl.analysis.stats import mean_over_tasks  # noqa: E402
 from pbrl.utils import atomic_write_json  # noqa: E402
 
@@ -53,7 +54,7 @@ def parse(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     ap.add_argument("--final-episodes", type=int, default=10)
     ap.add_argument("--jobs", type=int, default=2, help="runs side by side (Hydra joblib launcher when > 1)")
     ap.add_argument("--quick", action="store_true", help="smoke scale: 3000 steps, 40 labels, unsup 0,500")
-    ap.add_argument("--out", type=Path, default=REPO / "runs" / "bench" / "pebble_unsup")
+    ap.add_argument("--out", type=Path, default=RAW / "pebble_unsup")
     ap.add_argument("--update-md", action="store_true", help="write the table into BENCHMARKS.md")
     ap.add_argument("--dry-run", action="store_true", help="print the sweep commands, run nothing")
     args = ap.parse_args(argv)
@@ -168,9 +169,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rows = [row for task in commands for row in collect(task, args)]
     atomic_write_json(args.out / "rows.json", {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows})
     block = render(rows, args, commands, time.time() - t0)
-    print(block)
-    if args.update_md:
-        update_section(BENCHMARKS, MARK, block)
+    publish(block, MARK, args.update_md)
     return 0
 
 

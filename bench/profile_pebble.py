@@ -25,10 +25,11 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import publish  # noqa: E402
-from learner_speed import DEFAULT_LEARNERS  # noqa: E402
-from online_pbrl import machine_info  # noqa: E402
+if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts the repository root on sys.path
+    import _bootstrap  # noqa: F401
+from bench.common import publish  # noqa: E402
+from bench.learner_speed import DEFAULT_LEARNERS  # noqa: E402
+from bench.online_pbrl import machine_info  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MARK = "pebble-profile"

@@ -5,6 +5,7 @@ Runs ``bench/reward_learning.py`` once per ``--label-noise`` value on the same t
 drop between them, per model and label count. The issue's goal: the Gaussian model loses <= 3 points.
 
     python bench/reward_label_noise.py --seeds 0,1,2,3,4,5,6,7,8,9 --noise 0,0.1,0.2 --update-benchmarks
+    python bench/reward_label_noise.py --results-dir bench/results --seeds 0,1,2,3,4,5,6,7,8,9   # the published runs
 """
 
 from __future__ import annotations
@@ -17,22 +18,23 @@ from pathlib import Path
 
 import numpy as np
 
-from common import ROOT, publish
-from reward_learning import mean_accuracy
+if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts the repository root on sys.path
+    import _bootstrap  # noqa: F401
+from bench.common import RAW, ROOT, publish
+from bench.reward_learning import mean_accuracy
 
 MARK = "reward-label-noise"
-RESULTS = ROOT / "bench" / "results"
 
 
 def run(eps: str, args: argparse.Namespace) -> Path:
     """One reward_learning.py run at ``label_noise = eps`` (skipped if its results exist); its JSON path."""
     suffix = f"_label_noise{eps}"
-    path = RESULTS / f"reward_learning{suffix}.json"
+    path = args.results_dir / f"reward_learning{suffix}.json"
     if not path.exists() or args.rerun:
         subprocess.run([sys.executable, str(ROOT / "bench" / "reward_learning.py"), "--seeds", args.seeds,
                         "--n-test", str(args.n_test), "--models", args.models, "--teachers", "rational,mistake0.1",
                         "--counts", args.counts, "--imitation-tasks", "none", "--label-noise", eps,
-                        "--suffix", suffix], check=True, stdout=subprocess.DEVNULL)
+                        "--suffix", suffix, "--results-dir", str(args.results_dir)], check=True, stdout=subprocess.DEVNULL)
     return path
 
 
@@ -80,6 +82,7 @@ def main() -> None:
     p.add_argument("--counts", default="50,100,250,1000")
     p.add_argument("--n-test", type=int, default=1000)
     p.add_argument("--rerun", action="store_true", help="run again even where results exist")
+    p.add_argument("--results-dir", type=Path, default=RAW, help="where reward_learning.py's results are (or go)")
     p.add_argument("--update-benchmarks", action="store_true")
     args = p.parse_args()
     results = {eps: json.loads(run(eps, args).read_text()) for eps in args.noise.split(",")}

@@ -11,7 +11,7 @@ Goals: Gaussian loses <= 3 accuracy points from rational to 10%-mistake labels; 
 imitation's at every label count; pbrl's training throughput >= 3x imitation's.
 
     python bench/reward_learning.py --seeds 0,1,2 --n-test 1000 --update-benchmarks   # 33 min at load 6 on 2 cores
-    python bench/reward_learning.py --render bench/results/reward_learning.json   # re-draw the tables
+    python bench/reward_learning.py --render bench/results/reward_learning_3seeds.json   # re-draw the published tables
     python bench/reward_learning.py --quick                      # smoke test, ~2 min
 """
 
@@ -30,10 +30,11 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import update_section  # noqa: E402
-from online_pbrl import machine_info  # noqa: E402
-from reward_learning_data import TEACHERS, TaskPairs, label, make_task_pairs  # noqa: E402
+if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts the repository root on sys.path
+    import _bootstrap  # noqa: F401
+from bench.common import BENCHMARKS, RAW, publish  # noqa: E402
+from bench.online_pbrl import machine_info  # noqa: E402
+from bench.reward_learning_data import TEACHERS, TaskPairs, label, make_task_pairs  # noqa: E402
 
 from pbrl.rewards.ensemble import EnsembleReward  # noqa: E402
 from pbrl.rewards.evaluation import predicted_returns, strict_accuracy  # noqa: E402
@@ -209,14 +210,9 @@ def throughput(rows: list[dict], args: argparse.Namespace) -> str:
 
 def partial_policy(task: str) -> Optional[Path]:
     """A partially trained SAC policy of ``task`` left by bench/online_pbrl.py (newest), if any."""
-    found = sorted((BENCH_DIR.parent / "runs" / "bench").glob(f"online_{task}_*/sac/policy.zip"),
+    found = sorted(RAW.glob(f"online_{task}_*/sac/policy.zip"),
                    key=lambda q: q.stat().st_mtime)
     return found[-1] if found else None
-
-
-def update_benchmarks(path: Path, block: str, mark: str = MARK) -> None:
-    """Replace (or append) the ``<!-- mark -->`` section of BENCHMARKS.md (default: this benchmark's)."""
-    update_section(path, mark, block)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -249,10 +245,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--policy", type=Path, help="SAC policy.zip for tasks without a scripted expert "
                    "(default: the newest runs/bench/online_<task>_*/sac/policy.zip, else a sine gait)")
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--suffix", default="", help="results file: bench/results/reward_learning<SUFFIX>.json")
+    p.add_argument("--suffix", default="", help="results file: <--results-dir>/reward_learning<SUFFIX>.json")
+    p.add_argument("--results-dir", type=Path, default=RAW, help="where the results .json and table go")
     p.add_argument("--update-benchmarks", action="store_true")
     p.add_argument("--render", type=Path, help="only re-render the tables from a saved results .json")
-    p.add_argument("--benchmarks-file", type=Path, default=BENCH_DIR.parent / "BENCHMARKS.md")
+    p.add_argument("--benchmarks-file", type=Path, default=BENCHMARKS)
     args = p.parse_args(argv)
     if args.quick:
         args.tasks, args.counts = lst(str)(QUICK["tasks"]), lst(int)(QUICK["counts"])
@@ -269,9 +266,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         saved = json.loads(args.render.read_text())
         block = "## Reward learning: label efficiency and noise robustness\n\n" + render(saved["rows"], args,
                                                                                           saved["info"])
-        print(block)
-        if args.update_benchmarks:
-            update_benchmarks(args.benchmarks_file, block)
+        publish(block, MARK, args.update_benchmarks, args.benchmarks_file)
         return 0
     torch.set_num_threads(1)  # a benchmark script, not library code: one thread for both libraries
     t0, rows, jobs = time.perf_counter(), [], []
@@ -298,14 +293,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       f"kl_weight {args.kl_weight}; imitation on teachers {args.imitation_teachers}, tasks {args.imitation_tasks}")}
     info["machine"] = f"{info['machine']['cpu']}, {info['machine']['nproc']} cores, {info['machine']['date']}"
     block = "## Reward learning: label efficiency and noise robustness\n\n" + render(rows, args, info)
-    print("\n" + block)
-    results = BENCH_DIR / "results"
-    results.mkdir(exist_ok=True)
+    args.results_dir.mkdir(parents=True, exist_ok=True)
     suffix = "_quick" if args.quick else args.suffix
-    atomic_write_json(results / f"reward_learning{suffix}.json", {"rows": rows, "info": info})
-    atomic_write_text(results / f"reward_learning{suffix}.md", block + "\n")
-    if args.update_benchmarks:
-        update_benchmarks(args.benchmarks_file, block)
+    atomic_write_json(args.results_dir / f"reward_learning{suffix}.json", {"rows": rows, "info": info})
+    atomic_write_text(args.results_dir / f"reward_learning{suffix}.md", block + "\n")
+    publish("\n" + block, MARK, args.update_benchmarks, args.benchmarks_file)
     return 0
 
 

@@ -16,7 +16,9 @@ from typing import Optional
 import numpy as np
 from omegaconf import OmegaConf
 
-from common import publish
+if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts the repository root on sys.path
+    import _bootstrap  # noqa: F401
+from bench.common import publish
 
 MARK = "robustness"
 

@@ -19,6 +19,7 @@ pairs (never looked at while the method was built) are reported separately. Then
 session's alignment (all candidate plans) for n x n segments.
 
     python bench/transfer_accuracy.py [--pairs s:t,...] [--heldout s:t,...] [--seeds 0,1,2] [--update-benchmarks]
+    python bench/transfer_accuracy.py --from-json --out bench/results/transfer_accuracy.json   # the published table
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from common import ROOT, publish
+if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts the repository root on sys.path
+    import _bootstrap  # noqa: F401
+from bench.common import RAW, ROOT, publish
 from pbrl.envs.tasks import load_task
 from pbrl.feedback.heron import segment_key
 from pbrl.feedback.orientation import hard_agreement
@@ -338,7 +341,8 @@ def main() -> None:
     p.add_argument("--label-sweep", default="30,100,300,1000,3000",
                    help="source-label counts for the zero-shot accuracy sweep on the first two pairs ('' = skip)")
     p.add_argument("--cache", default=None, help="directory caching generated segments (default: a temp dir)")
-    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "transfer_accuracy.json")
+    p.add_argument("--out", type=Path, default=RAW / "transfer_accuracy.json",
+                   help="results .json (the published table: --from-json --out bench/results/transfer_accuracy.json)")
     p.add_argument("--resume", action="store_true", help="keep the (pair, seed) rows already in --out")
     p.add_argument("--update-benchmarks", action="store_true")
     p.add_argument("--from-json", action="store_true", help="re-render --out instead of running")

@@ -36,7 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from common import ROOT, publish
+if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts the repository root on sys.path
+    import _bootstrap  # noqa: F401
+from bench.common import ROOT, publish
 from pbrl.agents.preference import INITIAL_ANNOTATOR
 from pbrl.data.store import PreferenceStore
 from pbrl.envs.tasks import load_task

@@ -25,8 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
+if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts the repository root on sys.path
+    import _bootstrap  # noqa: F401
+from bench.common import publish  # noqa: E402
+
 MARK = "viewer-latency"
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -149,12 +151,7 @@ def main() -> None:
         store = Path(tmp) / "store.sqlite"
         t = build_store(store, args.pairs, args.segments, args.length, args.seed, args.size)
         lat = label_in_browser(store, args.pairs, args.pace_ms, args.port, args.screenshot)
-    md = render_md(t, lat, args)
-    print(md)
-    if args.update_benchmarks:
-        from common import update_section
-
-        update_section(ROOT / "BENCHMARKS.md", MARK, md)
+    publish(render_md(t, lat, args), MARK, args.update_benchmarks)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from common import ROOT, publish
+if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts the repository root on sys.path
+    import _bootstrap  # noqa: F401
+from bench.common import ROOT, publish
 
 MARK = "viewer-soak"
 TRAIN = ["task=halfcheetah", "episode_length=40", "segment_length=8", "budget.labels=100000", "budget.per_round=4",

@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import time
-from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts the repository root on sys.path
+    import _bootstrap  # noqa: F401
+from bench.common import publish  # noqa: E402
+
 MARK = "vlm-reward"
 
 
@@ -141,12 +142,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
              + f"\n\n{platform.machine()}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}, "
                f"open_clip {version('open_clip_torch')}, "
                f"{'GPU ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'}. {args.note}")
-    print(block)
-    if args.update_benchmarks:
-        sys.path.insert(0, str(ROOT / "bench"))
-        from common import update_section  # the shared BENCHMARKS.md section writer
-
-        update_section(ROOT / "BENCHMARKS.md", f"{MARK}:{args.model}", block)
+    publish(block, f"{MARK}:{args.model}", args.update_benchmarks)
 
 
 if __name__ == "__main__":
