@@ -1,0 +1,64 @@
+"""The README, BENCHMARKS.md and docs/ name only commands, scripts, targets and links that exist."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", ROOT / "BENCHMARKS.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _code(text: str) -> str:
+    """Every code block and inline code span of a markdown text, one per line."""
+    blocks = re.findall(r"^```[^\n]*\n(.*?)^```", text, re.S | re.M)
+    spans = re.findall(r"`([^`\n]+)`", re.sub(r"^```.*?^```", "", text, flags=re.S | re.M))
+    return "\n".join(blocks + spans)
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_bench_scripts_named_exist(doc: Path) -> None:
+    named = set(re.findall(r"\bbench/(\w+\.py)\b", doc.read_text()))
+    if doc.parent == ROOT:
+        assert named, f"{doc.name} names no bench script: is the pattern still right?"
+    missing = sorted(n for n in named if not (ROOT / "bench" / n).is_file())
+    assert not missing, f"{doc.name} names bench scripts that do not exist: {missing}"
+
+
+def test_readme_make_targets_exist() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    targets = set(re.findall(r"^([\w-]+):", makefile, re.M))
+    named = set(re.findall(r"\bmake ([a-z][\w-]*)", _code((ROOT / "README.md").read_text())))
+    assert {"demo", "test"} <= named
+    assert not named - targets, f"README names make targets the Makefile lacks: {sorted(named - targets)}"
+
+
+def test_readme_pbrl_commands_exist() -> None:
+    from pbrl.cli import COMMANDS
+
+    named = set(re.findall(r"(?:^|[\s(`/])pbrl ([a-z][\w-]*)", _code((ROOT / "README.md").read_text()), re.M))
+    assert {"train", "label", "export"} <= named
+    assert not named - set(COMMANDS), f"README names pbrl subcommands that do not exist: {sorted(named - set(COMMANDS))}"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_links_stay_inside_the_repository_and_resolve(doc: Path) -> None:
+    text = doc.read_text()
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        assert not re.match(r"[a-z]+://", target), f"{doc.name} links outside the repository: {target}"
+        path, _, anchor = target.partition("#")
+        file = (doc.parent / path).resolve() if path else doc
+        assert file.is_file(), f"{doc.name}: link to a missing file {target}"
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", file.read_text(), re.M)
+            assert anchor in {_anchor(h) for h in headings}, f"{doc.name}: no heading for #{anchor} in {file.name}"
+    if doc.name == "README.md":
+        urls = re.findall(r"https?://[^\s`)>]+", text)
+        assert all(re.match(r"https?://(127\.0\.0\.1|localhost)[:/]", u) for u in urls), urls
