@@ -81,6 +81,7 @@ def main() -> None:
             runs.append(flailing_run(Path(tmp) / "constructed-flailing-policy"))
         rows = [measure(r, args.seeds, args.k, args.draws, rng) for r in runs]
     lines = [
+        "## Export parity: ONNX graph vs the training-time policy (`bench/export_parity.py`)", "",
         f"`python bench/export_parity.py {' '.join(str(r) for r in args.runs)}{' --constructed' * args.constructed}` "
         f"({args.seeds} evaluation seeds per "
         f"policy, ONNX graph vs SB3 `predict`; {args.draws} random {args.k}-seed subsets for the false-alarm rate)",

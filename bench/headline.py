@@ -202,7 +202,7 @@ def render(cell: Cell, ev: dict, cmds: dict[str, list[str]], root: Path, seeds: 
     unfinished = [r for r in runs if r.status != FINISHED]
     label = f"ratio of means {x} / {y}" if kind == "ratio" else f"difference of means {x} − {y}"
     lines = [
-        f"### Headline: {cell.name}, {steps} env steps, {labels} labels, {seeds} seeds per group"
+        f"## Headline: {cell.name}, {steps} env steps, {labels} labels, {seeds} seeds per group"
         + (" — SMOKE SCALE, not a result" if smoke else ""), "",
         final_table(results, cell.metric), "",
         f"Goal: {cell.goal_text}. {label} = {fmt_ci(ev['goal'], 2)} (95% CI, independent bootstrap over "

@@ -225,7 +225,7 @@ def render(args: argparse.Namespace, rows: list[dict[str, Any]], runs: list[Run]
     cmds = "\n".join(examples.values())
     ver = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
     return f"""\
-### PEBBLE learner speed: {args.task}, {args.steps} steps, {args.labels} labels, seeds {','.join(map(str, args.seeds))}, device={args.device}
+## PEBBLE learner speed: {args.task}, {args.steps} steps, {args.labels} labels, seeds {','.join(map(str, args.seeds))}, device={args.device}
 
 {chr(10).join(lines)}
 

@@ -123,7 +123,7 @@ def render(updates: list[tuple[str, int, float]], parts: list[tuple[str, float]]
     lines += [f"| {name} | {k} | {ms:.2f} | {base / ms:.2f}x |" for name, k, ms in updates]
     plines = ["| per env step | CPU ms |", "|---|---|"] + [f"| {n} | {ms:.3f} |" for n, ms in parts]
     return f"""\
-### Cost of one PEBBLE env step, part by part (`bench/learner_updates.py`)
+## Cost of one PEBBLE env step, part by part (`bench/learner_updates.py`)
 
 {chr(10).join(lines)}
 

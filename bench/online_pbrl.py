@@ -278,7 +278,7 @@ def render(plan: Plan, res: dict[str, Any], cmds: dict[str, list[str]], machine:
     kind = " — quick smoke test" if plan.quick else ""
     ver = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
     return f"""\
-### Online PbRL vs SAC on the true reward: {plan.task}, {plan.steps} steps, {plan.labels} labels, seed {plan.seed}{kind}
+## Online PbRL vs SAC on the true reward: {plan.task}, {plan.steps} steps, {plan.labels} labels, seed {plan.seed}{kind}
 
 {render_table(plan, res)}
 

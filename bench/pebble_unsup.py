@@ -128,7 +128,7 @@ def paired_effect(rows: list[dict], task: str, unsup: int, base: int, key: str) 
 
 def render(rows: list[dict], args: argparse.Namespace, commands: dict[str, list[str]], wall: float) -> str:
     base = args.unsup_list[0]
-    lines = [f"### PEBBLE unsupervised pre-training (`bench/pebble_unsup.py`)", "",
+    lines = [f"## PEBBLE unsupervised pre-training (`bench/pebble_unsup.py`)", "",
              f"Final true return (and success) after {args.steps} env steps, {args.labels} oracle labels, mean over "
              f"seeds {args.seeds} with a 95% bootstrap CI; the effect is the paired difference to unsup_steps={base} "
              f"on the same seeds." + (" Smoke scale (`--quick`): not a result." if args.quick else ""), "",

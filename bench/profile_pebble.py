@@ -116,7 +116,7 @@ def render(results: dict[str, tuple[list[tuple[str, float]], float, float, float
     walls = ", ".join(f"{n} {results[n][2]:.0f}s wall / {results[n][3]:.0f}s CPU" for n in names)
     shown = "\n".join(" ".join(c.replace(str(REPO) + "/", "") for c in cmds[n]) for n in names)
     return f"""\
-### Where a PEBBLE run's time goes (cProfile): halfcheetah, {args.steps} steps, {args.labels} labels, seed {args.seed}
+## Where a PEBBLE run's time goes (cProfile): halfcheetah, {args.steps} steps, {args.labels} labels, seed {args.seed}
 
 {chr(10).join(lines)}
 

@@ -41,7 +41,7 @@ def run(eps: str, args: argparse.Namespace) -> Path:
 def render(results: dict[str, dict], args: argparse.Namespace) -> str:
     counts = [int(c) for c in args.counts.split(",")]
     head = "| model | label_noise | " + " | ".join(f"{n}: clean / 10% / drop" for n in counts) + " | mean drop |"
-    lines = ["### Noise-robust Bradley-Terry: accuracy lost to 10% mistaken labels", "",
+    lines = ["## Noise-robust Bradley-Terry: accuracy lost to 10% mistaken labels", "",
              f"`python bench/reward_label_noise.py {' '.join(sys.argv[1:])}`. Held-out accuracy (%), mean over "
              f"tasks and seeds {args.seeds}; every run sees the same pairs and labels (same seeds), only the "
              f"assumed share of random answers differs. Setup as reward-learning above.", "",

@@ -166,7 +166,7 @@ def _cell(rows: list[dict], key: str, digits: int) -> str:
 
 
 def render(args, source: str, target: str, rows: list[dict]) -> str:
-    lines = ["## PEARL transfer: policy on the target task", "",
+    lines = [f"## PEARL transfer: policy on the target task ({source} -> {target})", "",
              f"`python bench/transfer_policy.py {' '.join(sys.argv[1:])}` · {platform.machine()} · "
              f"{time.strftime('%Y-%m-%d')}", "",
              f"{source} -> {target}, SAC + Gaussian reward, {args.steps} env steps, {args.labels} labels "

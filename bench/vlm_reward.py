@@ -136,7 +136,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                      ("  of which rendering / VLM scoring", f"{render_s:.1f} s / {scored.seconds:.1f} s "
                                                             f"({scored.calls} batched calls)"),
                      (f"**overhead ratio** (VLM / plain), frame_stride {stride}", f"**{vlm / plain:.2f}x**")]
-    block = (f"### VLM-RM reward ({args.task}, `bench/vlm_reward.py --model {args.model} --steps {args.steps} "
+    block = (f"## VLM-RM reward ({args.task}, `bench/vlm_reward.py --model {args.model} --steps {args.steps} "
              f"--frame-strides {args.frame_strides}`)\n\n"
              + table(rows, ("measure", "value"))
              + f"\n\n{platform.machine()}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}, "
