@@ -62,3 +62,11 @@ def test_links_stay_inside_the_repository_and_resolve(doc: Path) -> None:
     if doc.name == "README.md":
         urls = re.findall(r"https?://[^\s`)>]+", text)
         assert all(re.match(r"https?://(127\.0\.0\.1|localhost)[:/]", u) for u in urls), urls
+
+
+def test_benchmarks_sections_have_one_heading_each_and_none_repeats() -> None:
+    text = (ROOT / "BENCHMARKS.md").read_text()
+    headings = re.findall(r"^#+ .+$", re.sub(r"^```.*?^```", "", text, flags=re.S | re.M), re.M)
+    assert len(headings) == len(set(headings)), sorted(h for h in headings if headings.count(h) > 1)
+    for name, body in re.findall(r"^<!-- ([\w:.-]+) -->\n(.*?)^<!-- /\1 -->", text, re.S | re.M):
+        assert len(re.findall(r"^#+ ", body, re.M)) <= 1, f"section {name} has more than one heading"
