@@ -46,8 +46,9 @@ def test_run_as_a_file_the_repository_root_replaces_bench_on_the_path(tmp_path: 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
 def test_scripts_neither_patch_the_path_for_bench_nor_write_benchmarks_md_themselves(script: Path) -> None:
     src = script.read_text()
-    assert not re.search(r"^\s*from (common|online_pbrl|reward_learning\w*|learner_speed|sac_true_reward) import",
-                         src, re.M), "import bench modules as bench.<name>"
+    names = "|".join(p.stem for p in SCRIPTS)
+    assert not re.search(rf"^\s*(from ({names}) import|import ({names})\b)", src, re.M), \
+        "import bench modules as bench.<name>"
     assert 'sys.path.insert(0, str(Path(__file__).resolve().parent))' not in src
     if script.name != "common.py":
         assert '"BENCHMARKS.md"' not in src, "write sections through bench.common (publish / update_section)"
