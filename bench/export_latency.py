@@ -59,7 +59,7 @@ def main() -> None:
     from pbrl.export import export_run
     from pbrl.resources import resource_dir
     from pbrl_sim2real import PolicyRuntime
-    from sb3_runs import write_sb3_run
+    from bench.sb3_runs import write_sb3_run
 
     torch.set_num_threads(1)  # a benchmark script, not library code
     net = list(OmegaConf.load(resource_dir("configs") / "algo" / "sac.yaml").sac.policy_kwargs.net_arch)

@@ -31,7 +31,7 @@ MARK = "export-parity"
 
 
 def flailing_run(directory: Path) -> Path:
-    from sb3_runs import write_sb3_run
+    from bench.sb3_runs import write_sb3_run
 
     return write_sb3_run(directory, algo="sac", net_arch=(32, 32), seed=3, episode_length=1000, weight_scale=3.0)
 

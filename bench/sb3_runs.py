@@ -1,6 +1,6 @@
 """A run directory with an SB3 policy, made without ``pbrl train``: for the export benchmarks and tests.
 
-Not part of the package (nothing in ``pbrl/`` needs it): bench scripts import it by name, tests through
+Not part of the package (nothing in ``pbrl/`` needs it): bench scripts import it as ``bench.sb3_runs``, tests through
 ``tests/bench_modules.py``. It has exactly what the exporters read (``config.yaml`` with ``task``/``algo``/``seed``/
 ``episode_length``, and ``policy.zip``), so export and the sim2real runtime can be exercised in seconds.
 """

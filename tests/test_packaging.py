@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -13,8 +14,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_wheel_contains_configs_and_tasks(tmp_path: Path) -> None:
+    # from a copy without build outputs: setuptools reuses a checkout's build/lib, stale modules included
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv*", "build", "*.egg-info", "__pycache__",
+                                                              "runs", "outputs", "multirun"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
-                    str(tmp_path), str(ROOT)], check=True, capture_output=True)
+                    str(tmp_path), str(src)], check=True, capture_output=True)
     wheel = next(tmp_path.glob("pbrl-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     for kind in ("configs", "tasks"):
