@@ -26,7 +26,7 @@ from pbrl.viewer.client import ViewerClient  # noqa: E402
 # What `pbrl train feedback=human` does around a round: the runner's store, the labeller's (and with serve,
 # the viewer's) on the same file; a restarted trainer takes up its unfinished round.
 _TRAINER = r"""
-import json, sys
+import json, os, sys
 import numpy as np
 sys.path.insert(0, sys.argv[4])
 from label_fixtures import framed_segment
@@ -39,7 +39,11 @@ runner.set_meta("task", "halfcheetah")
 lab = HumanLabeller(store_path=sys.argv[1], task=load_task("halfcheetah"), rng=np.random.default_rng(0),
                     serve=sys.argv[3] == "serve", port=int(sys.argv[2]), poll_s=0.05, encode=False)
 segs = [framed_segment(i) for i in range(8)]
-first, second = lab.unfinished_pairs() or (segs[:4], segs[4:])
+resumed = lab.unfinished_pairs()
+first, second = resumed or (segs[:4], segs[4:])
+with open(sys.argv[1] + ".took.tmp", "w") as fh:  # the test answers the rest only after this decision
+    fh.write("resumed" if resumed else "new")
+os.replace(sys.argv[1] + ".took.tmp", sys.argv[1] + ".took")
 labels = lab.label(first, second)
 print(json.dumps({"p": labels.p.tolist(), "skipped": labels.skipped.tolist(), "seen": runner.count_labels(
     include_skipped=True)}), flush=True)
@@ -64,6 +68,17 @@ def _wait_queued(path: Path, n: int, proc: subprocess.Popen) -> None:
         assert proc.poll() is None, proc.stderr.read()
         time.sleep(0.1)
     raise AssertionError("the trainer did not queue its round")
+
+
+def _took(path: Path, proc: subprocess.Popen) -> str:
+    """Wait until the trainer script decided between taking up the unfinished round and queuing a new one."""
+    marker, deadline = Path(f"{path}.took"), time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if marker.exists() and marker.read_text():
+            return marker.read_text()
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.1)
+    raise AssertionError("the trainer did not look for an unfinished round")
 
 
 def _answer(client: ViewerClient, choice: str) -> int:
@@ -123,7 +138,11 @@ def test_separate_viewer_interrupted_and_killed_mid_round_trainer_sees_every_ans
         outside_open_close(path)
         os.kill(trainer.pid, signal.SIGKILL)  # the trainer dies too; restarted, it takes up the same round
         trainer.wait()
+        Path(f"{path}.took").unlink()
         trainer = _trainer(path, port, "separate")
+        # answering before the restarted trainer looked would finish its round while it was down (the runner's
+        # round log covers that case; this script models only the take-up)
+        assert _took(path, trainer) == "resumed"
         viewer = start_viewer(path, port, annotator="pat")
         acked += [_answer(client, "skip"), _answer(client, "equal")]
         out, err = trainer.communicate(timeout=60)
