@@ -254,7 +254,7 @@ Date {machine['date']}; machine: {machine['nproc']} cores, {machine['cpu']}, loa
 
 def _level_verdict(shares: Sequence[Optional[float]]) -> str:
     met = sum(t is not None and t <= 0.25 for t in shares)
-    return f"**{'met' if met == len(shares) else 'NOT met'}** in {met}/{len(shares)} seeds"
+    return f"**{'met' if met == len(shares) else 'NOT met'}** (within 1/4 in {met} of {len(shares)} seeds; goal: all)"
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
