@@ -46,8 +46,6 @@ ALLOWED: dict[tuple[str, str], str] = {
 }
 #: Import cycles between modules that exist today (sorted module names) -> the item that removes them.
 ALLOWED_CYCLES: dict[tuple[str, ...], str] = {
-    # builder.build_task -> config.check_segment_length, config.check_train -> iql.check_iql, iql -> builder
-    ("pbrl.run.builder", "pbrl.run.config", "pbrl.run.iql"): "item 3: run/ without a circle (checks below builders)",
 }
 
 

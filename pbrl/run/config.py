@@ -234,8 +234,6 @@ def check_train(cfg: DictConfig) -> list[str]:
         if isinstance(data, str) and not Path(data).is_file():
             raise fail("data", data, "a preference store file (`pbrl data collect` writes one); it does not exist")
         if algo == "iql":  # its reward is fitted inside the run: settings checked before anything is written
-            from pbrl.run.iql import check_iql
-
             check_iql(cfg)
         return []
     if data is not None:
@@ -258,6 +256,28 @@ def check_train(cfg: DictConfig) -> list[str]:
     warning = label_budget_warning(cfg)
     return [warning] if warning else []
 
+
+
+def check_iql(cfg: DictConfig) -> None:
+    """``algo=iql``'s settings and its reward's, each error naming the key (before a run starts)."""
+    from pbrl.agents.iql import check_settings
+    from pbrl.rewards.wrappers import resolve_normalize
+
+    algo = cfg.algo
+    check_settings(gamma=float(algo.gamma), expectile=float(algo.expectile), temperature=float(algo.temperature),
+                   tau=float(algo.tau), batch_size=int(algo.batch_size))
+    reward_inputs(cfg)
+    if int(cfg.reward.epochs) < 1:
+        raise PbrlError(f"reward.epochs: expected >= 1 (algo=iql fits its reward first), got {cfg.reward.epochs}")
+    resolve_normalize(str(cfg.reward.normalize), early_termination=False)  # the mode's name; `auto` is per task
+
+
+def reward_inputs(cfg: DictConfig) -> str:
+    """``algo.reward_inputs``: ``obs_act`` (r(s, a), the papers') or ``obs`` (r(s), :class:`~pbrl.rewards.obs_only.ObsOnlyReward`)."""
+    inputs = str(cfg.algo.get("reward_inputs", "obs_act"))
+    if inputs not in ("obs_act", "obs"):
+        raise PbrlError(f"algo.reward_inputs: expected obs_act (r(s, a)) or obs (r(s)), got {inputs!r}")
+    return inputs
 
 def _check_logger(cfg: DictConfig) -> None:
     from pbrl.run.tblog import check_logger

@@ -15,35 +15,17 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from pbrl.agents.iql import IQLLearner, check_settings
+from pbrl.agents.iql import IQLLearner
 from pbrl.agents.transitions import Run, TransitionData, relabel_runs, store_runs
 from pbrl.data.store import PreferenceStore
 from pbrl.envs.tasks import TaskSpec
 from pbrl.rewards.obs_only import ObsOnlyReward
 from pbrl.run import builder
+from pbrl.run.config import reward_inputs
 from pbrl.types import PbrlError, RewardModel
 from pbrl.utils import atomic_write_json
 
 REWARD_FILE, FIT_FILE = "reward_model.pt", "reward_fit.json"
-
-
-def check_iql(cfg: DictConfig) -> None:
-    """``algo=iql``'s settings and its reward's, each error naming the key (before a run starts)."""
-    algo = cfg.algo
-    check_settings(gamma=float(algo.gamma), expectile=float(algo.expectile), temperature=float(algo.temperature),
-                   tau=float(algo.tau), batch_size=int(algo.batch_size))
-    reward_inputs(cfg)
-    if int(cfg.reward.epochs) < 1:
-        raise PbrlError(f"reward.epochs: expected >= 1 (algo=iql fits its reward first), got {cfg.reward.epochs}")
-    builder.build_normalizer(cfg, builder.build_task(cfg))  # reward.normalize
-
-
-def reward_inputs(cfg: DictConfig) -> str:
-    """``algo.reward_inputs``: ``obs_act`` (r(s, a), the papers') or ``obs`` (r(s), :class:`ObsOnlyReward`)."""
-    inputs = str(cfg.algo.get("reward_inputs", "obs_act"))
-    if inputs not in ("obs_act", "obs"):
-        raise PbrlError(f"algo.reward_inputs: expected obs_act (r(s, a)) or obs (r(s)), got {inputs!r}")
-    return inputs
 
 
 def fitted_reward(cfg: DictConfig, store: PreferenceStore, dims: tuple[int, int], run_dir: Path) -> tuple[RewardModel, dict]:
