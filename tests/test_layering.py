@@ -40,7 +40,6 @@ MAY_IMPORT: dict[str, set[str]] = {
 ALLOWED: dict[tuple[str, str], str] = {
     ("pbrl.data.collect", "envs"): "item 2: expert rollouts and SAC critics move to the run/dataset layer",
     ("pbrl.data.minari_io", "envs"): "item 2: Minari import/export moves to the run/dataset layer",
-    ("pbrl.export.offline", "run"): "item 3: policy save/load moves to agents/",
     ("pbrl.rewards.eval_cli", "run"): "item 3: every subcommand lives in one place",
     ("pbrl.feedback.human", "viewer"): "item 3: run/ composes the viewer server with the human labeller",
 }

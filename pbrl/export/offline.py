@@ -1,4 +1,4 @@
-"""Exporter for pbrl's offline learners (CPL, OPPO, BC, IQL): ``policy.pt`` written by ``pbrl.run.offline``.
+"""Exporter for pbrl's offline learners (CPL, OPPO, BC, IQL): ``policy.pt`` written by ``pbrl.agents.offline_policy``.
 
 Their deployable modules already map a raw observation to ``tanh(...)`` actions, with the dataset's observation
 normalisation (an ``ObsNorm`` named ``norm``) inside; OPPO's ``ContextPolicy`` carries its learned ``z*`` as a
@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pbrl.agents.offline_policy import load_policy
 from pbrl.envs.make import make_env
 from pbrl.export.policy import ExportablePolicy, ExportModule
 from pbrl.export.registry import RunInfo
@@ -47,8 +48,6 @@ def offline_policy(policy: nn.Module, run: RunInfo) -> ExportablePolicy:
 
 
 def export_offline(run: RunInfo) -> ExportablePolicy:
-    from pbrl.run.offline import load_policy
-
     path = run.file("policy.pt")
     try:
         policy = load_policy(path)

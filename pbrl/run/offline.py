@@ -3,12 +3,11 @@
 An offline run trains on a fixed preference dataset, evaluates in the task's environment every ``eval.every``
 gradient steps, checkpoints atomically every ``checkpoint_every`` gradient steps (a killed run resumes), and
 writes the same artefacts as an online run: ``config.yaml``, ``metrics.csv`` (its ``env_steps`` column counts
-gradient steps), ``summary.json``, ``curves.png``, ``eval.mp4`` and ``policy.pt`` (see :func:`save_policy`).
+gradient steps), ``summary.json``, ``curves.png``, ``eval.mp4`` and ``policy.pt`` (see :func:`~pbrl.agents.offline_policy.save_policy`).
 """
 
 from __future__ import annotations
 
-import importlib
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -18,6 +17,7 @@ import torch
 from omegaconf import DictConfig
 
 from pbrl.agents.offline_data import OfflineData, OfflineLearner
+from pbrl.agents.offline_policy import save_policy
 from pbrl.data.collect import (CollectSpec, build_dataset, collect_episodes, critic_advantage, load_expert)
 from pbrl.data.store import PreferenceStore
 from pbrl.envs.rollout import eval_seed, evaluate
@@ -157,29 +157,6 @@ def _run_learner(cfg: DictConfig, task: TaskSpec, data: OfflineData, data_path: 
 
         return build_iql(cfg, task, data_path, run_dir, rng)
     return build_learner(cfg.algo, data, rng)
-
-
-def save_policy(policy: torch.nn.Module, path: Path) -> None:
-    """``policy.pt``: ``{"class": "module:Class", "config": ctor kwargs, "state_dict": ...}`` (atomic).
-
-    :func:`load_policy` rebuilds the module; its ``act(obs)`` / ``forward(obs)`` is the deterministic action.
-    """
-    tmp = path.with_name(path.name + ".tmp")
-    cls = type(policy)
-    torch.save({"class": f"{cls.__module__}:{cls.__qualname__}", "config": policy.config,
-                "state_dict": policy.state_dict()}, tmp)
-    tmp.replace(path)
-
-
-def load_policy(path: Path) -> torch.nn.Module:
-    """The deployable policy saved by :func:`save_policy`, in eval mode."""
-    blob = torch.load(path, weights_only=False)
-    module, _, name = blob["class"].partition(":")
-    cfg = dict(blob["config"])
-    obs_dim, act_dim = cfg.pop("obs_dim"), cfg.pop("act_dim")
-    policy = getattr(importlib.import_module(module), name)(obs_dim, act_dim, **cfg)
-    policy.load_state_dict(blob["state_dict"])
-    return policy.eval()
 
 
 # ----------------------------------------------------------------------------------------------- the run

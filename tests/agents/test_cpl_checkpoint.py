@@ -9,7 +9,8 @@ import torch
 
 from pbrl.agents.cpl import CPLLearner
 from pbrl.agents.offline_data import OfflineData
-from pbrl.run.offline import _restore, _save_checkpoint, load_policy, save_policy
+from pbrl.agents.offline_policy import load_policy, save_policy
+from pbrl.run.offline import _restore, _save_checkpoint
 
 
 def _data() -> OfflineData:

@@ -67,7 +67,7 @@ def test_actor_log_prob_matches_torch_normal_and_act_is_deterministic() -> None:
 
 def test_fixed_std_actor_scores_negative_squared_error_and_round_trips(tmp_path) -> None:
     """std = 1/sqrt(2): log pi = -||mu - a||^2 + const (the CPL code's deterministic actor); saved and reloaded."""
-    from pbrl.run.offline import load_policy, save_policy
+    from pbrl.agents.offline_policy import load_policy, save_policy
 
     torch.manual_seed(0)
     actor = GaussianActor(3, 2, hidden=(8,), dropout=0.0, fixed_std=1 / math.sqrt(2)).eval()

@@ -11,7 +11,7 @@ import torch
 
 from pbrl.cli import main
 from pbrl.data.store import PreferenceStore
-from pbrl.run.offline import load_policy
+from pbrl.agents.offline_policy import load_policy
 
 COLLECT = ["task=drawer-open", "episodes=3", "episode_length=60", "segment_length=20", "stride=20",
            "pairing=dense", "group_size=3", "aligned=false", "threads=1"]

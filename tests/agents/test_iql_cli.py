@@ -18,7 +18,7 @@ import torch
 from cli_runs import TINY_TRAIN, run_cli
 from pbrl.cli import main
 from pbrl.export import export_run
-from pbrl.run.offline import load_policy
+from pbrl.agents.offline_policy import load_policy
 
 COLLECT = ["task=drawer-open", "episodes=3", "episode_length=60", "segment_length=20", "stride=10",
            "pairing=dense", "group_size=3", "aligned=false", "threads=1"]

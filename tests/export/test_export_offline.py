@@ -14,7 +14,7 @@ from bench_modules import load_bench
 from pbrl.agents.bc import GaussianActor
 from pbrl.agents.oppo import ContextPolicy
 from pbrl.export import export_run
-from pbrl.run.offline import load_policy, save_policy
+from pbrl.agents.offline_policy import load_policy, save_policy
 from pbrl.types import PbrlError
 
 write_run_config = load_bench("sb3_runs").write_run_config
