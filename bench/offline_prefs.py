@@ -62,7 +62,7 @@ from bench.common import RAW, publish  # noqa: E402
 
 from pbrl.agents.offline_data import OfflineData  # noqa: E402
 from pbrl.analysis.stats import mean_over_tasks  # noqa: E402
-from pbrl.data.collect import CollectSpec, build_dataset, collect_episodes  # noqa: E402
+from pbrl.run.collect import CollectSpec, build_dataset, collect_episodes  # noqa: E402
 from pbrl.data.store import PreferenceStore  # noqa: E402
 from pbrl.envs import eval_seed, evaluate, expert_policy, load_task  # noqa: E402
 from pbrl.feedback.teachers import teacher_from_preset  # noqa: E402
@@ -527,7 +527,7 @@ def report(rows: list[dict], args: argparse.Namespace, t_start: float) -> None:
              f"{args.lr or 'config'}), {args.eval_episodes} eval episodes, seeds {getattr(args, 'seeds', '0')}; "
              f"total wall {time.time() - t_start:.0f} s")
     text = (f"## Offline preferences: CPL / OPPO vs BC (`bench/offline_prefs.py`)\n\n"
-            f"Success rate (%; per task the mean over seeds) in the environment after offline training on datasets from `pbrl.data.collect` "
+            f"Success rate (%; per task the mean over seeds) in the environment after offline training on datasets from `pbrl.run.collect` "
             f"({mixture(args)}; rational return teacher; time-aligned pairs; dense = all pairs in groups of "
             f"{args.group_size}, sparse = disjoint pairs). Scale run: {scale}.\n\n{table(rows, args)}\n\n"
             f"{verdict(rows)} {piql_line(rows)} {method_line(rows)}\n\n{note(args)}")

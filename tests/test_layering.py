@@ -38,8 +38,6 @@ MAY_IMPORT: dict[str, set[str]] = {
 }
 #: Upward imports that exist today: (importing module, imported unit) -> the issue-22 item that removes it.
 ALLOWED: dict[tuple[str, str], str] = {
-    ("pbrl.data.collect", "envs"): "item 2: expert rollouts and SAC critics move to the run/dataset layer",
-    ("pbrl.data.minari_io", "envs"): "item 2: Minari import/export moves to the run/dataset layer",
     ("pbrl.rewards.eval_cli", "run"): "item 3: every subcommand lives in one place",
     ("pbrl.feedback.human", "viewer"): "item 3: run/ composes the viewer server with the human labeller",
 }

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from pbrl.agents.offline_data import OfflineData, OfflineLearner
 from pbrl.agents.offline_policy import save_policy
-from pbrl.data.collect import (CollectSpec, build_dataset, collect_episodes, critic_advantage, load_expert)
+from pbrl.run.collect import (CollectSpec, build_dataset, collect_episodes, critic_advantage, load_expert)
 from pbrl.data.store import PreferenceStore
 from pbrl.envs.rollout import eval_seed, evaluate
 from pbrl.envs.tasks import TaskSpec
@@ -56,13 +56,13 @@ def collect_to_store(task: TaskSpec, node: Any, feedback: Any, *, seed: int, pat
 
         return {**import_to_store(task, node, seed=seed, path=path), "episode_success": float("nan")}
     if node.get("minari_in"):
-        from pbrl.data.minari_io import import_minari
+        from pbrl.run.minari_io import import_minari
 
         trajs = import_minari(str(node.minari_in), task)
     else:
         trajs = collect_episodes(task, load_expert(task, node.get("expert")), spec, seed)
     if node.get("minari_out"):
-        from pbrl.data.minari_io import export_minari
+        from pbrl.run.minari_io import export_minari
 
         export_minari(trajs, str(node.minari_out), task)
     critic = node.get("critic")

@@ -51,7 +51,7 @@ def test_minari_dataset_without_pbrl_infos_labelled_then_iql(tmp_path: Path, mon
     minari = pytest.importorskip("minari", reason="Minari I/O needs the 'data' extra")
     from minari.data_collector import EpisodeBuffer
 
-    from pbrl.data.minari_io import export_minari, import_minari
+    from pbrl.run.minari_io import export_minari, import_minari
     from pbrl.envs import expert_policy, load_task, make_env, rollout
     from pbrl.types import PbrlError
 

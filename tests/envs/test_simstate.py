@@ -6,7 +6,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from pbrl.data.collect import CollectSpec, collect_episodes, cut_segments
+from pbrl.run.collect import CollectSpec, collect_episodes, cut_segments
 from pbrl.data.store import PreferenceStore
 from pbrl.envs import load_task, make_env
 from pbrl.envs.rollout import rollout

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pbrl.data.collect import (CollectSpec, behaviour_kinds, bias_vector, build_dataset, critic_advantage,
+from pbrl.run.collect import (CollectSpec, behaviour_kinds, bias_vector, build_dataset, critic_advantage,
                                cut_segments, noisy, pair_indices)
 from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Trajectory
@@ -106,7 +106,7 @@ def test_critic_advantage_from_sac_checkpoint(tmp_path) -> None:
 @pytest.mark.slow  # Minari + h5py import and an env: ~30 s on the shared machine
 def test_minari_round_trip(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("minari", reason="Minari I/O needs the 'data' extra")
-    from pbrl.data.minari_io import export_minari, import_minari
+    from pbrl.run.minari_io import export_minari, import_minari
     from pbrl.envs import expert_policy, rollout
 
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
