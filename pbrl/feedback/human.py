@@ -14,17 +14,31 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Protocol, Sequence
 
 import numpy as np
 
-from pbrl.data.label_queue import LabelQueue, Round, check_annotator
+from pbrl.data.label_queue import LabelQueue, Round
 from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Segment
 from pbrl.envs.render import can_render, label_size
 from pbrl.envs.tasks import TaskSpec
 from pbrl.feedback.labeller import Labeller
 from pbrl.types import Labels, PbrlError
+
+
+class LabelViewer(Protocol):
+    """Where a person answers the queued pairs: the labelling web app as the labeller drives it (run/ composes
+    :class:`pbrl.viewer.hosted.HostedViewer` from the ``feedback`` config)."""
+
+    def prefetch(self, store: PreferenceStore, segment_ids: Sequence[int], size: int) -> None:
+        """Start rendering and encoding these segments' clips (``size`` px) in the background."""
+
+    def show(self, store: PreferenceStore, size: int, description: str) -> str:
+        """Serve ``store`` (at the first call, where this process serves it); returns where a person opens it."""
+
+    def close(self) -> None:
+        """Stop serving and encoding."""
 
 
 @dataclasses.dataclass
@@ -35,9 +49,7 @@ class HumanLabeller(Labeller):
         store_path: the run's preference store (answers are written there by the viewer).
         task: the task (camera and description for rendering).
         rng: draws the left/right placement of each pair.
-        annotator: default name shown in the viewer.
-        serve: start the viewer inside this process (else run ``pbrl label STORE`` yourself).
-        host, port, token: where the viewer listens (see ``pbrl label``).
+        viewer: shows the queued pairs to a person (and makes their clips).
         poll_s: seconds between checks of the store while waiting.
         timeout_s: give up waiting after this long (None: wait for ever); the queries stay queued.
         encode: start encoding each clip when queuing (in a background process), so pairs show without waiting.
@@ -47,11 +59,7 @@ class HumanLabeller(Labeller):
     store_path: Path
     task: TaskSpec
     rng: np.random.Generator
-    annotator: str = "anonymous"
-    serve: bool = True
-    host: str = "127.0.0.1"
-    port: int = 8765
-    token: Optional[str] = None
+    viewer: LabelViewer
     poll_s: float = 0.5
     timeout_s: Optional[float] = None
     encode: bool = True
@@ -61,14 +69,8 @@ class HumanLabeller(Labeller):
     stores_labels = True
 
     def __post_init__(self) -> None:
-        from pbrl.viewer.server import check_bind
-
-        check_annotator(self.annotator)
-        check_bind(self.host, self.token)
         self.size = label_size(self.task, self.clip_size)
         self._store: Optional[PreferenceStore] = None
-        self._server: Any = None
-        self._clips: Any = None
         self._resumed: Optional[Round] = None
 
     def _open(self) -> tuple[PreferenceStore, LabelQueue]:
@@ -78,12 +80,9 @@ class HumanLabeller(Labeller):
                 self._store.set_meta("clip_size", str(self.size))
         return self._store, LabelQueue(self._store)
 
-    def _clip_cache(self):
-        if self._clips is None:
-            from pbrl.viewer.clips import ClipCache
-
-            self._clips = ClipCache(self._open()[0], size=self.size)
-        return self._clips
+    def _prefetch(self, store: PreferenceStore, queue: LabelQueue) -> None:
+        if self.encode:
+            self.viewer.prefetch(store, queue.pending_segment_ids(), self.size)
 
     def unfinished_pairs(self) -> Optional[tuple[list[Segment], list[Segment]]]:
         """The round a previous run queued and did not see answered, as stored (None if there is none).
@@ -113,19 +112,17 @@ class HumanLabeller(Labeller):
         ids = dict(zip(unique, store.add_segments(list(unique.values()))))
         qids = queue.queue_pairs([ids[id(s)] for s in first], [ids[id(s)] for s in second], rng=self.rng,
                                  origin="training")
-        if self.encode:
-            self._clip_cache().prefetch(queue.pending_segment_ids())
+        self._prefetch(store, queue)
         return qids
 
     def _resumed_ids(self, first: Sequence[Segment]) -> Optional[list[int]]:
         rnd, self._resumed = self._resumed, None
         if rnd is None:
             return None
-        _, queue = self._open()
+        store, queue = self._open()
         if [s.segment_id for s in first] != [queue.get(q).first_id for q in rnd.query_ids]:
             return None  # not the stored round's pairs: queue these as a round of their own
-        if self.encode:
-            self._clip_cache().prefetch(queue.pending_segment_ids())
+        self._prefetch(store, queue)
         return rnd.query_ids
 
     def label(self, first: Sequence[Segment], second: Sequence[Segment]) -> Labels:
@@ -140,20 +137,9 @@ class HumanLabeller(Labeller):
         return Labels(p=p, skipped=np.array([answers[q][1] for q in qids], bool))
 
     def _announce(self, n: int, resumed: bool = False) -> None:
-        from pbrl.viewer.server import viewer_urls
-
-        if self.serve and self._server is None:
-            from pbrl.viewer.server import BackgroundServer, ViewerConfig, create_app
-
-            store, _ = self._open()
-            app = create_app(store, ViewerConfig(annotator=self.annotator, token=self.token,
-                                                 description=self.task.description, clip_size=self.size),
-                             clips=self._clip_cache())
-            self._server = BackgroundServer(app, self.host, self.port).start()
-        urls = viewer_urls(self.host, self.port, self.token, self.annotator)
-        how = "" if self.serve else f" (start it with: pbrl label {self.store_path} --port {self.port})"
+        where = self.viewer.show(self._open()[0], self.size, self.task.description)
         note = " (the round queued before the restart; answers given meanwhile count)" if resumed else ""
-        print(f"\n{n} pair(s) queued for labelling{note}: open {' or '.join(urls)}{how}", file=sys.stderr, flush=True)
+        print(f"\n{n} pair(s) queued for labelling{note}: {where}", file=sys.stderr, flush=True)
 
     def wait(self, query_ids: Sequence[int]) -> dict[int, tuple[Optional[float], bool]]:
         """Poll the store until every query has an answer (first answer per query)."""
@@ -174,12 +160,7 @@ class HumanLabeller(Labeller):
                 time.sleep(self.poll_s)
 
     def close(self) -> None:
-        if self._server is not None:
-            self._server.stop()  # stops the clip worker too (shared with the app)
-            self._server, self._clips = None, None
-        if self._clips is not None:
-            self._clips.close()
-            self._clips = None
+        self.viewer.close()
         if self._store is not None:
             self._store.close()
             self._store = None

@@ -111,10 +111,12 @@ def build_vlm_reward(cfg: DictConfig, task: TaskSpec):
 
 def _human(fb: DictConfig, task: TaskSpec, rng: np.random.Generator) -> tuple[Labeller, str]:
     from pbrl.feedback.human import HumanLabeller
+    from pbrl.viewer.hosted import HostedViewer
 
     size = fb.get("clip_size")
-    return HumanLabeller(store_path=fb.store, task=task, rng=rng, annotator=str(fb.annotator), serve=bool(fb.serve),
-                         host=str(fb.host), port=int(fb.port), token=fb.token, poll_s=float(fb.poll_s),
+    viewer = HostedViewer(annotator=str(fb.annotator), serve=bool(fb.serve), host=str(fb.host), port=int(fb.port),
+                          token=fb.token)
+    return HumanLabeller(store_path=fb.store, task=task, rng=rng, viewer=viewer, poll_s=float(fb.poll_s),
                          timeout_s=fb.timeout_s, clip_size=None if size is None else int(size)), "human"
 
 

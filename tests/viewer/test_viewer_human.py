@@ -12,6 +12,7 @@ from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Trajectory
 from pbrl.envs import load_task, make_env
 from pbrl.feedback.human import HumanLabeller
+from pbrl.viewer.hosted import HostedViewer
 from pbrl.types import PbrlError
 from pbrl.data.label_queue import LabelQueue
 from pbrl.envs.render import render_from_obs
@@ -23,7 +24,8 @@ pytest.importorskip("uvicorn", reason="the viewer extra (pip install 'pbrl[viewe
 def test_human_labeller_blocks_until_answered_over_http(tmp_path) -> None:
     port, stop = free_port(), threading.Event()
     labeller = HumanLabeller(store_path=tmp_path / "store.sqlite", task=load_task("halfcheetah"),
-                             rng=np.random.default_rng(0), port=port, poll_s=0.05, timeout_s=60, encode=False)
+                             rng=np.random.default_rng(0), viewer=HostedViewer(port=port), poll_s=0.05, timeout_s=60,
+                             encode=False)
     segs = [framed_segment(i) for i in range(4)]
     person = answer_over_http(port, ["left", "equal", "skip"], stop)
     try:
@@ -53,7 +55,7 @@ def test_feedback_loop_does_not_store_human_answers_twice(tmp_path) -> None:
                       rewards=rng.normal(size=10).astype(np.float32),
                       frames=np.zeros((10, 16, 16, 3), np.uint8), episode_id=i) for i in range(3)]
     path = tmp_path / "store.sqlite"
-    labeller = Answered(store_path=path, task=load_task("halfcheetah"), rng=rng, encode=False)
+    labeller = Answered(store_path=path, task=load_task("halfcheetah"), rng=rng, viewer=HostedViewer(), encode=False)
 
     class Model:
         def fit(self, pairs, *, epochs, stop_at_acc=None):
@@ -70,8 +72,8 @@ def test_feedback_loop_does_not_store_human_answers_twice(tmp_path) -> None:
 
 
 def test_timeout_leaves_queries_queued(tmp_path) -> None:
-    labeller = HumanLabeller(store_path=tmp_path / "s.sqlite", task=load_task("halfcheetah"), serve=False,
-                             rng=np.random.default_rng(0), poll_s=0.01, timeout_s=0.05, encode=False)
+    labeller = HumanLabeller(store_path=tmp_path / "s.sqlite", task=load_task("halfcheetah"),
+                             viewer=HostedViewer(serve=False), rng=np.random.default_rng(0), poll_s=0.01, timeout_s=0.05, encode=False)
     with pytest.raises(PbrlError, match=r"feedback.timeout_s: 1 pair\(s\) still unlabelled"):
         labeller.label([framed_segment(0)], [framed_segment(1)])
     _, queue = labeller._open()
@@ -105,7 +107,7 @@ def test_pairs_are_queued_and_answers_commit_while_the_encoder_is_stuck(tmp_path
 
     port, out = free_port(), {}
     labeller = HumanLabeller(store_path=tmp_path / "store.sqlite", task=load_task("halfcheetah"),
-                             rng=np.random.default_rng(0), port=port, poll_s=0.05, timeout_s=120)
+                             rng=np.random.default_rng(0), viewer=HostedViewer(port=port), poll_s=0.05, timeout_s=120)
     segs = [framed_segment(i) for i in range(6)]
     worker = threading.Thread(target=lambda: out.setdefault("labels", labeller.label(segs[:3], segs[3:])))
     worker.start()
@@ -147,7 +149,8 @@ def test_labelling_render_size_is_chosen_by_viewer_or_task_not_the_training_came
     for bad in (8, 1000, 2.5, True, "256"):
         with pytest.raises(PbrlError, match="clip size: expected an integer number of pixels in \\[16, 640\\]"):
             label_size(cheetah, bad)
-    labeller = HumanLabeller(store_path="unused.sqlite", task=wide, rng=np.random.default_rng(0), serve=False)
+    labeller = HumanLabeller(store_path="unused.sqlite", task=wide, rng=np.random.default_rng(0),
+                             viewer=HostedViewer(serve=False))
     assert labeller.size == 320
 
 

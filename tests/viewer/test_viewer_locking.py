@@ -33,11 +33,12 @@ from label_fixtures import framed_segment
 from pbrl.data.store import PreferenceStore
 from pbrl.envs import load_task
 from pbrl.feedback.human import HumanLabeller
+from pbrl.viewer.hosted import HostedViewer
 
 runner = PreferenceStore(sys.argv[1])
 runner.set_meta("task", "halfcheetah")
 lab = HumanLabeller(store_path=sys.argv[1], task=load_task("halfcheetah"), rng=np.random.default_rng(0),
-                    serve=sys.argv[3] == "serve", port=int(sys.argv[2]), poll_s=0.05, encode=False)
+                    viewer=HostedViewer(serve=sys.argv[3] == "serve", port=int(sys.argv[2])), poll_s=0.05, encode=False)
 segs = [framed_segment(i) for i in range(8)]
 resumed = lab.unfinished_pairs()
 first, second = resumed or (segs[:4], segs[4:])
