@@ -67,7 +67,7 @@ from pbrl.data.store import PreferenceStore  # noqa: E402
 from pbrl.envs import eval_seed, evaluate, expert_policy, load_task  # noqa: E402
 from pbrl.feedback.teachers import teacher_from_preset  # noqa: E402
 from pbrl.resources import resource_dir  # noqa: E402
-from pbrl.run.offline import build_learner  # noqa: E402
+from pbrl.run.offline_learners import build_learner  # noqa: E402
 from pbrl.utils import atomic_write_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent

@@ -166,7 +166,7 @@ def _export(args: Sequence[str]) -> None:
 
 
 def _collect_job(cfg) -> None:
-    from pbrl.run.offline import collect_job
+    from pbrl.run.datasets import collect_job
 
     try:
         stats = collect_job(cfg)

@@ -1,9 +1,10 @@
-"""Offline runs (``pbrl train algo=cpl|oppo|bc|iql data=STORE``) and ``pbrl data collect``.
+"""The training loop of offline runs (``pbrl train algo=cpl|oppo|bc|iql data=STORE``).
 
-An offline run trains on a fixed preference dataset, evaluates in the task's environment every ``eval.every``
-gradient steps, checkpoints atomically every ``checkpoint_every`` gradient steps (a killed run resumes), and
-writes the same artefacts as an online run: ``config.yaml``, ``metrics.csv`` (its ``env_steps`` column counts
-gradient steps), ``summary.json``, ``curves.png``, ``eval.mp4`` and ``policy.pt`` (see :func:`~pbrl.agents.offline_policy.save_policy`).
+An offline run trains on a fixed preference dataset (:mod:`pbrl.run.datasets`; the learner from
+:mod:`pbrl.run.offline_learners`), evaluates in the task's environment every ``eval.every`` gradient steps,
+checkpoints atomically every ``checkpoint_every`` gradient steps (a killed run resumes), and writes the same
+artefacts as an online run: ``config.yaml``, ``metrics.csv`` (its ``env_steps`` column counts gradient steps),
+``summary.json``, ``curves.png``, ``eval.mp4`` and ``policy.pt`` (:func:`~pbrl.agents.offline_policy.save_policy`).
 """
 
 from __future__ import annotations
@@ -16,150 +17,17 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from pbrl.agents.offline_data import OfflineData, OfflineLearner
+from pbrl.agents.offline_data import OfflineLearner
 from pbrl.agents.offline_policy import save_policy
-from pbrl.run.collect import (CollectSpec, build_dataset, collect_episodes, critic_advantage, load_expert)
-from pbrl.data.store import PreferenceStore
 from pbrl.envs.rollout import eval_seed, evaluate
 from pbrl.envs.tasks import TaskSpec
-from pbrl.feedback.teachers import teacher_from_preset
 from pbrl.report import MetricsLog, plot_curves
 from pbrl.run import builder, tblog
 from pbrl.run.checkpoint import find_checkpoint, read_components, read_info, save_checkpoint
-from pbrl.run.rundir import write_run_config
+from pbrl.run.datasets import load_data
+from pbrl.run.offline_learners import build_learner, offline_learner
+from pbrl.run.rundir import write_run_config, write_summary
 from pbrl.run.session import random_policy_return
-from pbrl.types import PbrlError
-from pbrl.utils import atomic_write_json
-
-
-
-# ----------------------------------------------------------------------------------------------- dataset
-
-
-def collect_spec(node: Any) -> CollectSpec:
-    """A :class:`CollectSpec` from the config keys that name its fields (others are ignored)."""
-    import dataclasses
-
-    raw = builder.container(node) or {}
-    return CollectSpec(**{f.name: raw[f.name] for f in dataclasses.fields(CollectSpec) if f.name in raw})
-
-
-def collect_to_store(task: TaskSpec, node: Any, feedback: Any, *, seed: int, path: Path) -> dict[str, int]:
-    """Roll out, label and store an offline dataset described by config ``node`` (see configs/collect.yaml)."""
-    spec = collect_spec(node)
-    with PreferenceStore(path) as existing:
-        used = existing.num_segments() > 0
-    if used:
-        raise PbrlError(f"collect out: {path} already holds segments; choose a new out= path")
-    if node.get("npz_in"):  # labelled pairs from a file (pbrl.run.datasets): no rollouts, no teacher
-        from pbrl.run.datasets import import_to_store
-
-        return {**import_to_store(task, node, seed=seed, path=path), "episode_success": float("nan")}
-    if node.get("minari_in"):
-        from pbrl.run.minari_io import import_minari
-
-        trajs = import_minari(str(node.minari_in), task)
-    else:
-        trajs = collect_episodes(task, load_expert(task, node.get("expert")), spec, seed)
-    if node.get("minari_out"):
-        from pbrl.run.minari_io import export_minari
-
-        export_minari(trajs, str(node.minari_out), task)
-    critic = node.get("critic")
-    rng = np.random.default_rng([seed, 13])
-    overrides = builder.container(feedback.get("overrides")) or {}
-    if critic:
-        teacher = teacher_from_preset(str(feedback.preset), rng=rng, reward_key="advantage", **overrides)
-        score_fn = critic_advantage(str(critic))
-    else:
-        teacher, _ = builder.LABELLERS["scripted"](feedback, task, rng)
-        score_fn = None
-    with PreferenceStore(path) as store:
-        store.set_meta("task", task.name)
-        stats = build_dataset(store, trajs, spec, teacher.label, seed=seed, score_fn=score_fn)
-    successes = [bool(t.success.any()) for t in trajs if t.success is not None]
-    stats["episode_success"] = float(np.mean(successes)) if successes else float("nan")
-    return stats
-
-
-def collect_job(cfg: DictConfig) -> dict[str, Any]:
-    """``pbrl data collect``: one dataset from a resolved configs/collect.yaml."""
-    from pbrl.run.config import check_collect
-
-    check_collect(cfg)
-    torch.set_num_threads(int(cfg.threads))
-    task = builder.build_task(cfg)
-    path = Path(str(cfg.out))
-    stats = collect_to_store(task, cfg, cfg.feedback, seed=int(cfg.seed), path=path)
-    return {**stats, "task": task.name, "out": str(path)}
-
-
-def load_data(cfg: DictConfig, task: TaskSpec, run_dir: Path) -> tuple[OfflineData, Path]:
-    """The run's dataset: ``data=PATH`` (a store) or ``+data.collect=true`` (collected into the run dir)."""
-    node = cfg.get("data")
-    if node is None:
-        raise PbrlError(f"data: algo={cfg.algo.name} learns offline; give data=PATH_TO_STORE or +data.collect=true")
-    if isinstance(node, str):
-        path = Path(node)
-        if not path.is_file():
-            raise PbrlError(f"data: {path} not found; expected a preference store (`pbrl data collect`)")
-    else:
-        path = run_dir / "data.sqlite"
-        if not node.get("collect", False):
-            raise PbrlError("data: expected a store path, or a mapping with collect: true")
-        if path.exists():
-            with PreferenceStore(path, create=False) as existing:
-                complete = existing.count_labels() > 0
-            if not complete:  # a collection killed before its labels were written: start it again
-                path.unlink()
-        if not path.exists():
-            collect_to_store(task, node, cfg.feedback, seed=int(cfg.seed), path=path)
-    with PreferenceStore(path, create=False) as store:
-        stored_task = store.get_meta("task")
-        if stored_task and stored_task != task.name:
-            raise PbrlError(f"data: {path} was collected on task {stored_task!r}, but task={task.name}")
-        return OfflineData.from_store(store), path
-
-
-# ----------------------------------------------------------------------------------------------- learners
-
-
-def build_learner(algo: DictConfig, data: OfflineData, rng: np.random.Generator) -> OfflineLearner:
-    """The learner named by ``algo.name`` with its config's settings."""
-    common = dict(hidden=list(algo.hidden), lr=float(algo.lr))
-    std = algo.get("std", "learned")  # a config written before ``algo.std`` existed meant the learned std
-    if algo.name == "cpl":
-        from pbrl.agents.cpl import CPLLearner
-
-        return CPLLearner(data, alpha=float(algo.alpha), bias=float(algo.bias), bc_weight=float(algo.bc_weight),
-                          bc_data=str(algo.get("bc_data", "all")), bc_steps=int(algo.bc_steps),
-                          pairing=str(algo.pairing), dropout=float(algo.dropout),
-                          batch_pairs=int(algo.batch_pairs), rng=rng, std=std, **common)
-    if algo.name == "oppo":
-        from pbrl.agents.oppo import OPPOLearner
-
-        return OPPOLearner(data, z_dim=int(algo.z_dim), d_model=int(algo.d_model), n_layers=int(algo.n_layers),
-                           n_heads=int(algo.n_heads), margin=float(algo.margin), pref_weight=float(algo.pref_weight),
-                           norm_weight=float(algo.norm_weight), z_lr=float(algo.get("z_lr", 1e-3)),
-                           batch_pairs=int(algo.batch_pairs),
-                           pairing=str(algo.pairing), rng=rng, **common)
-    from pbrl.agents.bc import BCLearner
-
-    return BCLearner(data, preferred_only=bool(algo.preferred_only), dropout=float(algo.dropout),
-                     batch_segments=int(algo.batch_segments), rng=rng, std=std, **common)
-
-
-def _run_learner(cfg: DictConfig, task: TaskSpec, data: OfflineData, data_path: Path, run_dir: Path,
-                 rng: np.random.Generator) -> OfflineLearner:
-    """The learner of ``cfg.algo``; algo=iql fits its reward on the store first (:mod:`pbrl.run.iql`)."""
-    if cfg.algo.name == "iql":
-        from pbrl.run.iql import build_iql
-
-        return build_iql(cfg, task, data_path, run_dir, rng)
-    return build_learner(cfg.algo, data, rng)
-
-
-# ----------------------------------------------------------------------------------------------- the run
 
 
 def _save_checkpoint(run_dir: Path, learner: OfflineLearner, rng: np.random.Generator, step: int) -> None:
@@ -215,7 +83,7 @@ def run_offline(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if collect:  # collecting into the run dir is part of the run
         data, data_path = load_data(cfg, task, run_dir)
     if learner is None:  # so is algo=iql's reward fit (reward_model.pt; its settings were checked by check_train)
-        learner = _run_learner(cfg, task, data, data_path, run_dir, rng)
+        learner = offline_learner(cfg, task, data, data_path, run_dir, rng)
     start, total = _restore(run_dir, learner, rng), int(cfg.algo.steps)
     metrics = MetricsLog(run_dir / "metrics.csv")
     metrics.truncate_after(start)
@@ -247,5 +115,5 @@ def run_offline(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                "reward_accuracy": last.get("pref_acc"),
                "return_mean": row["return_mean"], "return_std": row["return_std"],
                "success_rate": row["success_rate"], "train": last, "wall_s": time.time() - t0, "run_dir": str(run_dir)}
-    atomic_write_json(run_dir / "summary.json", summary)
+    write_summary(run_dir, summary)
     return summary

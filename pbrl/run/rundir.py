@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from pbrl.run.checkpoint import find_checkpoint, read_info
 from pbrl.run.schema import fail, show
 from pbrl.types import PbrlError
-from pbrl.utils import atomic_write_text
+from pbrl.utils import atomic_write_json, atomic_write_text
 
 CONFIG_FILE = "config.yaml"
 SUMMARY_FILE = "summary.json"
@@ -83,6 +83,11 @@ def write_run_config(cfg: DictConfig, run_dir: Path) -> None:
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
     return json.loads((run_dir / SUMMARY_FILE).read_text())
+
+
+def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+    """``summary.json``, atomically and last: its presence marks a finished run (:func:`run_dir_state`)."""
+    atomic_write_json(run_dir / SUMMARY_FILE, summary)
 
 
 def remove_if_empty(run_dir: Path) -> None:

@@ -36,10 +36,9 @@ from pbrl.rewards.wrappers import LearnedRewardVecEnv, RewardNormalizer
 from pbrl.run import builder, tblog
 from pbrl.run.checkpoint import find_checkpoint, read_components, read_info, save_checkpoint
 from pbrl.run.config import OFFLINE_ALGOS, check_train
-from pbrl.run.rundir import read_summary, run_dir_state, write_run_config
+from pbrl.run.rundir import read_summary, run_dir_state, write_run_config, write_summary
 from pbrl.run.session import EvalSettings, RunSession, fmt_metric, random_policy_return
 from pbrl.types import RewardModel
-from pbrl.utils import atomic_write_json
 
 log = logging.getLogger(__name__)
 STORE_FILE = "store.sqlite"
@@ -254,7 +253,7 @@ def _finish(cfg: DictConfig, run_dir: Path, task: TaskSpec, model: Any, feedback
         "env_steps": int(model.num_timesteps), "wall_s": session.wall_s, "eval_s": session.eval_s,
         "run_dir": str(run_dir),
     }
-    atomic_write_json(run_dir / "summary.json", summary)
+    write_summary(run_dir, summary)
     log.info("finished: return %.1f (random policy %.1f), labels %d, reward accuracy %s", row["return_mean"],
              random_return, row["labels_used"], fmt_metric(row.get("reward_accuracy")), extra={"phase": "done"})
     return summary
