@@ -100,7 +100,7 @@ def heldout_segments(task: str, segment_length: int) -> list:
 
 def model_accuracy(out: Path, segments: list, n_pairs: int = 2000) -> float:
     """The run's final reward model ranked against the true return on random pairs of ``segments``."""
-    from pbrl.rewards.eval_cli import model_from_checkpoint
+    from pbrl.cli.eval_reward import model_from_checkpoint
 
     model = model_from_checkpoint(out / "reward_model.pt", None, segments[0].obs.shape[-1], segments[0].acts.shape[-1])
     a, b = random_pairs(len(segments), n_pairs, np.random.default_rng(0))

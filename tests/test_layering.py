@@ -38,7 +38,6 @@ MAY_IMPORT: dict[str, set[str]] = {
 }
 #: Upward imports that exist today: (importing module, imported unit) -> the issue-22 item that removes it.
 ALLOWED: dict[tuple[str, str], str] = {
-    ("pbrl.rewards.eval_cli", "run"): "item 3: every subcommand lives in one place",
 }
 #: Import cycles between modules that exist today (sorted module names) -> the item that removes them.
 ALLOWED_CYCLES: dict[tuple[str, ...], str] = {
@@ -187,3 +186,14 @@ def test_only_pbrl_data_touches_the_store_internals_and_sql() -> None:
     assert not sql, f"SQL outside pbrl/data: {sql}"
     probe = PKG.parent / "tests" / "data" / "test_store.py"  # the pattern finds what it is meant to find
     assert _private_store_access(probe) is not None
+
+
+def test_every_subcommand_lives_in_pbrl_cli() -> None:
+    """Argument parsing, Hydra entry points and exits belong to ``pbrl/cli/`` (one module per subcommand)."""
+    from pbrl.cli import COMMANDS
+
+    outside = [str(p.relative_to(PKG.parent)) for p in _python_files("pbrl") if PKG / "cli" not in p.parents
+               and re.search(r"^\s*(import argparse|from argparse|.*\bhydra\.main\(|.*\bsys\.exit\()", p.read_text(), re.M)]
+    assert not outside, f"command-line code outside pbrl/cli: {outside}"
+    for module in COMMANDS.values():
+        assert callable(getattr(__import__(f"pbrl.cli.{module}", fromlist=["main"]), "main")), module

@@ -113,7 +113,7 @@ def _labels(p):
 def test_offline_queue_of_random_pairs_and_cli_errors(tmp_path) -> None:
     from label_fixtures import framed_segment
 
-    from pbrl.viewer.cli import main
+    from pbrl.cli.label import main
 
     path = tmp_path / "collected.sqlite"
     with PreferenceStore(path) as store:

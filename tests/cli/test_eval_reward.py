@@ -12,7 +12,7 @@ from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Segment
 from pbrl.feedback.teachers import teacher_from_preset
 from pbrl.rewards import evaluation as ev
-from pbrl.rewards.eval_cli import evaluate_path
+from pbrl.cli.eval_reward import evaluate_path
 from pbrl.rewards.gaussian import GaussianReward
 from pbrl.types import Labels, PairBatch, PbrlError
 

@@ -1,4 +1,4 @@
-"""Argument parsing for ``pbrl export``."""
+"""``pbrl export RUN_DIR``: a trained policy as an ONNX / TorchScript bundle, checked against the training-time one."""
 
 from __future__ import annotations
 

@@ -1,0 +1,5 @@
+"""``python -m pbrl.cli`` runs the ``pbrl`` command line."""
+
+from pbrl.cli import main
+
+main()
