@@ -81,7 +81,7 @@ def agreement(name: str, args) -> dict:
 
 
 def train(task: str, feedback: str, args, out: Path) -> dict:
-    cmd = [sys.executable, "-m", "pbrl.cli", "train", f"out={out}", f"task={task}", f"feedback={feedback}",
+    cmd = [sys.executable, "-m", "pbrl.cli", "train", f"out={out}", f"task={task}", "algo=sac", f"feedback={feedback}",
            f"budget.env_steps={args.steps}", f"budget.labels={args.labels}", f"budget.per_round={args.per_round}",
            f"budget.every={args.every}", f"eval.every={args.steps}", "eval.video=false", f"seed={args.seed}",
            f"episode_length={args.train_episode_length}", f"checkpoint_every={args.steps}",

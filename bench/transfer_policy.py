@@ -75,7 +75,7 @@ def variant_overrides(args, variant: str, target: str, source: Path, pool: Path)
     K = args.target_labels
     feedback = "scripted" if variant.startswith("scripted") else "transfer"
     per_round, labels = args.per_round, args.labels
-    over = [f"task={target}", f"feedback={feedback}", "reward=gaussian", f"budget.env_steps={args.steps}",
+    over = [f"task={target}", "algo=sac", f"feedback={feedback}", "reward=gaussian", f"budget.env_steps={args.steps}",
             f"budget.every={args.every}", f"algo.seed_steps={args.every}", f"segment_length={args.segment_length}",
             f"episode_length={args.episode_length}", f"eval.every={args.steps}", f"checkpoint_every={args.every}",
             "eval.video=false", "threads=1", *args.extra]

@@ -172,11 +172,11 @@ def test_help_and_tasks(capsys: pytest.CaptureFixture) -> None:
     main(["train", "--help"])
     out = capsys.readouterr().out
     assert "budget.env_steps=10000" in out and "environment steps for the learner" in out
-    assert "feedback=" in out and "*scripted" in out and "algo.sac.batch_size=256" in out
+    assert "feedback=" in out and "*scripted" in out and "*crossq" in out and "algo.crossq.batch_size=256" in out
     assert len(out.splitlines()) < 130
     main(["train", "algo=ppo", "--help"])
     out = capsys.readouterr().out
-    assert "*ppo" in out and "algo.ppo.n_steps=1024" in out and "algo.sac." not in out
+    assert "*ppo" in out and "algo.ppo.n_steps=1024" in out and "algo.crossq." not in out
     main(["tasks"])
     out = capsys.readouterr().out
     assert "drawer-open" in out and "reward_forward" in out

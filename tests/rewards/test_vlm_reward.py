@@ -246,7 +246,7 @@ def test_pebble_run_with_vlm_feedback_and_dense_term(tmp_path, monkeypatch) -> N
         "task=reach", "feedback=vlm", "reward.vlm.weight=0.5", "reward.vlm.model=tiny", "feedback.margin=0.0",
         "task.camera.width=32", "task.camera.height=32", "episode_length=20", "segment_length=5",
         "budget.env_steps=120", "algo.seed_steps=40", "budget.every=40", "budget.labels=10", "budget.per_round=5",
-        "algo.sac.batch_size=16", "algo.sac.policy_kwargs.net_arch=[16,16]", "reward.epochs=2",
+        "algo=sac", "algo.sac.batch_size=16", "algo.sac.policy_kwargs.net_arch=[16,16]", "reward.epochs=2",
         "reward.model.hidden=[16,16]", "eval.every=120", "eval.episodes=1", "eval.final_episodes=1",
         "eval.video=false", "eval.reward_pairs=20", "checkpoint_every=120", "threads=1",
     ]

@@ -47,7 +47,7 @@ def test_every_null_default_declares_its_type() -> None:
 
 
 def test_types_of_nullable_and_open_keys() -> None:
-    load_config("train", ["episode_length=50", "+algo.sac.ent_coef=auto", "feedback.overrides={beta: 2.0}"])
+    load_config("train", ["algo=sac", "episode_length=50", "+algo.sac.ent_coef=auto", "feedback.overrides={beta: 2.0}"])
     with pytest.raises(PbrlError, match=r"^episode_length=fifty: expected an integer$"):
         load_config("train", ["episode_length=fifty"])
     with pytest.raises(PbrlError,

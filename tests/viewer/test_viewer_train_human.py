@@ -28,7 +28,7 @@ TINY = ["task=halfcheetah", "episode_length=40", "segment_length=8", "budget.lab
         "budget.every=120", "budget.env_steps=300", "eval.every=300", "eval.episodes=1", "eval.final_episodes=1",
         "eval.video=false", "eval.reward_pairs=20", "checkpoint_every=100", "reward.epochs=2",
         "reward.model.hidden=[16,16]", "threads=1", "algo=sac", "algo.seed_steps=100", "algo.sac.batch_size=16",
-        "algo.sac.policy_kwargs.net_arch=[16,16]", "query=uniform", "feedback=human", "feedback.annotator=pat"]
+        "algo=sac", "algo.sac.policy_kwargs.net_arch=[16,16]", "query=uniform", "feedback=human", "feedback.annotator=pat"]
 
 
 def _train(out: Path, port: int) -> subprocess.Popen:
