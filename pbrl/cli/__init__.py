@@ -8,6 +8,7 @@ when it runs, so ``pbrl --help`` and a bad command answer at once.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Optional, Sequence
 
@@ -53,8 +54,16 @@ COMMANDS: dict[str, str] = {
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """The ``pbrl`` console entry point."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    """The ``pbrl`` console entry point (``pbrl ... | head`` ends quietly, as other command-line tools do)."""
+    try:
+        _dispatch(list(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader went away: no traceback, and none again when Python flushes at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)  # 128 + SIGPIPE, what a shell reports for a command killed by it
+
+
+def _dispatch(args: list[str]) -> None:
     if not args or args[0] in ("-h", "--help", "help"):
         print(USAGE)
         return

@@ -7,6 +7,8 @@ Two runs go through a fresh interpreter (what a user types, with its exit code a
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -180,6 +182,16 @@ def test_help_and_tasks(capsys: pytest.CaptureFixture) -> None:
     main(["tasks"])
     out = capsys.readouterr().out
     assert "drawer-open" in out and "reward_forward" in out
+
+
+def test_output_into_a_closed_pipe_ends_without_a_traceback() -> None:
+    """`pbrl --help | head -1`: the reader is gone before pbrl writes (the pipe is closed at once)."""
+    for args in (["--help"], ["tasks"]):
+        proc = subprocess.Popen([sys.executable, "-m", "pbrl.cli", *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        proc.stdout.close()
+        err = proc.stderr.read()
+        assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "BrokenPipeError" not in err, err[-1000:]
 
 
 def test_multirun_one_dir_per_seed(tmp_path: Path) -> None:
