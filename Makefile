@@ -79,7 +79,7 @@ test: test-main test-vlm test-ray   ## install everything, then the default (fas
 
 test-main: setup
 	$(MAKE) system-deps SYSPKGS="$(TEST_SYSPKGS)"
-	$(BIN)/python -m pytest -q
+	PBRL_SYSTEM_DEPS=1 $(BIN)/python -m pytest -q
 
 test-vlm: setup-vlm  ## the VLM tests again, with the real open_clip (tiny random model, no download)
 	$(VLM_BIN)/python -m pytest -q tests/rewards/test_vlm_reward.py
@@ -89,7 +89,7 @@ test-ray: setup-ray  ## the sweep test through a local Ray head (`ray start --he
 
 test-slow: setup     ## slow integration runs (minutes)
 	$(MAKE) system-deps SYSPKGS="$(TEST_SYSPKGS)"
-	$(BIN)/python -m pytest -q -m slow
+	PBRL_SYSTEM_DEPS=1 $(BIN)/python -m pytest -q -m slow
 
 clean:
 	rm -rf $(VENV) $(VLM_VENV) $(RAY_VENV) .venv-imitation build *.egg-info

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pytest
 
 from pbrl.data.store import PreferenceStore
 
@@ -38,3 +40,13 @@ def tensorboard_scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
         for tag in acc.Tags()["scalars"]:
             out.setdefault(tag, []).extend((e.step, e.value) for e in acc.Scalars(tag))
     return out
+
+
+def require_system_package(present: bool, what: str) -> None:
+    """Skip on a developer machine without ``what``; fail where `make test` installed it (``PBRL_SYSTEM_DEPS=1``,
+    set by the Makefile's test targets) or in CI, so a missing package never turns a check into a silent skip."""
+    if present:
+        return
+    if os.environ.get("PBRL_SYSTEM_DEPS") or os.environ.get("CI"):
+        pytest.fail(f"{what} is missing although `make test` installs it")
+    pytest.skip(f"{what} is not installed here (make test installs it)")

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from checks import require_system_package
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,8 +63,7 @@ def test_making_an_env_chooses_the_headless_backend_before_mujoco_loads() -> Non
 
 
 def test_a_backend_the_user_chose_is_kept() -> None:
-    if not ctypes.util.find_library("OSMesa"):
-        pytest.skip("OSMesa is not installed here (libosmesa6)")
+    require_system_package(bool(ctypes.util.find_library("OSMesa")), "OSMesa (libosmesa6)")
     got = _fresh("import json, os\nfrom pbrl.envs import load_task, make_env\n"
                  "make_env(load_task('halfcheetah'), seed=0).close()\n"
                  "import mujoco\n"
