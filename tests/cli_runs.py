@@ -5,8 +5,11 @@ A test adds only what it changes (later overrides win), e.g. ``[*TINY_TRAIN, "bu
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 #: Settings of every tiny run, without the learner: 100-step HalfCheetah episodes, two rounds of 10 labels,
 #: tiny reward networks, one thread, no video.
@@ -28,3 +31,14 @@ TINY_TRAIN: tuple[str, ...] = (*TINY_RUN, *TINY_SAC)
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run ``pbrl ARGS`` in a fresh interpreter and capture its output."""
     return subprocess.run([sys.executable, "-m", "pbrl.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def kill_after_first_checkpoint(out: Path, *args: str, timeout: float = 300) -> None:
+    """Start ``pbrl train out=OUT ARGS...``, SIGKILL it as soon as its first checkpoint is complete."""
+    proc = subprocess.Popen([sys.executable, "-m", "pbrl.cli", "train", f"out={out}", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while time.time() < deadline and not (out / "checkpoint" / "state.json").exists():
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()

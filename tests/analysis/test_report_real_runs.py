@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from cli_runs import TINY_TRAIN, run_cli
+from cli_runs import TINY_TRAIN, kill_after_first_checkpoint, run_cli
 
 pytest.importorskip("rliable", reason="the report extra (pip install 'pbrl[report]') is not installed")
 from rliable import library as rly, metrics  # noqa: E402
@@ -28,14 +24,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     res = run_cli("train", "-m", f"hydra.sweep.dir={root}", *TINY, "seed=0,1,2", "budget.labels=10,20", timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     killed = root / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "pbrl.cli", "train", f"out={killed}", *TINY, "seed=5",
-                             "budget.labels=10", "budget.env_steps=3000"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and not (killed / "checkpoint" / "state.json").exists():
-        time.sleep(0.5)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after_first_checkpoint(killed, *TINY, "seed=5", "budget.labels=10", "budget.env_steps=3000")
     return root
 
 

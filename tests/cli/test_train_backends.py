@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from cli_runs import TINY_TRAIN, run_cli
+from cli_runs import TINY_TRAIN, kill_after_first_checkpoint, run_cli
 from pbrl.data.store import PreferenceStore
 
 SBX = [*TINY_TRAIN, "algo.backend=sbx"]
@@ -49,18 +45,12 @@ def test_sbx_backend_trains_with_entropy_phase_and_exports(tmp_path: Path) -> No
 @pytest.mark.slow
 def test_sbx_run_killed_after_a_checkpoint_resumes_to_the_end(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    args = ["train", f"out={out}", *SBX, "budget.env_steps=900", "budget.labels=40"]
-    proc = subprocess.Popen([sys.executable, "-m", "pbrl.cli", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and not (out / "checkpoint" / "state.json").exists():
-        time.sleep(0.5)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    args = [*SBX, "budget.env_steps=900", "budget.labels=40"]
+    kill_after_first_checkpoint(out, *args)
     assert (out / "checkpoint" / "state.json").exists(), "no checkpoint was written before the kill"
     assert not (out / "summary.json").exists(), "the run finished before it was killed"
     state = json.loads((out / "checkpoint" / "state.json").read_text())
-    res = run_cli(*args)
+    res = run_cli("train", f"out={out}", *args)
     assert res.returncode == 0, res.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["env_steps"] == 900 and summary["labels_used"] == 40 and state["env_steps"] >= 300
