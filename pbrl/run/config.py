@@ -16,14 +16,13 @@ from typing import Any, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
+from pbrl.agents.backends import OFF_POLICY_ALGOS
 from pbrl.run.schema import check_tree, fail, is_open, unknown_key
 from pbrl.types import PbrlError
 
 #: Config groups a user chooses on the command line (``task=`` options come from tasks/*.yaml).
 GROUPS = ("task", "feedback", "reward", "algo", "query")
-ONLINE_ALGOS = ("sac", "crossq", "ppo")
-#: online algos with PEBBLE's replay buffer (seed + unsupervised steps); pbrl.agents.backends.OFF_POLICY_ALGOS
-PEBBLE_ALGOS = ("sac", "crossq")
+ONLINE_ALGOS = (*OFF_POLICY_ALGOS, "ppo")  # OFF_POLICY_ALGOS: PEBBLE's replay buffer (seed + unsupervised steps)
 OFFLINE_ALGOS = ("cpl", "oppo", "bc", "iql")
 
 
@@ -304,14 +303,14 @@ def _check_choices(cfg: DictConfig) -> None:
 
 
 def _start_keys(cfg: DictConfig) -> str:
-    if cfg.algo.name in PEBBLE_ALGOS:
+    if cfg.algo.name in OFF_POLICY_ALGOS:
         return f"algo.seed_steps + algo.unsup_steps = {cfg.algo.seed_steps} + {cfg.algo.unsup_steps}"
     return "algo.seed_steps"
 
 
 def feedback_start(cfg: DictConfig) -> int:
     """The env step of the first feedback round (PEBBLE: after the seed and unsupervised steps)."""
-    if cfg.algo.name in PEBBLE_ALGOS:
+    if cfg.algo.name in OFF_POLICY_ALGOS:
         return int(cfg.algo.seed_steps) + int(cfg.algo.unsup_steps)
     return int(cfg.algo.seed_steps)
 
@@ -323,7 +322,7 @@ def feedback_steps(cfg: DictConfig) -> list[int]:
     right after its warm-up (``num_timesteps`` 0), then the first boundary ``budget.every`` steps later.
     """
     total, every = int(cfg.budget.env_steps), int(cfg.budget.every)
-    if cfg.algo.name in PEBBLE_ALGOS:
+    if cfg.algo.name in OFF_POLICY_ALGOS:
         return list(range(feedback_start(cfg), total, every))
     rollout = int(cfg.algo.ppo.n_steps) * int(cfg.algo.get("n_envs", 1))
     steps, due = [], 0
@@ -341,7 +340,7 @@ def label_budget_warning(cfg: DictConfig) -> Optional[str]:
     if len(rounds) * per_round >= labels:
         return None
     needed = math.ceil(labels / per_round)
-    if cfg.algo.name in PEBBLE_ALGOS:
+    if cfg.algo.name in OFF_POLICY_ALGOS:
         min_steps = feedback_start(cfg) + (needed - 1) * int(cfg.budget.every) + 1
         hint = f"budget.env_steps >= {min_steps}"
     else:

@@ -41,10 +41,7 @@ def make_logger(kind: str, run_dir: Path):
 def row_sink(logger) -> Callable[[dict[str, Any]], None]:
     """A callback that records one metrics row under ``pbrl/<column>`` at its ``env_steps`` and flushes."""
     def write(row: dict[str, Any]) -> None:
-        for key, value in row.items():
-            if key != "env_steps" and isinstance(value, (int, float)) and not math.isnan(float(value)):
-                logger.record(f"pbrl/{key}", float(value))
-        logger.dump(int(row["env_steps"]))
+        record_stats(logger, "pbrl", {k: v for k, v in row.items() if k != "env_steps"}, int(row["env_steps"]))
     return write
 
 
