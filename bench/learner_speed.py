@@ -299,8 +299,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     root = (args.runs_dir / f"learner_speed_{args.task}_{args.steps}_{stamp}").resolve()
     root.mkdir(parents=True, exist_ok=True)
-    machine = machine_info()
-    machine["versions"].update({k: _version(k) for k in ("sbx-rl", "jax", "flax")})
+    machine = machine_info(extra_packages=("sbx-rl", "jax", "flax"))
     try:
         runs, examples = run_all(args, learners, root)
     except RuntimeError as exc:
@@ -315,15 +314,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
          "runs": [dataclasses.asdict(r) for r in runs]}, indent=2, default=str) + "\n")
     publish(block, f"{MARK}:{args.task}:{args.device}", args.update_benchmarks)
     return 0
-
-
-def _version(pkg: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(pkg)
-    except metadata.PackageNotFoundError:
-        return "?"
 
 
 if __name__ == "__main__":

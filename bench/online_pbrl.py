@@ -193,8 +193,8 @@ def run_side_by_side(cmds: dict[str, list[str]], logs: dict[str, Path], heartbea
     return walls
 
 
-def machine_info() -> dict[str, Any]:
-    """Date, cores, CPU model, load and library versions, for the record."""
+def machine_info(extra_packages: Sequence[str] = ()) -> dict[str, Any]:
+    """Date, cores, CPU model, load and library versions (plus ``extra_packages``), for the record."""
     model = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -204,7 +204,7 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     versions = {}
-    for pkg in ("pbrl", "torch", "stable-baselines3", "gymnasium", "mujoco"):
+    for pkg in ("pbrl", "torch", "stable-baselines3", "gymnasium", "mujoco", *extra_packages):
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
