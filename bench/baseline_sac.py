@@ -3,8 +3,9 @@
 
     python bench/baseline_sac.py -m hydra/launcher=local seed=0,1,2,3,4 task=halfcheetah settings=pbrl,sb3
 
-``settings=pbrl`` trains with configs/algo/sac.yaml (PEBBLE's learner and settings, no learned reward);
-``settings=sb3`` with SB3 SAC's own defaults. Both use pbrl's env factory and evaluation protocol
+``settings=pbrl`` trains with configs/algo/sac.yaml (PEBBLE's SB3 SAC learner and settings, no learned reward);
+``settings=crossq`` with configs/algo/crossq.yaml (sbx CrossQ, the default ``pbrl train`` learner);
+``settings=sb3`` with SB3 SAC's own defaults. All use pbrl's env factory and evaluation protocol
 (deterministic policy, episodes seeded 10000+seed, ...), so their returns sit next to pbrl's in one table.
 """
 
@@ -29,11 +30,12 @@ from bench.sac_true_reward import build_model, load_sac_config  # noqa: E402
 from pbrl.agents.pebble import sac_policy_fn  # noqa: E402
 from pbrl.envs import eval_seed, evaluate, load_task, make_env  # noqa: E402
 from pbrl.report import MetricsLog  # noqa: E402
+from pbrl.resources import resource_dir  # noqa: E402
 from pbrl.run.sweep import hydra_job  # noqa: E402
 from pbrl.types import PbrlError  # noqa: E402
 from pbrl.utils import atomic_write_json, atomic_write_text  # noqa: E402
 
-SETTINGS = ("pbrl", "sb3")
+SETTINGS = ("pbrl", "crossq", "sb3")
 
 
 class PeriodicEval(BaseCallback):
@@ -50,16 +52,28 @@ class PeriodicEval(BaseCallback):
         return True
 
 
-def evaluate_row(task, model: SAC, step: int, episodes: int, seed: int) -> dict[str, Any]:
+def evaluate_row(task, model: Any, step: int, episodes: int, seed: int) -> dict[str, Any]:
     res = evaluate(task, sac_policy_fn(model), n_episodes=episodes, seed=eval_seed(seed))
     return {"env_steps": step, "labels_used": 0, "return_mean": res.return_mean,
             "return_std": float(res.returns.std()), "success_rate": res.success_rate}
 
 
-def build(cfg: DictConfig, task) -> SAC:
+def build(cfg: DictConfig, task) -> Any:
     if cfg.settings == "pbrl":
         return build_model(task.name, int(cfg.seed), int(cfg.steps), load_sac_config())
+    if cfg.settings == "crossq":
+        return build_crossq(task, int(cfg.seed), int(cfg.steps))
     return SAC("MlpPolicy", Monitor(make_env(task, seed=int(cfg.seed))), seed=int(cfg.seed), device="cpu")
+
+
+def build_crossq(task, seed: int, steps: int) -> Any:
+    """sbx CrossQ with configs/algo/crossq.yaml's numbers (what ``algo=crossq`` builds, minus the learned reward)."""
+    from sbx import CrossQ
+
+    cfg = load_sac_config(resource_dir("configs") / "algo" / "crossq.yaml")
+    env = Monitor(make_env(task, seed=seed))
+    return CrossQ("MlpPolicy", env, learning_starts=int(cfg["seed_steps"]), buffer_size=min(int(cfg["buffer_size"]), steps),
+                  seed=seed, verbose=0, **cfg["crossq"])
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:

@@ -53,8 +53,13 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 IMITATION_PYTHON = REPO / ".venv-imitation" / "bin" / "python"
 #: measured minutes per 100k-step run on one quiet core (see the docstring); PPO cells: from --smoke timings
-MINUTES_PER_100K = {"pebble:halfcheetah": 48, "sac:halfcheetah": 42, "pebble:drawer-open": 76,
-                    "sac:drawer-open": 66, "prefppo:halfcheetah": 20, "imitation:halfcheetah": 20}
+#: CrossQ: from bench/learner_speed.py's CPU time (20k steps, 100 labels: 326 CPU-s) scaled, true reward estimated
+MINUTES_PER_100K = {"pebble-sac:halfcheetah": 48, "sac:halfcheetah": 42, "pebble-sac:drawer-open": 76,
+                    "sac:drawer-open": 66, "pebble-crossq:halfcheetah": 30, "crossq:halfcheetah": 20,
+                    "pebble-crossq:drawer-open": 45, "crossq:drawer-open": 35,
+                    "prefppo:halfcheetah": 20, "imitation:halfcheetah": 20}
+#: --learner -> bench/baseline_sac.py's ``settings`` with the same learner and hyperparameters
+LEARNER_SETTINGS = {"crossq": "crossq", "sac": "pbrl"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,21 +93,28 @@ def pbrl_overrides(task: str, steps: int, labels: int, algo: str, extra: Sequenc
             f"checkpoint_every={max(1, steps // evals)}", *extra)
 
 
-def make_cell(name: str, steps: int, labels: int, final_episodes: int = 10, evals: int = 10) -> Cell:
-    """The groups of a cell at ``steps`` env steps and ``labels`` labels; ``evals`` evaluations along the way."""
+def make_cell(name: str, steps: int, labels: int, final_episodes: int = 10, evals: int = 10,
+              learner: str = "crossq") -> Cell:
+    """The groups of a cell at ``steps`` env steps and ``labels`` labels; ``evals`` evaluations along the way.
+
+    ``learner`` (``crossq`` | ``sac``) is PEBBLE's ``algo`` and the true-reward baseline's learner, with the
+    same settings (configs/algo/<learner>.yaml): the contrast isolates the learned reward."""
     base = ("threads=1", f"steps={steps}", f"eval.every={max(1, steps // evals)}", f"eval.final_episodes={final_episodes}")
     pbrl_overrides_ = functools.partial(pbrl_overrides, final_episodes=final_episodes, evals=evals)
     if name in ("halfcheetah", "drawer-open"):
-        groups = [Group("pebble", "pbrl", pbrl_overrides_(name, steps, labels, "sac"), f"pebble:{name}"),
-                  Group("sac-true-reward", "baseline", (f"task={name}", "settings=pbrl", *base), f"sac:{name}")]
+        if learner not in LEARNER_SETTINGS:
+            raise SystemExit(f"headline: --learner {learner!r}; expected one of {', '.join(LEARNER_SETTINGS)}")
+        true = f"{learner}-true-reward"
+        groups = [Group("pebble", "pbrl", pbrl_overrides_(name, steps, labels, learner), f"pebble-{learner}:{name}"),
+                  Group(true, "baseline", (f"task={name}", f"settings={LEARNER_SETTINGS[learner]}", *base),
+                        f"{learner}:{name}")]
         if name == "halfcheetah":
             groups.append(Group("sb3-sac-defaults", "baseline", (f"task={name}", "settings=sb3", *base),
                                 f"sac:{name}"))
         metric = "return" if name == "halfcheetah" else "success"
-        goal = ("pebble", "sac-true-reward", "ratio", 0.9) if name == "halfcheetah" else \
-            ("pebble", "sac-true-reward", "difference", 0.0)
-        text = "PEBBLE >= 0.9x true-reward SAC return" if name == "halfcheetah" else \
-            "PEBBLE success >= true-reward SAC success"
+        goal = ("pebble", true, "ratio", 0.9) if name == "halfcheetah" else ("pebble", true, "difference", 0.0)
+        text = f"PEBBLE >= 0.9x true-reward {learner} return" if name == "halfcheetah" else \
+            f"PEBBLE success >= true-reward {learner} success"
         return Cell(name, name, metric, tuple(groups), goal, text)
     if name == "prefppo":
         matched = ("segment_length=100", "algo.n_envs=8", "algo.ppo.n_steps=256", "algo.ppo.policy_kwargs.net_arch=[32,32]")
@@ -246,6 +258,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--cell", required=True, choices=("halfcheetah", "prefppo", "drawer-open"))
     p.add_argument("--seeds", type=int, default=5, help="seeds per group (>= 5 for a headline result)")
     p.add_argument("--steps", type=int, default=100_000)
+    p.add_argument("--learner", default="crossq", choices=tuple(LEARNER_SETTINGS),
+                   help="PEBBLE's algo and the true-reward baseline's learner (halfcheetah, drawer-open cells)")
     p.add_argument("--labels", type=int, default=500)
     p.add_argument("--smoke", action="store_true", help="tiny scale (2 seeds, 3000 steps, 40 labels): checks the "
                                                          "machinery in minutes; the table says it is not a result")
@@ -271,7 +285,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     cell = make_cell(args.cell, args.steps, args.labels, final_episodes=2 if args.smoke else 10,
-                     evals=2 if args.smoke else 10)
+                     evals=2 if args.smoke else 10, learner=args.learner)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     root = (args.report_only or args.runs_dir / f"{cell.name}-{args.steps}-{stamp}").resolve()
     launcher = [f"hydra/launcher={args.launcher}", *args.launcher_override]

@@ -31,9 +31,12 @@ def test_groups_of_a_cell_share_steps_seeds_and_launcher_but_not_directories(hl,
             assert steps == "100000", (name, group.name)
             if group.kind != "baseline":
                 assert _value(cmd, "budget.labels" if group.kind == "pbrl" else "labels") == "500"
-    sac = hl.make_cell("halfcheetah", 100_000, 500).groups
-    assert [g.name for g in sac] == ["pebble", "sac-true-reward", "sb3-sac-defaults"]
-    assert "settings=pbrl" in sac[1].overrides and "settings=sb3" in sac[2].overrides
+    for learner, settings in (("sac", "settings=pbrl"), ("crossq", "settings=crossq")):
+        groups = hl.make_cell("halfcheetah", 100_000, 500, learner=learner).groups
+        assert [g.name for g in groups] == ["pebble", f"{learner}-true-reward", "sb3-sac-defaults"]
+        assert f"algo={learner}" in groups[0].overrides  # PEBBLE and its true-reward baseline: one learner
+        assert settings in groups[1].overrides and "settings=sb3" in groups[2].overrides
+    assert hl.make_cell("drawer-open", 1000, 10).goal[:2] == ("pebble", "crossq-true-reward")
 
 
 def test_goal_verdict_follows_the_confidence_interval(hl) -> None:
