@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes.util
 import logging
 import os
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import gymnasium as gym
 import numpy as np
 
+from pbrl.envs.metaworld_tasks import memoised_mt1
 from pbrl.envs.simstate import physics_state, scene_snapshot
 from pbrl.envs.tasks import TaskSpec
 from pbrl.types import PbrlError
@@ -131,7 +133,8 @@ def make_env(
             )
         kwargs["seed"] = seed
     try:
-        env = gym.make(task.env_id, max_episode_steps=horizon, disable_env_checker=True, **kwargs)
+        with memoised_mt1() if task.suite == "metaworld" else contextlib.nullcontext():
+            env = gym.make(task.env_id, max_episode_steps=horizon, disable_env_checker=True, **kwargs)
     except gym.error.Error as exc:
         raise PbrlError(f"task {task.name}: cannot make env {task.env_id!r} ({exc})") from None
     env = TaskInfoWrapper(env, task, record_states=record_states)
