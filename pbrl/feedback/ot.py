@@ -163,6 +163,10 @@ def _jitted_solver(settings: GWSettings, fused: bool, with_init: bool):
     from ott.solvers.linear import sinkhorn
     from ott.solvers.quadratic import gromov_wasserstein
 
+    from pbrl.devices import jax_compile_cache
+
+    jax_compile_cache()  # a GW solve compiles for seconds; a later feedback session or run loads it from disk
+
     solver = gromov_wasserstein.GromovWasserstein(
         sinkhorn.Sinkhorn(max_iterations=settings.sinkhorn_max_iterations),
         epsilon=settings.epsilon, max_iterations=settings.max_iterations, threshold=settings.threshold,

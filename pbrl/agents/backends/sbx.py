@@ -29,11 +29,13 @@ def sbx_class(algo: str) -> Any:
 
 
 def use_device(device: str) -> None:
-    """Make ``device`` (``auto`` | ``cpu`` | ``cuda``) JAX's default for the arrays sbx creates."""
+    """Make ``device`` (``auto`` | ``cpu`` | ``cuda``) JAX's default for the arrays sbx creates; compiled updates are
+    kept in the persistent cache (:func:`pbrl.devices.jax_compile_cache`)."""
     import jax
 
-    from pbrl.devices import jax_platform
+    from pbrl.devices import jax_compile_cache, jax_platform
 
+    jax_compile_cache()  # CrossQ's update compiles in ~10-20 s of CPU; later runs load it from disk
     jax.config.update("jax_default_device", jax.devices(jax_platform(device))[0])
 
 
