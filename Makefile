@@ -19,6 +19,9 @@ TEST_SYSPKGS := chromium
 # dpkg's lock through apt's own timeout; `apt-get update`'s lists lock has none (apt 2.6), so apt-update retries.
 APT_LOCK_WAIT ?= 600
 APT     := $(SUDO) apt-get -o DPkg::Lock::Timeout=$(APT_LOCK_WAIT)
+# The suites run on pytest-xdist workers, one per CPU core and at most 4 (each holds torch, JAX and MuJoCo:
+# ~1 GB); PYTEST_WORKERS= (empty) runs them in one process.
+PYTEST_WORKERS ?= -n auto --maxprocesses=4
 
 .PHONY: setup setup-vlm setup-ray setup-imitation system-deps apt-update demo test test-main test-vlm test-ray test-slow bench clean
 
@@ -79,7 +82,7 @@ test: test-main test-vlm test-ray   ## install everything, then the default (fas
 
 test-main: setup
 	$(MAKE) system-deps SYSPKGS="$(TEST_SYSPKGS)"
-	PBRL_SYSTEM_DEPS=1 $(BIN)/python -m pytest -q
+	PBRL_SYSTEM_DEPS=1 $(BIN)/python -m pytest -q $(PYTEST_WORKERS)
 
 test-vlm: setup-vlm  ## the VLM tests again, with the real open_clip (tiny random model, no download)
 	$(VLM_BIN)/python -m pytest -q tests/rewards/test_vlm_reward.py
@@ -89,7 +92,7 @@ test-ray: setup-ray  ## the sweep test through a local Ray head (`ray start --he
 
 test-slow: setup     ## slow integration runs (minutes)
 	$(MAKE) system-deps SYSPKGS="$(TEST_SYSPKGS)"
-	PBRL_SYSTEM_DEPS=1 $(BIN)/python -m pytest -q -m slow
+	PBRL_SYSTEM_DEPS=1 $(BIN)/python -m pytest -q -m slow $(PYTEST_WORKERS)
 
 clean:
 	rm -rf $(VENV) $(VLM_VENV) $(RAY_VENV) .venv-imitation build *.egg-info

@@ -5,11 +5,15 @@ A test adds only what it changes (later overrides win), e.g. ``[*TINY_TRAIN, "bu
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 #: Settings of every tiny run, without the learner: 100-step HalfCheetah episodes, two rounds of 10 labels,
 #: tiny reward networks, one thread, no video.
@@ -29,6 +33,57 @@ TINY_TRAIN: tuple[str, ...] = (*TINY_RUN, *TINY_SAC)
 
 
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``pbrl ARGS`` in this process (``pbrl.cli.main``), as the console script would, and capture its output.
+
+    In-process saves each test a fresh interpreter (torch, JAX and gymnasium imports, JAX compiles: seconds each);
+    the exit status, stdout and stderr are what the command line gives. Tests of process behaviour (kills, pipes,
+    launchers that start processes) use :func:`run_cli_process`. ``timeout`` is accepted for the same signature
+    (the suite's pytest-timeout bounds an in-process run).
+    """
+    from pbrl.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with _own_logging(err), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            if isinstance(exc.code, str):
+                print(exc.code, file=sys.stderr)
+    return subprocess.CompletedProcess(["pbrl", *args], code, out.getvalue(), err.getvalue())
+
+
+@contextlib.contextmanager
+def _own_logging(err: io.StringIO) -> Iterator[None]:
+    """Logging as a fresh process would have it, and the test process's put back afterwards.
+
+    Hydra's job logging (``logging.config.dictConfig``) closes every live handler and replaces the root logger's.
+    A handler that writes to the stderr being replaced (absl's, installed when JAX is imported, holds pytest's
+    capture stream) closes that stream on ``close()`` unless it is the current ``sys.stderr``: it follows the
+    redirect for the run, as it would write to the process's stderr, and gets its stream back afterwards.
+    """
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    live = [ref() for ref in list(logging._handlerList)]  # type: ignore[attr-defined]
+    # lastResort's stream is a property (always the current sys.stderr): only handlers that hold a stream follow
+    followers = [h for h in live if h is not None and vars(h).get("stream") is sys.stderr]
+    for handler in followers:
+        handler.stream = err
+    previous = sys.stderr
+    try:
+        yield
+    finally:
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for handler in followers:
+            handler.stream = previous
+
+
+def run_cli_process(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run ``pbrl ARGS`` in a fresh interpreter and capture its output."""
     return subprocess.run([sys.executable, "-m", "pbrl.cli", *args], capture_output=True, text=True, timeout=timeout)
 

@@ -2,9 +2,31 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
 import numpy as np
 import pytest
 import torch
+
+_JAX_CACHE_ENV = "PBRL_JAX_CACHE"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One JAX compilation cache per test session (not the user's ~/.cache): set in the main process before
+    pytest-xdist starts its workers, so workers and the pbrl subprocesses of tests inherit it and compile CrossQ's
+    update once per session instead of once per process."""
+    if hasattr(config, "workerinput") or _JAX_CACHE_ENV in os.environ:
+        return
+    os.environ[_JAX_CACHE_ENV] = config._pbrl_jax_cache = tempfile.mkdtemp(prefix="pbrl-test-jax-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    path = getattr(config, "_pbrl_jax_cache", None)
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
+        os.environ.pop(_JAX_CACHE_ENV, None)
 
 
 @pytest.fixture(autouse=True)

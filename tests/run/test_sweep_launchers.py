@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from cli_runs import run_cli
+from cli_runs import run_cli_process
 from pbrl.run.config import register_tasks
 from pbrl.resources import resource_dir
 from pbrl.run.sweep import bind_job
@@ -17,7 +17,7 @@ from sweep_checks import SWEEP, check_sweep
 
 @pytest.mark.slow
 def test_joblib_sweep_runs_in_parallel_processes(tmp_path: Path) -> None:
-    res = run_cli("train", "-m", "hydra/launcher=local", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path}",
+    res = run_cli_process("train", "-m", "hydra/launcher=local", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path}",
                   *SWEEP, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "Joblib.Parallel(n_jobs=2" in res.stdout + res.stderr
@@ -26,7 +26,7 @@ def test_joblib_sweep_runs_in_parallel_processes(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_submitit_local_sweep(tmp_path: Path) -> None:
-    res = run_cli("train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5",
+    res = run_cli_process("train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5",
                   f"hydra.sweep.dir={tmp_path}", *SWEEP, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     runs = check_sweep(tmp_path)

@@ -19,7 +19,7 @@ from typing import Iterator
 
 import pytest
 
-from cli_runs import run_cli
+from cli_runs import run_cli_process
 from sweep_checks import SWEEP, check_sweep
 
 pytest.importorskip("hydra_plugins.hydra_ray_launcher",
@@ -64,7 +64,7 @@ def ray_head() -> Iterator[str]:
 
 @pytest.mark.slow
 def test_ray_sweep_on_a_local_head(tmp_path: Path, ray_head: str) -> None:
-    res = run_cli("train", "-m", "hydra/launcher=ray_cluster", f"hydra.launcher.ray.init.address={ray_head}",
+    res = run_cli_process("train", "-m", "hydra/launcher=ray_cluster", f"hydra.launcher.ray.init.address={ray_head}",
                   f"hydra.sweep.dir={tmp_path}", *SWEEP, timeout=400)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     assert f"address={ray_head}" in res.stdout + res.stderr or ray_head in res.stdout + res.stderr
