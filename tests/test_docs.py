@@ -70,3 +70,44 @@ def test_benchmarks_sections_have_one_heading_each_and_none_repeats() -> None:
     assert len(headings) == len(set(headings)), sorted(h for h in headings if headings.count(h) > 1)
     for name, body in re.findall(r"^<!-- ([\w:.-]+) -->\n(.*?)^<!-- /\1 -->", text, re.S | re.M):
         assert len(re.findall(r"^#+ ", body, re.M)) <= 1, f"section {name} has more than one heading"
+
+
+def _readme_train_commands() -> list[list[str]]:
+    """The overrides of every ``pbrl train ...`` line in the README's code (``\\`` continuations joined)."""
+    import shlex
+
+    code = re.sub(r"\\\n\s*", " ", _code((ROOT / "README.md").read_text()))
+    commands = []
+    for line in code.splitlines():
+        for match in re.finditer(r"pbrl train\b([^#\n`|]*)", line):
+            words = shlex.split(match.group(1))
+            if "--help" in words or "-h" in words or "..." in words:
+                continue  # help pages and elided examples are not runs
+            commands.append([w for w in words if w not in ("-m", "--multirun") and not w.startswith("hydra")])
+    return commands
+
+
+def test_readme_train_commands_are_valid_configs() -> None:
+    """Every `pbrl train` example composes and passes the run's checks (a renamed key or option fails here)."""
+    from pbrl.run.config import check_train, expand_sweep, load_config
+
+    commands = _readme_train_commands()
+    assert len(commands) >= 25, f"only {len(commands)} pbrl train examples found: is the pattern still right?"
+    wrong = []
+    for overrides in commands:
+        files = [v for k, _, v in (o.partition("=") for o in overrides) if k in FILE_KEYS]
+        seen: set[str] = set()
+        for job in expand_sweep(overrides):
+            if set(job) <= seen:
+                continue  # a sweep's values are each checked once, not every combination
+            seen |= set(job)
+            try:
+                check_train(load_config("train", job))
+            except Exception as exc:  # noqa: BLE001 - every README line that fails, by name
+                if not (files and str(exc).endswith("does not exist") and any(f in str(exc) for f in files)):
+                    wrong.append(f"`pbrl train {' '.join(overrides)}`: {exc}")
+    assert not wrong, "README examples that pbrl refuses:\n" + "\n".join(wrong)
+
+
+#: keys whose value is a file the user brings (an example's file need not exist here; everything else is checked)
+FILE_KEYS = ("data", "feedback.source_store", "reward.vlm.checkpoint")
