@@ -49,6 +49,7 @@ def parse(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     ap.add_argument("--tasks", default="halfcheetah,drawer-open")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--unsup", default="0,9000", help="algo.unsup_steps values; the first is the baseline")
+    ap.add_argument("--algo", default="sac", choices=("sac", "crossq"), help="PEBBLE's learner (configs/algo/<algo>.yaml)")
     ap.add_argument("--steps", type=int, default=100_000)
     ap.add_argument("--labels", type=int, default=500)
     ap.add_argument("--final-episodes", type=int, default=10)
@@ -75,7 +76,7 @@ def sweep_command(task: str, args: argparse.Namespace) -> list[str]:
                                   "--final-episodes", str(args.final_episodes)]))
     root = (args.out / task).resolve()
     overrides = [
-        f"task={task}", "algo=sac", "feedback=scripted", "feedback.preset=oracle", "reward=ensemble",
+        f"task={task}", f"algo={args.algo}", "feedback=scripted", "feedback.preset=oracle", "reward=ensemble",
         "query=disagreement", f"budget.env_steps={plan.steps}", f"budget.labels={plan.labels}",
         f"budget.per_round={plan.per_round}", f"budget.every={plan.every}", f"segment_length={plan.segment_length}",
         "threads=1", "eval.video=false", f"eval.every={plan.eval_every}", f"eval.episodes={plan.eval_episodes}",
@@ -129,7 +130,8 @@ def paired_effect(rows: list[dict], task: str, unsup: int, base: int, key: str) 
 def render(rows: list[dict], args: argparse.Namespace, commands: dict[str, list[str]], wall: float) -> str:
     base = args.unsup_list[0]
     lines = [f"## PEBBLE unsupervised pre-training (`bench/pebble_unsup.py`)", "",
-             f"Final true return (and success) after {args.steps} env steps, {args.labels} oracle labels, mean over "
+             f"PEBBLE with `algo={args.algo}`. Final true return (and success) after {args.steps} env steps, "
+             f"{args.labels} oracle labels, mean over "
              f"seeds {args.seeds} with a 95% bootstrap CI; the effect is the paired difference to unsup_steps={base} "
              f"on the same seeds." + (" Smoke scale (`--quick`): not a result." if args.quick else ""), "",
              "| task | unsup_steps | return | success | effect on return | effect on success |",

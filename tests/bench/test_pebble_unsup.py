@@ -27,8 +27,10 @@ def test_one_hydra_sweep_per_task_with_a_run_dir_per_seed_and_unsup(pu, tmp_path
                  "hydra.sweep.subdir=u${algo.unsup_steps}-s${seed}", "hydra/launcher=joblib",
                  "hydra.launcher.n_jobs=2"):
         assert item in cmd
-    one = pu.sweep_command("hopper", pu.parse(["--jobs", "1", "--out", str(tmp_path)]))
+    assert "algo=sac" in cmd  # the default learner of the measurement; --algo picks another
+    one = pu.sweep_command("hopper", pu.parse(["--jobs", "1", "--algo", "crossq", "--out", str(tmp_path)]))
     assert not any(c.startswith("hydra/launcher") for c in one)  # Hydra's basic launcher: one run at a time
+    assert "algo=crossq" in one and "algo=sac" not in one
 
 
 def test_effects_are_paired_by_seed_and_need_three_seeds(pu, tmp_path: Path) -> None:
