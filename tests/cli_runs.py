@@ -38,7 +38,7 @@ def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     In-process saves each test a fresh interpreter (torch, JAX and gymnasium imports, JAX compiles: seconds each);
     the exit status, stdout and stderr are what the command line gives. Tests of process behaviour (kills, pipes,
     launchers that start processes) use :func:`run_cli_process`. ``timeout`` is accepted for the same signature
-    (the suite's pytest-timeout bounds an in-process run).
+    and not enforced in-process (``pytest --timeout`` bounds a hung test).
     """
     from pbrl.cli import main
 
