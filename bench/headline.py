@@ -14,8 +14,9 @@ each goal is judged on the CI of a contrast between two groups (ratio or differe
 - ``drawer-open``: PEBBLE (500 labels) vs true-reward SAC, success rate. Goal: PEBBLE >= true-reward SAC.
 
 Measured cost on one quiet core of the 2-core dev VM (one thread per run, 100k steps): PEBBLE HalfCheetah 48
-min, SAC 42 min; drawer-open PEBBLE 76 min, SAC 66 min (BENCHMARKS.md, online sections). ``--dry-run`` prints
-the commands and the core-hour estimate of a cell.
+min, SAC 42 min; drawer-open PEBBLE 76 min, SAC 66 min (BENCHMARKS.md, online sections); with CrossQ (``--learner
+crossq``, the default) HalfCheetah PEBBLE 8.0 and true reward 3.8 min per 20k steps. ``--dry-run`` prints the
+commands and the core-hour estimate of a cell.
 
     python bench/headline.py --cell halfcheetah --seeds 5 --jobs 2 --update-benchmarks
     python bench/headline.py --cell prefppo --seeds 5 --jobs 2 --update-benchmarks
@@ -53,10 +54,11 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 IMITATION_PYTHON = REPO / ".venv-imitation" / "bin" / "python"
 #: measured minutes per 100k-step run on one quiet core (see the docstring); PPO cells: from --smoke timings
-#: CrossQ: from bench/learner_speed.py's CPU time (20k steps, 100 labels: 326 CPU-s) scaled, true reward estimated
+#: CrossQ HalfCheetah: 5x the measured 20k-step runs (PEBBLE 500 labels 8.0 min, true reward 3.8 min, one core
+#: each; BENCHMARKS.md headline:halfcheetah); drawer-open: that times SAC's drawer-open / HalfCheetah ratio (estimate)
 MINUTES_PER_100K = {"pebble-sac:halfcheetah": 48, "sac:halfcheetah": 42, "pebble-sac:drawer-open": 76,
-                    "sac:drawer-open": 66, "pebble-crossq:halfcheetah": 30, "crossq:halfcheetah": 20,
-                    "pebble-crossq:drawer-open": 45, "crossq:drawer-open": 35,
+                    "sac:drawer-open": 66, "pebble-crossq:halfcheetah": 40, "crossq:halfcheetah": 19,
+                    "pebble-crossq:drawer-open": 63, "crossq:drawer-open": 30,
                     "prefppo:halfcheetah": 20, "imitation:halfcheetah": 20}
 #: --learner -> bench/baseline_sac.py's ``settings`` with the same learner and hyperparameters
 LEARNER_SETTINGS = {"crossq": "crossq", "sac": "pbrl"}
