@@ -58,6 +58,7 @@ def parse(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, default=RAW / "pebble_unsup")
     ap.add_argument("--update-md", action="store_true", help="write the table into BENCHMARKS.md")
     ap.add_argument("--dry-run", action="store_true", help="print the sweep commands, run nothing")
+    ap.add_argument("--report-only", action="store_true", help="tabulate the finished runs in --out, run nothing")
     args = ap.parse_args(argv)
     if args.quick:
         args.steps, args.labels, args.unsup, args.final_episodes = 3000, 40, "0,500", 2
@@ -149,7 +150,9 @@ def render(rows: list[dict], args: argparse.Namespace, commands: dict[str, list[
             lines.append(f"| {task} | {unsup} | {ci_text([r['return'] for r in mine])} | "
                          f"{ci_text(succ, '.2f') if succ else 'n/a'} | {eff_r[0]} ({eff_r[1]}) | "
                          f"{eff_s[0]} ({eff_s[1]}) |")
-    lines += ["", f"Total wall {wall / 3600:.1f} h ({args.jobs} job(s) side by side). Sweeps:", ""]
+    core_h = sum(r["wall_s"] or 0.0 for r in rows) / 3600
+    lines += ["", (f"Runs' own wall time summed: {core_h:.1f} core-hours; " if rows else "")
+              + f"this call {wall / 3600:.1f} h ({args.jobs} job(s) side by side). Sweeps:", ""]
     lines += [f"- `{show(c)}`" for c in commands.values()]
     return "\n".join(lines)
 
@@ -162,7 +165,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.dry_run:
         return 0
     t0 = time.time()
-    for task, cmd in commands.items():
+    for task, cmd in ([] if args.report_only else commands.items()):
         (args.out / task).mkdir(parents=True, exist_ok=True)
         with open(args.out / task / "sweep.log", "a") as log:
             code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO).returncode
