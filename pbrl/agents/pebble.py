@@ -63,14 +63,21 @@ def reset_critic(model: Any) -> None:
     backend_of(model).reset_critic(model)
 
 
-def train_now(model: SAC, gradient_steps: int) -> None:
-    """``gradient_steps`` SAC updates outside ``learn`` (BPref's ``update_after_reset``).
+def silent_logger(model: Any) -> None:
+    """Give ``model`` a logger that writes nothing, unless it already has one of its own (``logger=tensorboard``).
 
-    SB3 gives a model its logger in ``learn``; one just loaded from a checkpoint has none yet, so it gets a silent
-    one (``verbose=0`` runs log nothing either way).
+    Why: without a custom logger, SB3 (and sbx, through SB3's ``learn``) builds a new one at every ``learn`` call, and
+    each build makes an empty ``/tmp/SB3-<time>`` directory; PEBBLE and PrefPPO call ``learn`` once per chunk, so a
+    run left hundreds of them behind. ``verbose=0`` models log nothing either way.
     """
-    if not hasattr(model, "_logger"):
+    if not getattr(model, "_custom_logger", False):
         model.set_logger(Logger(folder=None, output_formats=[]))
+
+
+def train_now(model: SAC, gradient_steps: int) -> None:
+    """``gradient_steps`` SAC updates outside ``learn`` (BPref's ``update_after_reset``); a model just loaded from a
+    checkpoint has no logger until ``learn``, so it gets the silent one first."""
+    silent_logger(model)
     model.train(gradient_steps=gradient_steps, batch_size=model.batch_size)
 
 
@@ -87,6 +94,7 @@ class PebbleTrainer:
         self.next_feedback = self.pretrain_end if next_feedback is None else next_feedback
         self.critic_was_reset = critic_was_reset
         self.relabel_due = False  # set by resume(): relabel once the seed steps have filled the buffer
+        silent_logger(model)
 
     @property
     def buffer(self) -> PreferenceReplayBuffer:

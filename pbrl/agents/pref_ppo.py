@@ -14,7 +14,7 @@ import numpy as np
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 
-from pbrl.agents.pebble import ChunkHook
+from pbrl.agents.pebble import ChunkHook, silent_logger
 from pbrl.agents.preference import FeedbackLoop, RoundResult
 from pbrl.rewards.wrappers import LearnedRewardVecEnv
 from pbrl.types import PbrlError
@@ -47,6 +47,7 @@ class PrefPPOTrainer:
         self.step_callback = step_callback
         self.next_feedback = next_feedback
         self.rng = rng or np.random.default_rng(0)
+        silent_logger(model)
 
     def train(self) -> None:
         total = self.cfg.total_steps
