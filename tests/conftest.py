@@ -10,23 +10,27 @@ import numpy as np
 import pytest
 import torch
 
-_JAX_CACHE_ENV = "PBRL_JAX_CACHE"
+#: per-session directories, set before pytest-xdist starts its workers so that workers and the pbrl processes of
+#: tests inherit them: JAX's compilation cache (CrossQ's update compiled once per session, not once per process; not
+#: the user's ~/.cache) and SB3's logger folder (SB3 makes one for a model that has no logger: not in /tmp)
+_SESSION_DIRS = {"PBRL_JAX_CACHE": "jax", "SB3_LOGDIR": "sb3"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """One JAX compilation cache per test session (not the user's ~/.cache): set in the main process before
-    pytest-xdist starts its workers, so workers and the pbrl subprocesses of tests inherit it and compile CrossQ's
-    update once per session instead of once per process."""
-    if hasattr(config, "workerinput") or _JAX_CACHE_ENV in os.environ:
+    if hasattr(config, "workerinput"):
         return
-    os.environ[_JAX_CACHE_ENV] = config._pbrl_jax_cache = tempfile.mkdtemp(prefix="pbrl-test-jax-")
+    root = config._pbrl_session_root = tempfile.mkdtemp(prefix="pbrl-test-session-")
+    config._pbrl_session_env = [name for name in _SESSION_DIRS if name not in os.environ]
+    for name in config._pbrl_session_env:
+        os.environ[name] = os.path.join(root, _SESSION_DIRS[name])
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    path = getattr(config, "_pbrl_jax_cache", None)
-    if path:
-        shutil.rmtree(path, ignore_errors=True)
-        os.environ.pop(_JAX_CACHE_ENV, None)
+    root = getattr(config, "_pbrl_session_root", None)
+    if root:
+        shutil.rmtree(root, ignore_errors=True)
+        for name in config._pbrl_session_env:
+            os.environ.pop(name, None)
 
 
 @pytest.fixture(autouse=True)

@@ -159,6 +159,7 @@ def test_save_load_round_trip_keeps_policy_buffer_and_counters(learner, tmp_path
 def test_pebble_trainer_phases(learner, tmp_path, monkeypatch) -> None:
     """The whole loop: entropy window, first fit -> whole-buffer relabel + one critic reset, later refits."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where SB3 would make a logger folder per learn()
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)  # (the test session's, which would take it instead)
     venv = _venv(episode_length=50)
     model = build(learner, venv, seed_steps=100, buffer_size=1000)
     rng = np.random.default_rng(0)

@@ -55,10 +55,12 @@ def check_artefacts(run: Path, *, env_steps: int) -> dict:
 
 @pytest.fixture
 def temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The process's temporary directory for the test (where SB3 would put a logger's folder)."""
+    """The process's temporary directory for the test (where SB3 would put a logger's folder; the session's
+    SB3_LOGDIR, which would take it instead, is unset here)."""
     path = tmp_path / "tmp"
     path.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(path))
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)
     return path
 
 
