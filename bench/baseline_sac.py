@@ -68,11 +68,12 @@ def build(cfg: DictConfig, task) -> Any:
 
 def build_crossq(task, seed: int, steps: int) -> Any:
     """sbx CrossQ with configs/algo/crossq.yaml's numbers (what ``algo=crossq`` builds, minus the learned reward)."""
-    from sbx import CrossQ
+    from pbrl.agents.backends.sbx import sbx_class, use_device
 
     cfg = load_sac_config(resource_dir("configs") / "algo" / "crossq.yaml")
+    use_device("cpu")  # as the PEBBLE runs it is compared with (and their compilation cache)
     env = Monitor(make_env(task, seed=seed))
-    return CrossQ("MlpPolicy", env, learning_starts=int(cfg["seed_steps"]), buffer_size=min(int(cfg["buffer_size"]), steps),
+    return sbx_class("crossq")("MlpPolicy", env, learning_starts=int(cfg["seed_steps"]), buffer_size=min(int(cfg["buffer_size"]), steps),
                   seed=seed, verbose=0, **cfg["crossq"])
 
 

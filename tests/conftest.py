@@ -39,6 +39,17 @@ def _one_thread() -> None:
 
 
 @pytest.fixture
+def sb3_tempdir(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    """The process's temporary directory for one test, where SB3 makes a logger folder for a model without a logger
+    (``/tmp/SB3-<time>``); the session's SB3_LOGDIR, which would take those folders instead, is unset."""
+    path = tmp_path / "tmp"
+    path.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(path))
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)
+    return path
+
+
+@pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 

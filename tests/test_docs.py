@@ -72,6 +72,10 @@ def test_benchmarks_sections_have_one_heading_each_and_none_repeats() -> None:
         assert len(re.findall(r"^#+ ", body, re.M)) <= 1, f"section {name} has more than one heading"
 
 
+#: keys whose value is a file the user brings (an example's file need not exist here; everything else is checked)
+FILE_KEYS = ("data", "feedback.source_store", "reward.vlm.checkpoint")
+
+
 def _readme_train_commands() -> list[list[str]]:
     """The overrides of every ``pbrl train ...`` line in the README's code (``\\`` continuations joined)."""
     import shlex
@@ -107,7 +111,3 @@ def test_readme_train_commands_are_valid_configs() -> None:
                 if not (files and str(exc).endswith("does not exist") and any(f in str(exc) for f in files)):
                     wrong.append(f"`pbrl train {' '.join(overrides)}`: {exc}")
     assert not wrong, "README examples that pbrl refuses:\n" + "\n".join(wrong)
-
-
-#: keys whose value is a file the user brings (an example's file need not exist here; everything else is checked)
-FILE_KEYS = ("data", "feedback.source_store", "reward.vlm.checkpoint")

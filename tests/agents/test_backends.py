@@ -6,8 +6,6 @@ the library's model, not pbrl's view of it.
 
 from __future__ import annotations
 
-import tempfile
-
 import numpy as np
 import pytest
 import torch
@@ -156,10 +154,8 @@ def test_save_load_round_trip_keeps_policy_buffer_and_counters(learner, tmp_path
 
 
 @pytest.mark.parametrize("learner", LEARNERS, ids="-".join)
-def test_pebble_trainer_phases(learner, tmp_path, monkeypatch) -> None:
+def test_pebble_trainer_phases(learner, tmp_path, sb3_tempdir) -> None:
     """The whole loop: entropy window, first fit -> whole-buffer relabel + one critic reset, later refits."""
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where SB3 would make a logger folder per learn()
-    monkeypatch.delenv("SB3_LOGDIR", raising=False)  # (the test session's, which would take it instead)
     venv = _venv(episode_length=50)
     model = build(learner, venv, seed_steps=100, buffer_size=1000)
     rng = np.random.default_rng(0)
@@ -201,7 +197,7 @@ def test_pebble_trainer_phases(learner, tmp_path, monkeypatch) -> None:
                                atol=1e-5)
     np.testing.assert_allclose(model.replay_buffer.rewards[n_relabelled:400, 0], fresh[n_relabelled:400], rtol=1e-4,
                                atol=1e-5)
-    assert not list(tmp_path.glob("SB3-*"))  # 8 learn() calls, no logger folder left behind
+    assert not list(sb3_tempdir.glob("SB3-*"))  # 8 learn() calls, no logger folder left behind
     feedback.store.close()
     venv.close()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -53,18 +52,7 @@ def check_artefacts(run: Path, *, env_steps: int) -> dict:
     return summary
 
 
-@pytest.fixture
-def temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The process's temporary directory for the test (where SB3 would put a logger's folder; the session's
-    SB3_LOGDIR, which would take it instead, is unset here)."""
-    path = tmp_path / "tmp"
-    path.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(path))
-    monkeypatch.delenv("SB3_LOGDIR", raising=False)
-    return path
-
-
-def test_train_sac_end_to_end(tmp_path: Path, temp_dir: Path) -> None:
+def test_train_sac_end_to_end(tmp_path: Path, sb3_tempdir: Path) -> None:
     res = run_cli("train", f"out={tmp_path}/sac", *TINY, *TINY_SAC, "algo.unsup_steps=100")  # + entropy pre-training
     assert res.returncode == 0, res.stderr[-2000:]
     check_artefacts(tmp_path / "sac", env_steps=600)
@@ -72,13 +60,13 @@ def test_train_sac_end_to_end(tmp_path: Path, temp_dir: Path) -> None:
     assert " INFO " not in res.stdout + res.stderr and "OpenGL" not in res.stdout + res.stderr  # no library chatter
     overrides = yaml.safe_load((tmp_path / "sac" / ".hydra" / "overrides.yaml").read_text())
     assert "algo.unsup_steps=100" in overrides
-    assert not list(temp_dir.glob("SB3-*"))  # no logger folder per learn() call left in /tmp
+    assert not list(sb3_tempdir.glob("SB3-*"))  # no logger folder per learn() call left in /tmp
 
 
-def test_train_ppo_end_to_end(tmp_path: Path, temp_dir: Path) -> None:
+def test_train_ppo_end_to_end(tmp_path: Path, sb3_tempdir: Path) -> None:
     main(["train", f"out={tmp_path}/ppo", *TINY, *TINY_PPO])
     check_artefacts(tmp_path / "ppo", env_steps=512)
-    assert not list(temp_dir.glob("SB3-*"))
+    assert not list(sb3_tempdir.glob("SB3-*"))
 
 
 def test_rejected_command_writes_nothing(tmp_path: Path) -> None:
