@@ -27,7 +27,7 @@ if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts t
     import _bootstrap  # noqa: F401
 from bench.sac_true_reward import build_model, load_sac_config  # noqa: E402
 
-from pbrl.agents.pebble import sac_policy_fn  # noqa: E402
+from pbrl.agents.pebble import sac_policy_fn, silent_logger  # noqa: E402
 from pbrl.envs import eval_seed, evaluate, load_task, make_env  # noqa: E402
 from pbrl.report import MetricsLog  # noqa: E402
 from pbrl.resources import resource_dir  # noqa: E402
@@ -86,6 +86,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     set_random_seed(int(cfg.seed))
     task = load_task(str(cfg.task))
     model = build(cfg, task)
+    silent_logger(model)  # no /tmp/SB3-<time> folder per run
     log = MetricsLog(run_dir / "metrics.csv")
     t0 = time.perf_counter()
     model.learn(int(cfg.steps), callback=PeriodicEval(task, log, every=int(cfg.eval.every),

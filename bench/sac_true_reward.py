@@ -26,7 +26,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.utils import set_random_seed
 
-from pbrl.agents.pebble import sac_policy_fn
+from pbrl.agents.pebble import sac_policy_fn, silent_logger
 from pbrl.envs import eval_seed, evaluate, load_task, make_env
 from pbrl.resources import resource_dir
 from pbrl.utils import atomic_write_json
@@ -76,6 +76,7 @@ def run(task_name: str, steps: int, seed: int, out: Path, *, eval_episodes: int,
     set_random_seed(seed)
     sac_cfg = sac_cfg or load_sac_config()
     model = build_model(task_name, seed, steps, copy.deepcopy(sac_cfg))  # SB3 edits policy_kwargs in place
+    silent_logger(model)  # no /tmp/SB3-<time> folder per run
     t0 = time.perf_counter()
     model.learn(total_timesteps=steps, callback=ProgressPrinter(max(1, steps // 10), steps))
     wall_s = time.perf_counter() - t0
