@@ -58,7 +58,7 @@ class OrientationSettings:
     flips: bool = True
     fused: str = "auto"
     min_agreement: float = 0.6
-    min_confidence: float = 0.2
+    min_confidence: float = 0.3
     eval_pairs: int = 1000
 
     def __post_init__(self) -> None:

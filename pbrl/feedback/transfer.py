@@ -17,7 +17,9 @@ GW cannot tell an alignment from its mirror image, so every session builds candi
 where both task YAMLs declare shared features, fused; each from two starts) and picks one by the labelled
 *target* pairs it has (``target_labels`` per session, answered by a rational teacher and remembered across
 sessions), with a leave-one-out agreement estimate; zero-shot it takes the first candidate and is *unverified*
-(:mod:`pbrl.feedback.orientation`). Each session's :class:`~pbrl.feedback.orientation.Reliability` is logged
+(:mod:`pbrl.feedback.orientation`). With target labels the chosen candidate is by default not used as it is but
+as the prior of a linear Bradley-Terry reward on the target features that the labels then fit
+(``few_shot.model=linear``, :mod:`pbrl.feedback.few_shot`): where no alignment fits, the labels still can. Each session's :class:`~pbrl.feedback.orientation.Reliability` is logged
 and kept in :attr:`TransferLabeller.reliability` (the run writes it to metrics.csv); an unreliable one warns
 (:class:`TransferReliabilityWarning`) or, with ``on_unreliable=error``, stops the run.
 
@@ -45,10 +47,11 @@ from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Segment
 from pbrl.envs.tasks import TaskSpec
 from pbrl.feedback.declared import DeclaredFeatures, fused_cost
+from pbrl.feedback.few_shot import FewShotSettings, fit_few_shot, sigmoid, standardise
 from pbrl.feedback.heron import distinct_segments, segment_key
 from pbrl.feedback.labeller import Labeller, OfferedPairs
-from pbrl.feedback.orientation import (Candidate, OrientationSettings, Reliability, assess, candidate_list, choose,
-                                       hard_agreement, mirror_plan, source_utility)
+from pbrl.feedback.orientation import (Candidate, Choice, OrientationSettings, Reliability, assess, candidate_list,
+                                       choose, hard_agreement, mirror_plan, source_utility)
 from pbrl.feedback.ot import (FeatureSpec, GWSettings, distance_matrix, gw_objective, plan_entropy,
                              segment_features, solve_gw)
 from pbrl.feedback.pool import draw_pool_pairs, load_target_pool
@@ -177,6 +180,22 @@ class TargetLabels:
         return len(self.p)
 
 
+class Decision(NamedTuple):
+    """How a session labels target pairs: a candidate alignment, or the few-shot reward fitted around it.
+
+    Attributes:
+        candidate: the chosen candidate (the prior of ``weights`` when those are set).
+        weights: linear few-shot reward on the session's standardised target features, or None.
+    """
+
+    candidate: Candidate
+    weights: Optional[np.ndarray] = None
+
+    @property
+    def name(self) -> str:
+        return self.candidate.name + (" + linear fit" if self.weights is not None else "")
+
+
 class TransferLabeller(Labeller):
     """Labels target pairs by GW alignment with a labelled source task (store source ``transfer``).
 
@@ -185,6 +204,7 @@ class TransferLabeller(Labeller):
         features: how segments become features and distances.
         gw: solver settings.
         orientation: which candidate alignments are built and when a session is unreliable.
+        few_shot: how target labels turn the chosen alignment into labels (:mod:`pbrl.feedback.few_shot`).
         declared: features both task YAMLs declare (fused GW), or None (plain GW only).
         max_target: at most this many target segments are aligned per call (the call's own segments and the
             remembered target labels first, then the target pool, then the session's candidates).
@@ -199,7 +219,8 @@ class TransferLabeller(Labeller):
     """
 
     def __init__(self, source: SourcePairs, *, features: FeatureSpec = FeatureSpec(), gw: GWSettings = GWSettings(),
-                 orientation: OrientationSettings = OrientationSettings(), declared: Optional[DeclaredFeatures] = None,
+                 orientation: OrientationSettings = OrientationSettings(), few_shot: FewShotSettings = FewShotSettings(),
+                 declared: Optional[DeclaredFeatures] = None,
                  max_target: int = 1000, confidence: str = "agreement", on_nonconvergence: str = "warn",
                  on_unreliable: str = "warn", target_teacher=None, target_labels: int = 0,
                  target_pool: Sequence[Segment] = (), pool_pairs: int = 0, seed: int = 0) -> None:
@@ -214,6 +235,7 @@ class TransferLabeller(Labeller):
             raise PbrlError(f"feedback.pool_pairs: expected 0, or > 0 with a feedback.target_pool of >= 2 segments; "
                             f"got {pool_pairs}")
         self.source, self.features, self.gw, self.orientation = source, features, gw, orientation
+        self.few_shot = few_shot
         self.declared = declared if orientation.fused != "off" else None
         self.max_target, self.confidence = int(max_target), confidence
         self.on_nonconvergence, self.on_unreliable = on_nonconvergence, on_unreliable
@@ -261,9 +283,13 @@ class TransferLabeller(Labeller):
             warnings.warn(msg, GWConvergenceWarning, stacklevel=3)
         return plan
 
-    def align(self, targets: Sequence[Segment]) -> list[Plan]:
-        """Every candidate GW plan between the source segments and ``targets`` (:attr:`plan_names` order)."""
-        cost_target = distance_matrix(segment_features(targets, self.features), self.features.metric)
+    def align(self, targets: Sequence[Segment], features: Optional[np.ndarray] = None) -> list[Plan]:
+        """Every candidate GW plan between the source segments and ``targets`` (:attr:`plan_names` order).
+
+        ``features``: the targets' :func:`~pbrl.feedback.ot.segment_features`, when already computed.
+        """
+        feats = segment_features(targets, self.features) if features is None else features
+        cost_target = distance_matrix(feats, self.features.metric)
         rng = np.random.default_rng([self.seed, self._calls])
         plans: list[Plan] = []
         cross = None
@@ -275,15 +301,33 @@ class TransferLabeller(Labeller):
             plans.append(self._solve(cost_target, cross if kind == "fused" else None, name, start))
         return plans
 
+    def memory_pairs(self, index: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The remembered target labels as ``(first, second, y)`` (indices into the session's targets)."""
+        mf = np.array([index[segment_key(s)] for s in self.memory.first], np.int64)
+        ms = np.array([index[segment_key(s)] for s in self.memory.second], np.int64)
+        return mf, ms, np.asarray(self.memory.p, np.float64)
+
+    def candidate_labels(self, plans: Sequence[Plan], cand: Candidate, first: np.ndarray,
+                         second: np.ndarray) -> np.ndarray:
+        """A candidate's soft labels for target pairs (its plan's, reversed when flipped)."""
+        p = transfer_pair_labels(plans[cand.plan].coupling, self.source, first, second)[0]
+        return 1.0 - p if cand.flipped else p
+
     def evidence(self, plans: Sequence[Plan], candidates: Sequence[Candidate], index: dict) -> np.ndarray:
         """``(n_candidates, k)`` agreement of each candidate with each remembered target label."""
-        y = np.asarray(self.memory.p, np.float64)
+        mf, ms, y = self.memory_pairs(index)
         if not len(y):
             return np.zeros((len(candidates), 0))
-        mf = np.array([index[segment_key(s)] for s in self.memory.first])
-        ms = np.array([index[segment_key(s)] for s in self.memory.second])
         plan_p = [transfer_pair_labels(p.coupling, self.source, mf, ms)[0] for p in plans]
         return np.stack([hard_agreement(1.0 - plan_p[c.plan] if c.flipped else plan_p[c.plan], y) for c in candidates])
+
+    def pair_labels(self, decision: Decision, plans: Sequence[Plan], features: Optional[np.ndarray],
+                    first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """Soft labels of target pairs under a session's :class:`Decision`."""
+        if decision.weights is None:
+            return self.candidate_labels(plans, decision.candidate, first, second)
+        X = standardise(features)
+        return sigmoid((X[first] - X[second]) @ decision.weights)
 
     def plan_labels(self, plans: Sequence[Plan], n_targets: int) -> dict[str, np.ndarray]:
         """Each plan's labels on ``orientation.eval_pairs`` fixed random target pairs (kept for the same plans)."""
@@ -294,11 +338,21 @@ class TransferLabeller(Labeller):
         self._plan_labels = (plans, out)
         return out
 
-    def decide(self, plans: Sequence[Plan], index: dict, n_targets: int) -> tuple[Candidate, Reliability]:
-        """The candidate the remembered target labels agree with most, and the session's reliability."""
+    def decide(self, plans: Sequence[Plan], index: dict, n_targets: int,
+               features: Optional[np.ndarray] = None) -> tuple[Decision, Reliability]:
+        """The candidate the remembered target labels agree with most (with ``few_shot.model=linear`` and
+        ``features`` given: the reward fitted to them around it), and the session's reliability."""
         candidates = candidate_list([p.name for p in plans], self.orientation.flips)
-        choice = choose(self.evidence(plans, candidates, index))
+        agree = self.evidence(plans, candidates, index)
+        choice, weights = choose(agree), None
+        if agree.shape[1] and self.few_shot.model == "linear" and features is not None:
+            mf, ms, y = self.memory_pairs(index)
+            a, b = random_pairs(n_targets, self.few_shot.prior_pairs, np.random.default_rng([self.seed, 98]))
+            fit = fit_few_shot(standardise(features), mf, ms, y, agree,
+                               lambda c: (a, b, self.candidate_labels(plans, candidates[c], a, b)), self.few_shot)
+            choice, weights = Choice(fit.candidate, fit.agreement, fit.fit_agreement, len(y)), fit.weights
         cand = candidates[choice.index]
+        decision = Decision(cand, weights)
         ev = self.plan_labels(plans, n_targets)  # unsupervised signals: how the plans' labels compare
         chosen = plans[cand.plan]
         kind, init = chosen.name.split("/")
@@ -312,10 +366,10 @@ class TransferLabeller(Labeller):
 
         fused_plain = agreement("fused/product", "plain/product") \
             if {"fused/product", "plain/product"} <= informative else float("nan")
-        rel = assess(choice, chosen=cand.name, gw_cost=chosen.gw_cost, entropy=chosen.entropy,
+        rel = assess(choice, chosen=decision.name, gw_cost=chosen.gw_cost, entropy=chosen.entropy,
                      confidence=conf[chosen.name], mirror_agreement=agreement(chosen.name, partner),
                      fused_plain_agreement=fused_plain, settings=self.orientation)
-        return cand, rel
+        return decision, rel
 
     def label(self, first: Sequence[Segment], second: Sequence[Segment], *, few_shot: bool = True) -> Labels:
         """Soft transferred labels (with confidence weights) for the pairs ``(first[i], second[i])``.
@@ -336,14 +390,14 @@ class TransferLabeller(Labeller):
         index = {segment_key(s): i for i, s in enumerate(queried)}
         extra = [s for s in distinct_segments([*self.target_pool, *self._pool]) if segment_key(s) not in index]
         targets = (queried + extra)[: max(self.max_target, len(queried))]
-        plans = self.align(targets)
-        cand, rel = self.decide(plans, index, len(targets))
+        feats = segment_features(targets, self.features)
+        plans = self.align(targets, feats)
+        decision, rel = self.decide(plans, index, len(targets), feats)
         self._calls += 1
         self._report(rel)
         i1 = np.array([index[segment_key(s)] for s in first])
         i2 = np.array([index[segment_key(s)] for s in second])
-        p, _mass = transfer_pair_labels(plans[cand.plan].coupling, self.source, i1, i2)
-        p = 1.0 - p if cand.flipped else p
+        p = self.pair_labels(decision, plans, feats, i1, i2)
         # floor: an all-0.5 round must not leave the reward model a batch of zero total weight
         weight = np.maximum(np.abs(2.0 * p - 1.0), MIN_WEIGHT) if self.confidence == "agreement" else np.ones(n)
         if true is not None:
@@ -397,7 +451,7 @@ def _no_labels() -> Labels:
 
 def transfer_labeller(*, source_store: Optional[str], max_source: int, rng: np.random.Generator,
                       source_sources: Optional[Sequence[str]] = None, features: Optional[dict] = None,
-                      gw: Optional[dict] = None, orientation: Optional[dict] = None,
+                      gw: Optional[dict] = None, orientation: Optional[dict] = None, few_shot: Optional[dict] = None,
                       fused_features: Sequence[str] = DEFAULT_FUSED, max_target: int = 1000,
                       confidence: str = "agreement", on_nonconvergence: str = "warn", on_unreliable: str = "warn",
                       target_labels: int = 0, min_source_labels: int = 300, target_teacher=None,
@@ -409,9 +463,9 @@ def transfer_labeller(*, source_store: Optional[str], max_source: int, rng: np.r
         raise PbrlError("feedback.source_store: expected the path of a labelled source-task store (.sqlite)")
     try:
         spec, settings = FeatureSpec(**(features or {})), GWSettings(**(gw or {}))
-        orient = OrientationSettings(**(orientation or {}))
+        orient, shot = OrientationSettings(**(orientation or {})), FewShotSettings(**(few_shot or {}))
     except TypeError as exc:
-        raise PbrlError(f"feedback.features / feedback.gw / feedback.orientation: {exc}") from None
+        raise PbrlError(f"feedback.features / feedback.gw / feedback.orientation / feedback.few_shot: {exc}") from None
     source = load_source(source_store, max_segments=int(max_source), rng=rng, sources=source_sources)
     pool = load_target_pool(target_pool, max_segments=int(max_target), rng=rng) if target_pool else []
     target_name = f"feedback.target_pool={target_pool}" if target_pool else "the run"
@@ -427,7 +481,7 @@ def transfer_labeller(*, source_store: Optional[str], max_source: int, rng: np.r
     log.info("PEARL transfer: %d source segments, %d labelled pairs from %s; plans %s (declared features: %s)",
              len(source.segments), len(source.p), source_store, orient.inits,
              ", ".join(declared.names) if declared else "none shared, plain GW only")
-    return TransferLabeller(source, features=spec, gw=settings, orientation=orient, declared=declared,
+    return TransferLabeller(source, features=spec, gw=settings, orientation=orient, few_shot=shot, declared=declared,
                             max_target=max_target, confidence=confidence, on_nonconvergence=on_nonconvergence,
                             on_unreliable=on_unreliable, target_teacher=target_teacher, target_labels=target_labels,
                             target_pool=pool, pool_pairs=int(pool_pairs), seed=int(rng.integers(2**31)))

@@ -16,6 +16,7 @@ from checks import true_order_agreement
 from cli_runs import TINY_TRAIN, run_cli
 from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Segment
+from pbrl.feedback.few_shot import FewShotSettings
 from pbrl.feedback.ot import FeatureSpec, GWSettings, distance_matrix, segment_features
 from pbrl.agents.preference import INITIAL_ANNOTATOR, FeedbackLoop
 from pbrl.feedback.pool import load_target_pool
@@ -120,6 +121,9 @@ def test_load_source_and_few_shot(tmp_path, rng):
     ({"orientation": {"fused": "always"}}, "feedback.orientation.fused"),
     ({"orientation": {"flip": True}}, "unexpected keyword"),
     ({"on_unreliable": "ignore"}, "feedback.on_unreliable: expected warn | error"),
+    ({"few_shot": {"model": "deep"}}, "feedback.few_shot.model: expected one of"),
+    ({"few_shot": {"prior_weight": 0}}, "feedback.few_shot.prior_weight"),
+    ({"few_shot": {"weight": 1}}, "feedback.few_shot: .*unexpected keyword"),
 ])
 def test_bad_config_is_one_line(tmp_path, rng, kwargs, match):
     source, _ = _clouds(8)
@@ -218,6 +222,25 @@ def test_target_labels_choose_the_orientation_gw_cannot_see(sign):
     rel = few.reliability
     assert rel.status == "verified" and rel.n_labels == 5 and rel.agreement >= 0.8
     assert rel.metrics()["transfer_labels"] == 5 and rel.gw_cost >= 0 and 0 <= rel.entropy <= 1
+
+
+@pytest.mark.parametrize("model", ["linear", "none"])
+def test_target_labels_fit_a_reward_where_no_alignment_fits(model):
+    """Source labels that say nothing (random): every candidate is near chance, and choosing among them cannot
+    help. The few-shot fit (the default) learns the target's order from 10 labels per session; choosing only
+    (``few_shot.model=none``) stays near chance."""
+    src, target = _line_pair(1.0)
+    noise = np.random.default_rng(7).integers(0, 2, len(src.p)).astype(np.float64)
+    src = dataclasses.replace(src, p=noise)
+    lab = _line_labeller(src, target, target_labels=10, few_shot=FewShotSettings(model=model),
+                         target_teacher=teacher_from_preset("oracle", rng=np.random.default_rng(0)))
+    _accuracy(lab, target, np.random.default_rng(2))  # the first session: 10 labels remembered
+    acc = _accuracy(lab, target, np.random.default_rng(3))
+    if model == "linear":
+        assert acc >= 0.9 and lab.reliability.chosen.endswith("+ linear fit")
+        assert lab.reliability.status == "verified" and lab.reliability.agreement >= 0.8
+    else:
+        assert acc < 0.75 and "linear" not in lab.reliability.chosen
 
 
 def test_remembered_target_labels_survive_a_resume():
