@@ -9,9 +9,13 @@ session does, and the picked candidate's labels (p > 0.5) are scored against the
 `--target-pairs` random pairs (exact ties left out). Side by side, on the same plans:
 
 * default: every candidate (fused and plain GW where both YAMLs declare features, product and mirror starts,
-  labels as they are and reversed);
+  labels as they are and reversed); with k > 0 the chosen one is the prior of the linear few-shot reward that
+  the k labels fit (`few_shot.model=linear`, pbrl/feedback/few_shot.py);
+* choose only: the same candidates, the chosen one's labels as they are (`few_shot.model=none`);
 * plain: plain GW candidates only (what tasks without declared features get); at k = 0 this is PEARL's CPA;
-* no mirror: product starts only (fused and plain, both orientations).
+* no mirror: product starts only (fused and plain, both orientations);
+* labels alone (the baseline without any transfer): the same linear Bradley-Terry reward fitted to the k target
+  labels with a prior centred at zero of the same precision.
 
 At k = 0 a pair-seed whose labels come out inverted (accuracy < 50%) must be flagged unreliable; the table
 counts inverted and flagged seeds for the default and the plain candidates. Development pairs and held-out
@@ -42,8 +46,10 @@ if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts t
     import _bootstrap  # noqa: F401
 from bench.common import RAW, ROOT, publish
 from pbrl.envs.tasks import load_task
+from pbrl.feedback.few_shot import fit_bradley_terry, sigmoid, standardise
 from pbrl.feedback.heron import segment_key
 from pbrl.feedback.orientation import hard_agreement
+from pbrl.feedback.ot import segment_features
 from pbrl.feedback.query import random_pairs
 from pbrl.feedback.teachers import teacher_from_preset
 from pbrl.feedback.transfer import (GWConvergenceWarning, TargetLabels, TransferLabeller, transfer_labeller,
@@ -55,8 +61,14 @@ KS = (0, 5, 10, 20)
 DEV = "button-press:button-press-topdown,drawer-open:drawer-close,window-open:window-close,door-open:drawer-open," \
       "reach:push,button-press:drawer-close,plate-slide:sweep-into,faucet-open:faucet-close,push:pick-place," \
       "handle-press:button-press-topdown"
-HELDOUT = "coffee-button:button-press,push-back:plate-slide-back,door-close:window-close,sweep-into:reach"
-VARIANTS = {"default": None, "plain": ("plain/",), "no mirror": ("/product",)}
+HELDOUT = "coffee-button:button-press,push-back:plate-slide-back,door-close:window-close,sweep-into:reach," \
+    "drawer-close:door-open,pick-place:push,button-press-topdown:coffee-button,push:reach"
+FRESH = "plate-slide-back:push-back,faucet-close:window-open,bin-picking:pick-place,reach:button-press"
+GROUPS = (("dev", "Development pairs"),
+          ("heldout", "Held-out pairs (not used to build the candidate alignments; seen before the few-shot fit and the "
+                      "zero-shot threshold were fixed)"),
+          ("fresh", "Fresh pairs (first run after every setting was fixed)"))
+VARIANTS = {"default": None, "choose only": None, "plain": ("plain/",), "no mirror": ("/product",)}
 
 
 def shipped_defaults() -> dict:
@@ -102,9 +114,10 @@ def run_pair(src: str, tgt: str, d: int, args, tmp: Path) -> dict:
     S, T = segments(src, 1000 * d + 1, args), segments(tgt, 1000 * d + 2, args)
     lab = build(S, tgt, args, tmp, seed=10 + d)
     t0 = time.perf_counter()
+    feats = segment_features(T, lab.features)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GWConvergenceWarning)
-        plans = lab.align(T)
+        plans = lab.align(T, feats)
     solve_s = time.perf_counter() - t0
     index = {segment_key(s): i for i, s in enumerate(T)}
     rng = np.random.default_rng([d, 5])
@@ -120,10 +133,12 @@ def run_pair(src: str, tgt: str, d: int, args, tmp: Path) -> dict:
     out = {"source": src, "target": tgt, "seed": d, "solve_s": round(solve_s, 1),
            "plans": {p.name: {"accuracy": float(acc[p.name]), "gw_cost": p.gw_cost, "entropy": p.entropy}
                      for p in plans}, "variants": {}}
+    model = lab.few_shot
     for variant, keep in VARIANTS.items():
         sub = [p for p in plans if keep is None or any(k in p.name for k in keep)]
         if not sub:
             continue
+        lab.few_shot = dataclasses.replace(model, model="none") if variant == "choose only" else model
         rows = {}
         for k in KS:
             res = []
@@ -131,9 +146,13 @@ def run_pair(src: str, tgt: str, d: int, args, tmp: Path) -> dict:
                 pick = np.random.default_rng([d, k, r]).choice(len(ly), size=min(k, len(ly)), replace=False)
                 lab.memory = TargetLabels([T[la[i]] for i in pick], [T[lb[i]] for i in pick],
                                           [float(ly[i]) for i in pick])
-                cand, rel = lab.decide(sub, index, len(T))
-                a = acc[sub[cand.plan].name]
-                res.append({"accuracy": float(1.0 - a if cand.flipped else a), "chosen": cand.name,
+                dec, rel = lab.decide(sub, index, len(T), feats)
+                if dec.weights is None:
+                    a = acc[sub[dec.candidate.plan].name]
+                    a = 1.0 - a if dec.candidate.flipped else a
+                else:
+                    a = hard_agreement(lab.pair_labels(dec, sub, feats, ea, eb), truth).mean()
+                res.append({"accuracy": float(a), "chosen": dec.name,
                             "status": rel.status, "agreement": rel.agreement, "confidence": rel.confidence,
                             "mirror_agreement": rel.mirror_agreement, "entropy": rel.entropy,
                             "reasons": list(rel.reasons)})
@@ -145,6 +164,24 @@ def run_pair(src: str, tgt: str, d: int, args, tmp: Path) -> dict:
                             **({key: res[0][key] for key in ("confidence", "mirror_agreement", "entropy")}
                                if k == 0 else {})}
         out["variants"][variant] = rows
+    lab.few_shot = model
+    out["labels alone"] = labels_alone(standardise(feats), (ea, eb, truth), (la, lb, ly), d, model.prior_weight,
+                                       args.resamples)
+    return out
+
+
+def labels_alone(X: np.ndarray, scored: tuple, labelled: tuple, d: int, ridge: float, resamples: int) -> dict:
+    """Accuracy at each k > 0 of the linear reward fitted to the k target labels alone (no transfer), drawn as
+    the labeller's are."""
+    (ea, eb, truth), (la, lb, ly) = scored, labelled
+    out = {}
+    for k in KS[1:]:
+        accs = []
+        for r in range(resamples):
+            pick = np.random.default_rng([d, k, r]).choice(len(ly), size=min(k, len(ly)), replace=False)
+            w = fit_bradley_terry(X[la[pick]] - X[lb[pick]], ly[pick], ridge=ridge)
+            accs.append(hard_agreement(sigmoid((X[ea] - X[eb]) @ w), truth).mean())
+        out[str(k)] = float(np.mean(accs))
     return out
 
 
@@ -170,6 +207,10 @@ def summarise(rows: list[dict]) -> dict:
             cell[(variant, "inverted")] = sum(v["accuracy"] < 0.5 for v in zero)
             cell[(variant, "flagged")] = sum(v["unreliable"] == 1.0 for v in zero)
             cell[(variant, "silent")] = sum(v["accuracy"] < 0.5 and v["unreliable"] < 1.0 for v in zero)
+        if all("labels alone" in r for r in rs):
+            for k in KS[1:]:
+                accs = [r["labels alone"][str(k)] for r in rs]
+                cell[("alone", k)] = {"mean": float(np.mean(accs)), "min": float(np.min(accs))}
         summary[key] = cell
     return summary
 
@@ -177,23 +218,24 @@ def summarise(rows: list[dict]) -> dict:
 def _table(summary: dict, title: str) -> list[str]:
     lines = [f"**{title}** (accuracy of the transferred labels, mean over data seeds; `min` = worst seed)", "",
              "| source -> target | PEARL plain GW, k=0 | default k=0 (flagged) | k=5 | k=10 (worst seed) | k=20 | "
-             "LOO estimate at k=10 | plain, k=10 | no mirror, k=10 | plain k=0 inverted / flagged |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    cols = {k: [] for k in ("pearl", "d0", "d5", "d10", "d20", "p10", "n10")}
+             "LOO estimate at k=10 | choose only, k=10 | labels alone, k=10 | plain, k=10 | no mirror, k=10 | "
+             "plain k=0 inverted / flagged |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    cols = {k: [] for k in ("pearl", "d0", "d5", "d10", "d20", "c10", "a10", "p10", "n10")}
     for key, c in summary.items():
-        d = lambda k, v="default": c[(v, k)]  # noqa: E731
+        d = lambda k, v="default": c.get((v, k), {"mean": float("nan")})  # noqa: E731
         vals = {"pearl": d(0, "plain")["mean"], "d0": d(0)["mean"], "d5": d(5)["mean"], "d10": d(10)["mean"],
-                "d20": d(20)["mean"], "p10": d(10, "plain")["mean"], "n10": d(10, "no mirror")["mean"]}
+                "d20": d(20)["mean"], "c10": d(10, "choose only")["mean"], "a10": d(10, "alone")["mean"],
+                "p10": d(10, "plain")["mean"], "n10": d(10, "no mirror")["mean"]}
         for k, v in vals.items():
             cols[k].append(v)
         lines.append(f"| {key} | {vals['pearl']:.1%} | {vals['d0']:.1%} ({c[('default', 'flagged')]}) | "
                      f"{vals['d5']:.1%} | {vals['d10']:.1%} ({d(10)['min']:.1%}) | {vals['d20']:.1%} | "
-                     f"{d(10)['loo']:.1%} | {vals['p10']:.1%} | {vals['n10']:.1%} | "
-                     f"{c[('plain', 'inverted')]} / {c[('plain', 'flagged')]} |")
+                     f"{d(10)['loo']:.1%} | {vals['c10']:.1%} | {vals['a10']:.1%} | {vals['p10']:.1%} | "
+                     f"{vals['n10']:.1%} | {c[('plain', 'inverted')]} / {c[('plain', 'flagged')]} |")
     for name, fn in (("mean", np.mean), ("min", np.min)):
         v = {k: fn(x) for k, x in cols.items()}
         lines.append(f"| **{name}** | {v['pearl']:.1%} | {v['d0']:.1%} | {v['d5']:.1%} | **{v['d10']:.1%}** | "
-                     f"{v['d20']:.1%} | | {v['p10']:.1%} | {v['n10']:.1%} | |")
+                     f"{v['d20']:.1%} | | {v['c10']:.1%} | {v['a10']:.1%} | {v['p10']:.1%} | {v['n10']:.1%} | |")
     return lines
 
 
@@ -209,7 +251,20 @@ def _goals(summary: dict) -> list[str]:
             f"{inverted['default']}, plain {inverted['plain'] - silent['plain']}/{inverted['plain']} "
             f"(goal: none silently inverted: {met(silent['default'] == 0 and silent['plain'] == 0)}).",
             f"- The labeller's own estimate (LOO at k=10) is within {gap * 100:.1f} points of the measured "
-            "accuracy on every pair."]
+            "accuracy on every pair.",
+            *_contrasts(summary)]
+
+
+def _contrasts(summary: dict) -> list[str]:
+    """Mean over pairs of the default minus each reference at every k > 0 (the few-shot fit's gain)."""
+    out = []
+    for ref, name in (("choose only", "choosing a candidate only"), ("alone", "the target labels alone")):
+        if not all((ref, 10) in c for c in summary.values()):
+            continue
+        gaps = ", ".join(f"k={k} {np.mean([c[('default', k)]['mean'] - c[(ref, k)]['mean'] for c in summary.values()]) * 100:+.1f}"
+                         for k in KS[1:])
+        out.append(f"- Default minus {name} (points, mean over pairs): {gaps}.")
+    return out
 
 
 def label_sweep(pairs: list[tuple[str, str]], counts: list[int], args, tmp: Path) -> list[dict]:
@@ -270,8 +325,7 @@ def render(res: dict) -> str:
              f"pairs scored against the target's true-return labels; k labelled target pairs drawn {a['resamples']} "
              "times per seed (disjoint from the scored pairs). `flagged` = seeds whose k=0 session said unreliable; "
              "`LOO estimate` = the agreement the labeller itself reports (leave-one-out on its k labels).", ""]
-    for title, key in (("Development pairs", "dev"), ("Held-out pairs (not looked at while building the method)",
-                                                         "heldout")):
+    for key, title in GROUPS:
         rows = [r for r in res["rows"] if r["group"] == key]
         if rows:
             s = summarise(rows)
@@ -330,6 +384,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pairs", default=DEV, help="development pairs source:target,...")
     p.add_argument("--heldout", default=HELDOUT, help="held-out pairs, reported separately ('' = none)")
+    p.add_argument("--fresh", default=FRESH, help="pairs first run after the settings were fixed ('' = none)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--segments", type=int, default=500)
     p.add_argument("--source-labels", type=int, default=3000)
@@ -350,11 +405,11 @@ def main() -> None:
     if args.from_json:
         publish(render(json.loads(args.out.read_text())), MARK, args.update_benchmarks)
         return
-    groups = [("dev", s, t) for s, t in parse_pairs(args.pairs)] + \
-        [("heldout", s, t) for s, t in parse_pairs(args.heldout)]
+    groups = [(g, s, t) for g, text in (("dev", args.pairs), ("heldout", args.heldout), ("fresh", args.fresh))
+              for s, t in parse_pairs(text)]
     seeds = [int(x) for x in args.seeds.split(",")]
     old = json.loads(args.out.read_text()) if args.resume and args.out.exists() else {}
-    rows = [r for r in old.get("rows", []) if r["group"] in ("dev", "heldout")]
+    rows = [r for r in old.get("rows", []) if r["group"] in dict(GROUPS)]
     done = {(r["source"], r["target"], r["seed"]) for r in rows}
     cpu0 = time.process_time() - float(old.get("cpu_s", 0.0))
     with tempfile.TemporaryDirectory() as d:

@@ -2,7 +2,7 @@
 
 For each `--pairs source:target`, builds a source store (noisy source-task expert, 3000 rational labels) and a
 target pool (unlabelled noisy-expert segments of the target task, PEARL's unlabelled target dataset), then trains
-the target task with the Gaussian (RRL) reward and SAC, every variant at the same label budget, one Hydra multirun
+the target task with the Gaussian (RRL) reward and `--algo` (default crossq, `pbrl train`'s learner; sac), every variant at the same label budget, one Hydra multirun
 (`-m seed=...` through `--launcher`: local = hydra-joblib-launcher, slurm, ray_cluster) per variant:
 
 * ``transfer-kK+pool``: ``feedback=transfer`` with the target pool, ``--pool-pairs`` transferred pool labels and
@@ -75,7 +75,7 @@ def variant_overrides(args, variant: str, target: str, source: Path, pool: Path)
     K = args.target_labels
     feedback = "scripted" if variant.startswith("scripted") else "transfer"
     per_round, labels = args.per_round, args.labels
-    over = [f"task={target}", "algo=sac", f"feedback={feedback}", "reward=gaussian", f"budget.env_steps={args.steps}",
+    over = [f"task={target}", f"algo={args.algo}", f"feedback={feedback}", "reward=gaussian", f"budget.env_steps={args.steps}",
             f"budget.every={args.every}", f"algo.seed_steps={args.every}", f"segment_length={args.segment_length}",
             f"episode_length={args.episode_length}", f"eval.every={args.steps}", f"checkpoint_every={args.every}",
             "eval.video=false", "threads=1", *args.extra]
@@ -169,7 +169,7 @@ def render(args, source: str, target: str, rows: list[dict]) -> str:
     lines = [f"## PEARL transfer: policy on the target task ({source} -> {target})", "",
              f"`python bench/transfer_policy.py {' '.join(sys.argv[1:])}` · {platform.machine()} · "
              f"{time.strftime('%Y-%m-%d')}", "",
-             f"{source} -> {target}, SAC + Gaussian reward, {args.steps} env steps, {args.labels} labels "
+             f"{source} -> {target}, {args.algo} + Gaussian reward, {args.steps} env steps, {args.labels} labels "
              f"({args.per_round} every {args.every} steps), seeds {args.seeds}; target pool: "
              f"{args.pool_episodes * 10} unlabelled noisy-expert segments, {args.pool_pairs} pool labels (the +pool "
              f"runs only, outside the label budget; their reward.epochs={args.pool_epochs}). Cells: mean over seeds "
@@ -202,6 +202,7 @@ def main() -> None:
                    help="extra launcher setting, e.g. hydra.launcher.partition=cpu (repeatable)")
     p.add_argument("--jobs", type=int, default=3, help="runs at once with --launcher local")
     p.add_argument("--steps", type=int, default=40_000)
+    p.add_argument("--algo", default="crossq", choices=("crossq", "sac"), help="the learner of every variant")
     p.add_argument("--labels", type=int, default=500)
     p.add_argument("--per-round", type=int, default=50)
     p.add_argument("--every", type=int, default=2000)

@@ -21,7 +21,7 @@ def ta():
 
 
 ARGS = argparse.Namespace(target_labels=10, per_round=50, labels=500, steps=40000, every=2000, segment_length=50,
-                          episode_length=500, extra=[], pool_pairs=300, pool_epochs=10)
+                          episode_length=500, extra=[], pool_pairs=300, pool_epochs=10, algo="crossq")
 
 
 def test_variants_share_the_budget_and_differ_only_in_labels(tp):
@@ -29,6 +29,7 @@ def test_variants_share_the_budget_and_differ_only_in_labels(tp):
             for v in ("transfer-k10+pool", "scripted+pool", "scripted-k10")}
     for v in over.values():
         assert "budget.env_steps=40000" in v and "reward=gaussian" in v and "task=drawer-close" in v
+        assert "algo=crossq" in v  # one learner for every variant
     k10 = over["transfer-k10+pool"]
     assert "feedback=transfer" in k10 and "feedback.target_labels=10" in k10 and "feedback.source_store=s.sqlite" in k10
     assert "budget.labels=500" in k10 and "feedback.target_pool=p.sqlite" in k10 and "feedback.pool_pairs=300" in k10
