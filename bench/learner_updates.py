@@ -29,6 +29,7 @@ if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts t
     import _bootstrap  # noqa: F401
 from bench.common import publish  # noqa: E402
 from bench.online_pbrl import machine_info  # noqa: E402
+from pbrl.agents.pebble import silent_logger  # noqa: E402
 
 MARK = "learner-updates"
 ARCH = [256, 256]
@@ -65,6 +66,7 @@ def make_learner(name: str) -> Any:
         model = SbxCrossQ("MlpPolicy", env, **kw)
     else:
         raise ValueError(name)
+    silent_logger(model)  # no /tmp/SB3-<time> folder per run
     model.learn(1100)  # 1000 random steps, then 100 with updates (compiles the JAX ones)
     return model
 

@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts the repository root on sys.path
     import _bootstrap  # noqa: F401
 from bench.common import publish
+from pbrl.agents.pebble import silent_logger
 
 MARK = "robustness"
 
@@ -44,6 +45,7 @@ def train(task, randomisation, *, steps: int, seed: int, episode_length: int, ne
     model = SAC("MlpPolicy", env, learning_starts=min(int(sac["seed_steps"]), steps // 5), seed=seed, device="cpu",
                 verbose=0, **kwargs)
     t0 = time.perf_counter()
+    silent_logger(model)  # no /tmp/SB3-<time> folder per run
     model.learn(total_timesteps=steps)
     return model, time.perf_counter() - t0
 

@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 
 import yaml
 
+from pbrl.agents.pebble import silent_logger
 from pbrl.envs.make import make_env
 from pbrl.envs.tasks import load_task
 from pbrl.resources import resource_dir
@@ -39,6 +40,7 @@ def write_sb3_run(run_dir: Path, *, task: str = "halfcheetah", algo: str = "sac"
     else:
         raise PbrlError(f"algo: expected sac or ppo, got {algo!r}")
     if steps:
+        silent_logger(model)  # no /tmp/SB3-<time> folder per run
         model.learn(total_timesteps=steps)
     if weight_scale != 1.0 and algo == "sac":
         import torch

@@ -27,6 +27,7 @@ import torch
 if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts the repository root on sys.path
     import _bootstrap  # noqa: F401
 from bench.common import publish  # noqa: E402
+from pbrl.agents.pebble import silent_logger  # noqa: E402
 
 MARK = "vlm-reward"
 
@@ -80,6 +81,7 @@ def sac_wall(task, *, steps: int, seed: int, episode_length: int,
     if render is not None:
         venv.venv.env_method = render  # the wrapper renders through env_method("render")
     t0 = time.perf_counter()
+    silent_logger(model)  # no /tmp/SB3-<time> folder per run
     model.learn(steps)
     wall = time.perf_counter() - t0
     venv.close()
