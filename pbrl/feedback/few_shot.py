@@ -63,11 +63,13 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 def fit_bradley_terry(diffs: np.ndarray, y: np.ndarray, *, ridge: float, center: Optional[np.ndarray] = None,
-                      weight: Optional[np.ndarray] = None, max_iter: int = 50, tol: float = 1e-9) -> np.ndarray:
+                      weight: Optional[np.ndarray] = None, init: Optional[np.ndarray] = None, max_iter: int = 50,
+                      tol: float = 1e-9) -> np.ndarray:
     """MAP weights of ``P(first preferred) = sigmoid(w . d)`` with a Gaussian prior ``N(center, 1 / ridge)``.
 
     Minimises ``sum_j weight_j * BCE(sigmoid(w . d_j), y_j) + ridge / 2 * ||w - center||^2`` by Newton's method
-    with backtracking (the objective is strictly convex, so the minimiser is unique). ``y`` may be soft.
+    with backtracking (the objective is strictly convex, so the minimiser is unique, whatever the start ``init``,
+    default ``center``). ``y`` may be soft.
     """
     D, y = np.asarray(diffs, np.float64), np.asarray(y, np.float64)
     if D.ndim != 2 or len(D) != len(y):
@@ -78,7 +80,7 @@ def fit_bradley_terry(diffs: np.ndarray, y: np.ndarray, *, ridge: float, center:
         z = D @ v  # BCE(sigmoid(z), y) = softplus(z) - y z, computed without overflow
         return float(np.sum(s * (np.logaddexp(0.0, z) - y * z)) + 0.5 * ridge * np.sum((v - c) ** 2))
 
-    w = c.copy()
+    w = (c if init is None else np.asarray(init, np.float64)).copy()
     for _ in range(max_iter):
         p = sigmoid(D @ w)
         grad = D.T @ (s * (p - y)) + ridge * (w - c)
@@ -137,14 +139,16 @@ def fit_few_shot(X: np.ndarray, first: np.ndarray, second: np.ndarray, y: np.nda
         return priors[c]
 
     total = agree.sum(axis=1)
+    best = int(np.argmax(total))
+    w = fit_bradley_terry(D, y, ridge=settings.prior_weight, center=prior(best))
     held = []
     for j in range(len(y)):
         keep = np.arange(len(y)) != j
         c = int(np.argmax(total - agree[:, j]))
-        w = fit_bradley_terry(D[keep], y[keep], ridge=settings.prior_weight, center=prior(c))
-        held.append(float(hard_agreement(sigmoid(D[j] @ w), y[j])))
-    best = int(np.argmax(total))
-    w = fit_bradley_terry(D, y, ridge=settings.prior_weight, center=prior(best))
+        # started from the all-label fit when the prior is the same: one label moves the optimum little (speed only)
+        v = fit_bradley_terry(D[keep], y[keep], ridge=settings.prior_weight, center=prior(c),
+                              init=w if c == best else None)
+        held.append(float(hard_agreement(sigmoid(D[j] @ v), y[j])))
     fit = float(np.mean(hard_agreement(sigmoid(D @ w), y)))
     return FewShotFit(w, best, float(np.mean(held)), fit)
 
