@@ -46,10 +46,10 @@ if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts t
     import _bootstrap  # noqa: F401
 from bench.common import RAW, ROOT, publish
 from pbrl.envs.tasks import load_task
-from pbrl.feedback.few_shot import fit_bradley_terry, sigmoid, standardise
+from pbrl.feedback.few_shot import fit_bradley_terry, sigmoid
 from pbrl.feedback.heron import segment_key
 from pbrl.feedback.orientation import hard_agreement
-from pbrl.feedback.ot import segment_features
+from pbrl.feedback.ot import segment_features, standardise
 from pbrl.feedback.query import random_pairs
 from pbrl.feedback.teachers import teacher_from_preset
 from pbrl.feedback.transfer import (GWConvergenceWarning, TargetLabels, TransferLabeller, transfer_labeller,
@@ -151,7 +151,7 @@ def run_pair(src: str, tgt: str, d: int, args, tmp: Path) -> dict:
                     a = acc[sub[dec.candidate.plan].name]
                     a = 1.0 - a if dec.candidate.flipped else a
                 else:
-                    a = hard_agreement(lab.pair_labels(dec, sub, feats, ea, eb), truth).mean()
+                    a = hard_agreement(lab.pair_labels(dec, sub, ea, eb), truth).mean()
                 res.append({"accuracy": float(a), "chosen": dec.name,
                             "status": rel.status, "agreement": rel.agreement, "confidence": rel.confidence,
                             "mirror_agreement": rel.mirror_agreement, "entropy": rel.entropy,

@@ -15,7 +15,7 @@ sigmoid(w . (x_first - x_second))``, fitted in two steps:
 With few labels ``w`` stays near the transfer; with more, the target labels take over; with ``k = 0`` the
 transfer's own labels are used (zero-shot, unverified). The reported agreement is leave-one-out over the
 ``k`` labels with the candidate choice and both fits redone on the other ``k - 1`` (Stone 1974), so it pays
-for the fitting as the candidate choice's estimate pays for choosing. Measured side by side on 14 Meta-World
+for the fitting as the candidate choice's estimate pays for choosing. Measured side by side on 22 Meta-World
 pairs in BENCHMARKS.md ("PEARL cross-task transfer"), with the target labels alone as the baseline.
 """
 
@@ -76,6 +76,7 @@ def fit_bradley_terry(diffs: np.ndarray, y: np.ndarray, *, ridge: float, center:
         raise PbrlError(f"fit_bradley_terry: expected (m, d) differences and (m,) labels, got {D.shape}, {y.shape}")
     c = np.zeros(D.shape[1]) if center is None else np.asarray(center, np.float64)
     s = np.ones(len(y)) if weight is None else np.asarray(weight, np.float64)
+
     def loss(v: np.ndarray) -> float:
         z = D @ v  # BCE(sigmoid(z), y) = softplus(z) - y z, computed without overflow
         return float(np.sum(s * (np.logaddexp(0.0, z) - y * z)) + 0.5 * ridge * np.sum((v - c) ** 2))
@@ -92,13 +93,6 @@ def fit_bradley_terry(diffs: np.ndarray, y: np.ndarray, *, ridge: float, center:
         if np.max(np.abs(t * step)) < tol:
             break
     return w
-
-
-def standardise(X: np.ndarray) -> np.ndarray:
-    """Z-score every column (constant columns become 0), so one ridge means the same for every feature."""
-    X = np.asarray(X, np.float64)
-    sd = X.std(axis=0)
-    return (X - X.mean(axis=0)) / np.where(sd > 1e-8, sd, 1.0)
 
 
 class FewShotFit(NamedTuple):
@@ -123,7 +117,8 @@ def fit_few_shot(X: np.ndarray, first: np.ndarray, second: np.ndarray, y: np.nda
     """The linear few-shot reward on target features ``X`` from ``k`` labelled pairs, and its LOO agreement.
 
     Args:
-        X: ``(n, d)`` standardised target features (:func:`standardise`).
+        X: ``(n, d)`` standardised target features (:func:`~pbrl.feedback.ot.standardise`: one ridge then means
+            the same for every feature).
         first, second, y: the ``k`` labelled target pairs (indices into ``X``) and their labels.
         agree: ``(n_candidates, k)`` each candidate's agreement with each label (choice as in
             :func:`~pbrl.feedback.orientation.choose`: most agreements, ties to the earlier).
@@ -151,4 +146,3 @@ def fit_few_shot(X: np.ndarray, first: np.ndarray, second: np.ndarray, y: np.nda
         held.append(float(hard_agreement(sigmoid(D[j] @ v), y[j])))
     fit = float(np.mean(hard_agreement(sigmoid(D @ w), y)))
     return FewShotFit(w, best, float(np.mean(held)), fit)
-

@@ -105,10 +105,14 @@ def segment_features(segments: Sequence[Segment], spec: FeatureSpec) -> np.ndarr
                     feats.append(x[-1] - x[0])
         rows.append(np.concatenate(feats))
     X = np.stack(rows)
-    if spec.standardize:
-        std = X.std(axis=0)
-        X = (X - X.mean(axis=0)) / np.where(std > 1e-8, std, 1.0)
-    return X.astype(np.float32)
+    return (standardise(X) if spec.standardize else X).astype(np.float32)
+
+
+def standardise(X: np.ndarray) -> np.ndarray:
+    """Z-score every column within its task (constant columns become 0): no dimension dominates by its units."""
+    X = np.asarray(X, np.float64)
+    sd = X.std(axis=0)
+    return (X - X.mean(axis=0)) / np.where(sd > 1e-8, sd, 1.0)
 
 
 def distance_matrix(X: np.ndarray, metric: str) -> np.ndarray:

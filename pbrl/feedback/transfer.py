@@ -19,8 +19,8 @@ where both task YAMLs declare shared features, fused; each from two starts) and 
 sessions), with a leave-one-out agreement estimate; zero-shot it takes the first candidate and is *unverified*
 (:mod:`pbrl.feedback.orientation`). With target labels the chosen candidate is by default not used as it is but
 as the prior of a linear Bradley-Terry reward on the target features that the labels then fit
-(``few_shot.model=linear``, :mod:`pbrl.feedback.few_shot`): where no alignment fits, the labels still can. Each session's :class:`~pbrl.feedback.orientation.Reliability` is logged
-and kept in :attr:`TransferLabeller.reliability` (the run writes it to metrics.csv); an unreliable one warns
+(``few_shot.model=linear``, :mod:`pbrl.feedback.few_shot`): where no alignment fits, the labels still can.
+Each session's :class:`~pbrl.feedback.orientation.Reliability` is logged and kept in :attr:`TransferLabeller.reliability` (the run writes it to metrics.csv); an unreliable one warns
 (:class:`TransferReliabilityWarning`) or, with ``on_unreliable=error``, stops the run.
 
 A *target pool* (``target_pool``: segments of the target task from any store, its labels never read --
@@ -47,13 +47,13 @@ from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Segment
 from pbrl.envs.tasks import TaskSpec
 from pbrl.feedback.declared import DeclaredFeatures, fused_cost
-from pbrl.feedback.few_shot import FewShotSettings, fit_few_shot, sigmoid, standardise
+from pbrl.feedback.few_shot import FewShotSettings, fit_few_shot, sigmoid
 from pbrl.feedback.heron import distinct_segments, segment_key
 from pbrl.feedback.labeller import Labeller, OfferedPairs
 from pbrl.feedback.orientation import (Candidate, Choice, OrientationSettings, Reliability, assess, candidate_list,
                                        choose, hard_agreement, mirror_plan, source_utility)
 from pbrl.feedback.ot import (FeatureSpec, GWSettings, distance_matrix, gw_objective, plan_entropy,
-                             segment_features, solve_gw)
+                             segment_features, solve_gw, standardise)
 from pbrl.feedback.pool import draw_pool_pairs, load_target_pool
 from pbrl.feedback.query import random_pairs
 from pbrl.feedback.transfer_checks import check_label_count, check_lengths, check_suites, declared_for
@@ -185,11 +185,13 @@ class Decision(NamedTuple):
 
     Attributes:
         candidate: the chosen candidate (the prior of ``weights`` when those are set).
-        weights: linear few-shot reward on the session's standardised target features, or None.
+        weights: linear few-shot reward on ``features``, or None.
+        features: the session's standardised target features (set with ``weights``).
     """
 
     candidate: Candidate
     weights: Optional[np.ndarray] = None
+    features: Optional[np.ndarray] = None
 
     @property
     def name(self) -> str:
@@ -321,12 +323,12 @@ class TransferLabeller(Labeller):
         plan_p = [transfer_pair_labels(p.coupling, self.source, mf, ms)[0] for p in plans]
         return np.stack([hard_agreement(1.0 - plan_p[c.plan] if c.flipped else plan_p[c.plan], y) for c in candidates])
 
-    def pair_labels(self, decision: Decision, plans: Sequence[Plan], features: Optional[np.ndarray],
-                    first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    def pair_labels(self, decision: Decision, plans: Sequence[Plan], first: np.ndarray,
+                    second: np.ndarray) -> np.ndarray:
         """Soft labels of target pairs under a session's :class:`Decision`."""
         if decision.weights is None:
             return self.candidate_labels(plans, decision.candidate, first, second)
-        X = standardise(features)
+        X = decision.features
         return sigmoid((X[first] - X[second]) @ decision.weights)
 
     def plan_labels(self, plans: Sequence[Plan], n_targets: int) -> dict[str, np.ndarray]:
@@ -344,15 +346,16 @@ class TransferLabeller(Labeller):
         ``features`` given: the reward fitted to them around it), and the session's reliability."""
         candidates = candidate_list([p.name for p in plans], self.orientation.flips)
         agree = self.evidence(plans, candidates, index)
-        choice, weights = choose(agree), None
+        choice, weights, X = choose(agree), None, None
         if agree.shape[1] and self.few_shot.model == "linear" and features is not None:
             mf, ms, y = self.memory_pairs(index)
             a, b = random_pairs(n_targets, self.few_shot.prior_pairs, np.random.default_rng([self.seed, 98]))
-            fit = fit_few_shot(standardise(features), mf, ms, y, agree,
+            X = standardise(features)
+            fit = fit_few_shot(X, mf, ms, y, agree,
                                lambda c: (a, b, self.candidate_labels(plans, candidates[c], a, b)), self.few_shot)
             choice, weights = Choice(fit.candidate, fit.agreement, fit.fit_agreement, len(y)), fit.weights
         cand = candidates[choice.index]
-        decision = Decision(cand, weights)
+        decision = Decision(cand, weights, X if weights is not None else None)
         ev = self.plan_labels(plans, n_targets)  # unsupervised signals: how the plans' labels compare
         chosen = plans[cand.plan]
         kind, init = chosen.name.split("/")
@@ -397,7 +400,7 @@ class TransferLabeller(Labeller):
         self._report(rel)
         i1 = np.array([index[segment_key(s)] for s in first])
         i2 = np.array([index[segment_key(s)] for s in second])
-        p = self.pair_labels(decision, plans, feats, i1, i2)
+        p = self.pair_labels(decision, plans, i1, i2)
         # floor: an all-0.5 round must not leave the reward model a batch of zero total weight
         weight = np.maximum(np.abs(2.0 * p - 1.0), MIN_WEIGHT) if self.confidence == "agreement" else np.ones(n)
         if true is not None:

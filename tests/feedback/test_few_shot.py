@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pbrl.feedback.few_shot import FewShotSettings, fit_bradley_terry, fit_few_shot, sigmoid, standardise
+from pbrl.feedback.few_shot import FewShotSettings, fit_bradley_terry, fit_few_shot, sigmoid
+from pbrl.feedback.ot import standardise
 from pbrl.types import PbrlError
 
 
