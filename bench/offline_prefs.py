@@ -117,6 +117,9 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="the reduced scale run on a shared 2-core machine")
     ap.add_argument("--update-md", action="store_true", help="write the table into BENCHMARKS.md")
     ap.add_argument("--out", default=str(RAW / "offline_prefs"))
+    ap.add_argument("--datasets", default="dense,sparse",
+                    help="comma-separated subset of dense,sparse to train on (both are built from the same rollouts "
+                         "either way, so a dense-only and a sparse-only run of one seed merge into the full unit)")
     ap.add_argument("--methods", default=",".join(METHODS),
                     help=f"comma-separated subset of {list(METHODS)} (the others' cells stay empty)")
     ap.add_argument("--keep-data", action="store_true", help="keep the datasets (stores) in --out")
@@ -127,6 +130,9 @@ def parse() -> argparse.Namespace:
     unknown = [m for m in args.methods.split(",") if m not in METHODS]
     if unknown:
         ap.error(f"--methods: unknown {unknown}; expected some of {list(METHODS)}")
+    bad = [d for d in args.datasets.split(",") if d not in ("dense", "sparse")]
+    if bad or not args.datasets:
+        ap.error(f"--datasets: expected some of dense,sparse, got {args.datasets!r}")
     args.tasks = args.tasks or (QUICK_TASKS if args.quick else FULL_TASKS)
     if args.quick:
         args.episodes, args.dense_segments, args.sparse_segments = 48, 320, 1000
@@ -152,6 +158,8 @@ def make_datasets(task_name: str, args: argparse.Namespace, out: Path, seed: int
     trajs = collect_episodes(task, expert_policy(task), CollectSpec(**base), seed)
     paths = {}
     for pairing, n in (("dense", args.dense_segments), ("sparse", args.sparse_segments)):
+        if pairing not in args.datasets.split(","):
+            continue
         path = out / f"{task_name}-{pairing}-s{seed}.sqlite"
         path.unlink(missing_ok=True)
         spec = CollectSpec(**base, pairing=pairing, n_segments=n, group_size=args.group_size)
@@ -341,10 +349,10 @@ def ci_over_tasks(by_task: dict[str, dict[int, float]]) -> tuple[float, float, f
     return est.value, est.low, est.high, len(seeds)
 
 
-def summary_cells(rows: list[dict], pairing: str) -> tuple[list[str], list[str]]:
+def summary_cells(rows: list[dict], pairing: str, methods: list[str]) -> tuple[list[str], list[str]]:
     """Per method: ``mean [95% CI]`` over tasks and seeds, and the worst task's mean."""
     means, worst = [], []
-    for m in METHODS:
+    for m in methods:
         got = per_task(rows, m, pairing)
         if not got:
             means.append("-")
@@ -358,19 +366,33 @@ def summary_cells(rows: list[dict], pairing: str) -> tuple[list[str], list[str]]
 
 
 def table(rows: list[dict], args) -> str:
+    """Per task and dataset the mean over seeds (with the seed count), then per dataset the mean over tasks with
+    its CI and the worst task. Only the methods and (task, dataset) cells that have rows appear."""
     tasks = list(dict.fromkeys(r["task"] for r in rows))
-    lines = ["| task | dataset | " + " | ".join(METHODS) + " |", "|---|---|" + "---|" * len(METHODS)]
+    methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
+    lines = ["| task | dataset | seeds | " + " | ".join(methods) + " |", "|---|---|---|" + "---|" * len(methods)]
     for pairing in ("dense", "sparse"):
-        for t in tasks:
+        ran = [t for t in tasks if any(r["task"] == t and r["dataset"] == pairing for r in rows)]
+        for t in ran:
+            seeds = {r["seed"] for r in rows if r["task"] == t and r["dataset"] == pairing}
             cells = []
-            for m in METHODS:
+            for m in methods:
                 vals = list(per_task(rows, m, pairing).get(t, {}).values())
                 cells.append(f"{np.mean(vals):.0f}" if vals else "-")
-            lines.append(f"| {t} | {pairing} | " + " | ".join(cells) + " |")
-        means, worst = summary_cells(rows, pairing)
-        lines.append(f"| **mean [95% CI]** | {pairing} | " + " | ".join(means) + " |")
-        lines.append(f"| **worst task** | {pairing} | " + " | ".join(worst) + " |")
+            lines.append(f"| {t} | {pairing} | {len(seeds)} | " + " | ".join(cells) + " |")
+        if ran:
+            means, worst = summary_cells(rows, pairing, methods)
+            lines.append(f"| **mean [95% CI]** | {pairing} | | " + " | ".join(means) + " |")
+            lines.append(f"| **worst task** | {pairing} | | " + " | ".join(worst) + " |")
     return "\n".join(lines)
+
+
+def coverage(rows: list[dict]) -> str:
+    """The (task, dataset) cells of the full benchmark that have no rows, in words ('' when none is missing)."""
+    missing = [f"{d} on {', '.join(ts)}" for d in ("dense", "sparse")
+               if (ts := [t for t in FULL_TASKS.split(",") if not any(r["task"] == t and r["dataset"] == d
+                                                                       for r in rows)])]
+    return f"Not run: {'; '.join(missing)}." if missing else ""
 
 
 def load_resume(out: Path, args: argparse.Namespace) -> list[dict]:
@@ -386,9 +408,10 @@ def load_resume(out: Path, args: argparse.Namespace) -> list[dict]:
     return seeded_rows(saved)
 
 
-def unit_done(rows: list[dict], task: str, seed: int, methods: list[str]) -> bool:
+def unit_done(rows: list[dict], task: str, seed: int, methods: list[str],
+              datasets: tuple[str, ...] = ("dense", "sparse")) -> bool:
     have = {cell_key(r) for r in rows}
-    return all((task, d, m, seed) in have for d in ("dense", "sparse") for m in methods)
+    return all((task, d, m, seed) in have for d in datasets for m in methods)
 
 
 def run_unit(task: str, seed: int, args: argparse.Namespace, out: Path) -> list[dict]:
@@ -423,11 +446,12 @@ def main() -> None:
     methods = args.methods.split(",")
     for task_name in args.tasks.split(","):
         for seed in args.seed_list:
-            if unit_done(rows, task_name, seed, methods):
+            if unit_done(rows, task_name, seed, methods, tuple(args.datasets.split(","))):
                 print(f"{task_name} seed {seed}: done in {out / 'rows.json'}, skipped", flush=True)
                 continue
             new = run_unit(task_name, seed, args, out)
-            rows = [r for r in rows if (r["task"], r["seed"]) != (task_name, seed)] + new
+            rows = [r for r in rows if (r["task"], r["seed"], r["dataset"]) not in
+                    {(n["task"], n["seed"], n["dataset"]) for n in new}] + new
             saved = {k: v for k, v in vars(args).items() if k != "seed_list"}
             atomic_write_json(out / "rows.json", {"args": saved, "rows": rows, "wall_s": time.time() - t_start})
             report(rows, args, t_start)
@@ -530,7 +554,7 @@ def report(rows: list[dict], args: argparse.Namespace, t_start: float) -> None:
             f"Success rate (%; per task the mean over seeds) in the environment after offline training on datasets from `pbrl.run.collect` "
             f"({mixture(args)}; rational return teacher; time-aligned pairs; dense = all pairs in groups of "
             f"{args.group_size}, sparse = disjoint pairs). Scale run: {scale}.\n\n{table(rows, args)}\n\n"
-            f"{verdict(rows)} {piql_line(rows)} {method_line(rows)}\n\n{note(args)}")
+            f"{verdict(rows)} {'' if args.quick else coverage(rows)} {piql_line(rows)} {method_line(rows)}\n\n{note(args)}")
     publish(text, MARK, args.update_md)
 
 

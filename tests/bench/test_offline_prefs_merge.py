@@ -48,12 +48,23 @@ def test_goal_is_judged_on_the_ci_of_the_paired_difference(op) -> None:
 def test_table_has_mean_over_seeds_ci_and_worst_task(op) -> None:
     rows = [_row("CPL", s, "door-open", k) for k, s in enumerate([0.4, 0.6, 0.5])]
     rows += [_row("CPL", s, "drawer-open", k) for k, s in enumerate([1.0, 1.0, 1.0])]
+    rows += [_row("BC (all)", 0.2, "drawer-open", 0)]
     table = op.table(rows, None)
-    empty = " - |" * (len(op.METHODS) - 3)  # the methods after CPL have no rows
-    assert "| door-open | dense | - | - | 50 |" + empty in table  # mean over the three seeds
-    assert "| **worst task** | dense | - | - | 50 (door-open) |" + empty in table
+    assert table.splitlines()[0] == "| task | dataset | seeds | BC (all) | CPL |"  # only methods with rows
+    assert "| door-open | dense | 3 | - | 50 |" in table  # mean over the three seeds
+    assert "| **worst task** | dense | | 20 (drawer-open) | 50 (door-open) |" in table
     mean_row = next(line for line in table.splitlines() if line.startswith("| **mean [95% CI]** | dense"))
     assert "75 [" in mean_row  # (50 + 100) / 2
+    assert "sparse" not in table  # no sparse rows: no sparse lines
+
+
+def test_missing_task_dataset_cells_are_named(op) -> None:
+    rows = [{**_row("CPL", 0.5, task, 0), "dataset": d} for task in op.FULL_TASKS.split(",") for d in ("dense",)]
+    rows += [{**_row("CPL", 0.5, "door-open", 0), "dataset": "sparse"}]
+    text = op.coverage(rows)
+    assert text.startswith("Not run: sparse on drawer-open, button-press, sweep-into")
+    assert "dense" not in text and "door-open" not in text
+    assert op.coverage(rows + [{**r, "dataset": "sparse"} for r in rows]) == ""
 
 
 def test_runs_of_other_seeds_merge_and_later_runs_replace_cells(op) -> None:
@@ -102,6 +113,9 @@ def test_a_killed_run_resumes_finished_units_and_refuses_other_settings(op, tmp_
     resumed = op.load_resume(tmp_path, args)
     assert op.unit_done(resumed, "door-open", 0, ["CPL"]) and not op.unit_done(resumed, "door-open", 1, ["CPL"])
     assert not op.unit_done(resumed, "door-open", 0, ["CPL", "OPPO"])
+    dense_only = [r for r in resumed if r["dataset"] == "dense"]
+    assert op.unit_done(dense_only, "door-open", 0, ["CPL"], ("dense",))
+    assert not op.unit_done(dense_only, "door-open", 0, ["CPL"], ("dense", "sparse"))
     args.steps = 999
     with pytest.raises(SystemExit, match="holds a run with a different steps"):
         op.load_resume(tmp_path, args)
@@ -114,3 +128,7 @@ def test_quick_keeps_the_tasks_asked_for(op, monkeypatch) -> None:
     assert op.parse().tasks == op.QUICK_TASKS
     monkeypatch.setattr(sys, "argv", ["offline_prefs.py"])
     assert op.parse().tasks == op.FULL_TASKS and op.parse().seed_list == [0, 1, 2]
+    assert op.parse().datasets == "dense,sparse"
+    monkeypatch.setattr(sys, "argv", ["offline_prefs.py", "--datasets", "dense,medium"])
+    with pytest.raises(SystemExit):
+        op.parse()
