@@ -59,9 +59,11 @@ from omegaconf import OmegaConf
 if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts the repository root on sys.path
     import _bootstrap  # noqa: F401
 from bench.common import RAW, publish  # noqa: E402
+from bench.offline_prefs_table import (  # noqa: E402,F401  (the table's names are this script's API too)
+    FULL_TASKS, GOALS, METHODS, MIN_SEEDS, SETTINGS, cell_key, ci_over_tasks, coverage, merge_runs, method_line,
+    method_settings, mixture, paired, piql_line, seeded_rows, settings_of, sizes, table, verdict)
 
 from pbrl.agents.offline_data import OfflineData  # noqa: E402
-from pbrl.analysis.stats import mean_over_tasks  # noqa: E402
 from pbrl.run.collect import CollectSpec, build_dataset, collect_episodes  # noqa: E402
 from pbrl.data.store import PreferenceStore  # noqa: E402
 from pbrl.envs import eval_seed, evaluate, expert_policy, load_task  # noqa: E402
@@ -72,17 +74,7 @@ from pbrl.utils import atomic_write_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 MARK = "offline_prefs"
-FULL_TASKS = "drawer-open,button-press,door-open,sweep-into,plate-slide,bin-picking"
 QUICK_TASKS = "drawer-open,button-press,plate-slide"
-METHODS = {  # name -> (algo config file, overrides)
-    "BC (all)": ("bc", {"preferred_only": False}),
-    "BC (preferred)": ("bc", {"preferred_only": True}),
-    "CPL": ("cpl", {}),
-    "OPPO": ("oppo", {}),
-    "P-IQL": ("iql", {}),    # learned reward + IQL: built from the store by build_reward_iql (below)
-    "PT-IQL": ("iql", {}),
-    "P-IQL r(s)": ("iql", {"reward_inputs": "obs"}),  # the reward model sees observations only
-}
 
 
 def parse() -> argparse.Namespace:
@@ -238,163 +230,6 @@ def build_reward_iql(method: str, cfg, task, store: Optional[Path], args, seed: 
         return build_iql(OmegaConf.create({"algo": cfg, "reward": reward, "seed": seed}), task, store, Path(tmp), rng)
 
 
-def piql_line(rows: list[dict]) -> str:
-    """Where the reward-free learners stand against P-IQL, as the CPL/OPPO papers report them: the paired gap
-    (same task, dataset and seed), mean over tasks and seeds with its stratified-bootstrap 95% CI."""
-    parts = []
-    for pairing in ("dense", "sparse"):
-        for a in ("CPL", "OPPO", "PT-IQL", "P-IQL r(s)"):
-            diffs = paired(rows, a, "P-IQL", pairing)
-            if not diffs:
-                continue
-            mean, lo, hi, seeds = ci_over_tasks(diffs)
-            if seeds:
-                ci = f", 95% CI [{lo:+.0f}, {hi:+.0f}]" if seeds >= 2 else " (1 seed: no CI)"
-                parts.append(f"{pairing} {a} - P-IQL = {mean:+.0f} points{ci} over {len(diffs)} task(s) x {seeds} "
-                             f"seed(s)")
-            else:  # no seed that every task has: the plain mean over the cells
-                cells = [v for by_seed in diffs.values() for v in by_seed.values()]
-                parts.append(f"{pairing} {a} - P-IQL = {np.mean(cells):+.0f} points over {len(cells)} task-seed "
-                             f"cell(s) (no seed shared by all tasks: no CI)")
-    return "Against P-IQL: " + "; ".join(parts) + "." if parts else ""
-
-
-#: method settings stamped on every row: key -> (value in rows that predate the stamp, algos that have it)
-ROW_SETTINGS = {"std": ("learned", ("bc", "cpl")), "bc_weight": (1.0, ("cpl",)),
-                "objective": ("before issue 18", ("cpl", "oppo"))}
-#: the objective's version, stamped on CPL/OPPO rows: issue 18 fixed CPL's score (the CPL code's -||mu - a||^2)
-#: and OPPO's losses (the reference's), so rows from before cannot share a mean with newer ones
-OBJECTIVES = {"cpl": "cpl-code score", "oppo": "reference losses"}
-
-
-def method_settings(cfg) -> dict:
-    """The row's settings that only some methods have (see :data:`ROW_SETTINGS`)."""
-    known = {**cfg, "objective": OBJECTIVES.get(cfg.name)}
-    return {k: known[k] for k, (_, algos) in ROW_SETTINGS.items() if cfg.name in algos}
-
-
-def row_settings(row: dict) -> dict:
-    """A row's method settings as text (``0.7071`` given as a flag or from a config read alike), with the old
-    defaults for rows written before they were stamped."""
-    algo = METHODS[row["method"]][0]
-    return {k: _as_text(row.get(k, old)) for k, (old, algos) in ROW_SETTINGS.items() if algo in algos}
-
-
-def _as_text(value: object) -> str:
-    try:
-        return str(float(value))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return str(value)
-
-
-def settings_of(rows: list[dict], method: str) -> dict:
-    """The one set of method settings behind every row of ``method`` (an error if merged rows disagree)."""
-    seen = {json.dumps(row_settings(r), sort_keys=True) for r in rows if r["method"] == method}
-    if len(seen) > 1:
-        raise SystemExit(f"--from-rows: {method} rows were trained with different settings: {sorted(seen)}")
-    return json.loads(seen.pop()) if seen else {}
-
-
-#: settings that must agree for runs (other tasks, other seeds) to share one table
-SETTINGS = ("episode_length", "dense_segments", "sparse_segments", "noise", "suboptimal_frac", "suboptimal_bias",
-            "random_frac", "group_size", "stride", "steps", "bc_steps", "eval_episodes", "hidden", "batch_pairs", "lr",
-            "reward_epochs")
-
-
-def seeded_rows(run: dict) -> list[dict]:
-    """The run's rows, each with its seed (rows written before ``--seeds`` existed used the run's ``--seed``)."""
-    return [{**r, "seed": r.get("seed", run["args"].get("seed", 0))} for r in run["rows"]]
-
-
-def cell_key(row: dict) -> tuple:
-    return row["task"], row["dataset"], row["method"], row["seed"]
-
-
-def merge_runs(runs: list[dict]) -> dict:
-    """One ``rows.json`` from runs with the same settings (an error names the one that differs).
-
-    Runs of other tasks or seeds add rows; a later run's row replaces an earlier one for the same (task, dataset,
-    method, seed), so one method can be re-run on the same data with ``--methods``.
-    """
-    first = runs[0]["args"]
-    for run in runs[1:]:
-        bad = [k for k in SETTINGS if run["args"].get(k) != first.get(k)]
-        if bad:
-            raise SystemExit(f"--from-rows: runs differ in {bad[0]} ({first.get(bad[0])} vs {run['args'].get(bad[0])})")
-    tasks = list(dict.fromkeys(t for run in runs for t in run["args"]["tasks"].split(",")))
-    cells = {cell_key(r): r for run in runs for r in seeded_rows(run)}  # later runs win
-    for method in METHODS:
-        settings_of(list(cells.values()), method)
-    seeds = sorted({r["seed"] for r in cells.values()})
-    return {"args": {**first, "tasks": ",".join(tasks), "seeds": ",".join(map(str, seeds))},
-            "rows": list(cells.values()), "wall_s": sum(run.get("wall_s", 0.0) for run in runs)}
-
-
-def per_task(rows: list[dict], method: str, pairing: str) -> dict[str, dict[int, float]]:
-    """Success (%) of ``method`` on ``pairing`` data: task -> seed -> value."""
-    out: dict[str, dict[int, float]] = {}
-    for r in rows:
-        if r["method"] == method and r["dataset"] == pairing:
-            out.setdefault(r["task"], {})[r["seed"]] = 100.0 * r["success"]
-    return out
-
-
-def ci_over_tasks(by_task: dict[str, dict[int, float]]) -> tuple[float, float, float, int]:
-    """``(mean, low, high, seeds)``: mean over tasks and the seeds every task has, with rliable's stratified-bootstrap
-    95% CI (seeds resampled within each task; :func:`pbrl.analysis.stats.mean_over_tasks`)."""
-    seeds = sorted(set.intersection(*(set(v) for v in by_task.values())))
-    if not seeds:
-        return float("nan"), float("nan"), float("nan"), 0
-    est = mean_over_tasks(np.array([[by_task[t][s] for t in by_task] for s in seeds]))
-    return est.value, est.low, est.high, len(seeds)
-
-
-def summary_cells(rows: list[dict], pairing: str, methods: list[str]) -> tuple[list[str], list[str]]:
-    """Per method: ``mean [95% CI]`` over tasks and seeds, and the worst task's mean."""
-    means, worst = [], []
-    for m in methods:
-        got = per_task(rows, m, pairing)
-        if not got:
-            means.append("-")
-            worst.append("-")
-            continue
-        mean, lo, hi, n = ci_over_tasks(got)
-        means.append(f"{mean:.0f} [{lo:.0f}, {hi:.0f}]" if n >= 2 else f"{mean:.0f} ({n} seed: no CI)")
-        task, vals = min(got.items(), key=lambda kv: np.mean(list(kv[1].values())))
-        worst.append(f"{np.mean(list(vals.values())):.0f} ({task})")
-    return means, worst
-
-
-def table(rows: list[dict], args) -> str:
-    """Per task and dataset the mean over seeds (with the seed count), then per dataset the mean over tasks with
-    its CI and the worst task. Only the methods and (task, dataset) cells that have rows appear."""
-    tasks = list(dict.fromkeys(r["task"] for r in rows))
-    methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
-    lines = ["| task | dataset | seeds | " + " | ".join(methods) + " |", "|---|---|---|" + "---|" * len(methods)]
-    for pairing in ("dense", "sparse"):
-        ran = [t for t in tasks if any(r["task"] == t and r["dataset"] == pairing for r in rows)]
-        for t in ran:
-            seeds = {r["seed"] for r in rows if r["task"] == t and r["dataset"] == pairing}
-            cells = []
-            for m in methods:
-                vals = list(per_task(rows, m, pairing).get(t, {}).values())
-                cells.append(f"{np.mean(vals):.0f}" if vals else "-")
-            lines.append(f"| {t} | {pairing} | {len(seeds)} | " + " | ".join(cells) + " |")
-        if ran:
-            means, worst = summary_cells(rows, pairing, methods)
-            lines.append(f"| **mean [95% CI]** | {pairing} | | " + " | ".join(means) + " |")
-            lines.append(f"| **worst task** | {pairing} | | " + " | ".join(worst) + " |")
-    return "\n".join(lines)
-
-
-def coverage(rows: list[dict]) -> str:
-    """The (task, dataset) cells of the full benchmark that have no rows, in words ('' when none is missing)."""
-    missing = [f"{d} on {', '.join(ts)}" for d in ("dense", "sparse")
-               if (ts := [t for t in FULL_TASKS.split(",") if not any(r["task"] == t and r["dataset"] == d
-                                                                       for r in rows)])]
-    return f"Not run: {'; '.join(missing)}." if missing else ""
-
-
 def load_resume(out: Path, args: argparse.Namespace) -> list[dict]:
     """Rows of an earlier run in ``out`` with the same settings (a killed run continues); [] when there is none."""
     path = out / "rows.json"
@@ -457,45 +292,6 @@ def main() -> None:
             report(rows, args, t_start)
 
 
-def paired(rows: list[dict], a: str, b: str, pairing: str) -> dict[str, dict[int, float]]:
-    """Per task and seed, the difference ``a - b`` in success points on the same (task, dataset, seed) data."""
-    got = {cell_key(r): 100.0 * r["success"] for r in rows}
-    out: dict[str, dict[int, float]] = {}
-    for (t, d, m, s), v in got.items():
-        if m == a and d == pairing and (t, d, b, s) in got:
-            out.setdefault(t, {})[s] = v - got[(t, d, b, s)]
-    return out
-
-
-#: the issue's goals: (method, baseline, threshold in points); met when the 95% CI of the mean paired difference
-#: lies above the threshold
-GOALS = (("CPL", "BC (preferred)", 10.0), ("OPPO", "BC (all)", 0.0))
-#: seeds per task a goal needs before it is judged (the project's evidence standard)
-MIN_SEEDS = 3
-
-
-def verdict(rows: list[dict]) -> str:
-    """The goals on the paired differences (task, dataset, seed), mean over tasks and seeds with a 95% CI."""
-    out = []
-    for pairing in ("dense", "sparse"):
-        parts = []
-        for a, b, goal in GOALS:
-            diffs = paired(rows, a, b, pairing)
-            if not diffs:
-                continue
-            mean, lo, hi, seeds = ci_over_tasks(diffs)
-            lo = round(lo, 6)  # 94 - 84 reads as 10, not 9.99..
-            ok = lo >= goal if goal > 0 else lo > 0
-            rel = f">= {goal:+.0f}" if goal > 0 else "> 0"
-            judged = ("met" if ok else "NOT met") if seeds >= MIN_SEEDS else \
-                f"not judged: {seeds} seed(s) per task, at least {MIN_SEEDS} needed"
-            parts.append(f"{a} - {b} = {mean:+.0f} points, 95% CI [{lo:+.0f}, {hi:+.0f}] over {len(diffs)} task(s) x "
-                         f"{seeds} seed(s) (goal {rel} on the CI: {judged})")
-        if parts:
-            out.append(f"{pairing}: " + "; ".join(parts))
-    return "Goals, judged on the stratified-bootstrap CI: " + ". ".join(out) + "." if out else ""
-
-
 def note(args: argparse.Namespace) -> str:
     """How to read the table: what the data are and what the scale leaves out."""
     seeds = getattr(args, "seeds", str(getattr(args, "seed", 0)))
@@ -509,37 +305,6 @@ def note(args: argparse.Namespace) -> str:
             f"(each its own datasets and training), {args.eval_episodes} evaluation episodes per cell; all methods "
             f"use the configs' networks and {args.steps} gradient steps (CPL: the first {args.steps // 5} of them BC "
             f"warm-up). CIs: rliable's stratified bootstrap over seeds within tasks (`pbrl.analysis.stats`).")
-
-
-def sizes(rows: list[dict], pairing: str) -> str:
-    """Segments (pairs) per dataset as built, e.g. ``2496 (8736 pairs)``; a range when tasks differ."""
-    got = {(r["segments"], r["pairs"]) for r in rows if r["dataset"] == pairing and "segments" in r}
-    if not got:
-        return "?"
-    segs, pairs = sorted(g[0] for g in got), sorted(g[1] for g in got)
-    span = lambda v: f"{v[0]}" if v[0] == v[-1] else f"{v[0]}-{v[-1]}"  # noqa: E731
-    return f"{span(segs)} ({span(pairs)} pairs)"
-
-
-def mixture(args: argparse.Namespace) -> str:
-    """The behaviour mixture in words (older rows.json files lack the mixture flags: the old default)."""
-    bias, sub = getattr(args, "suboptimal_bias", 0.0), getattr(args, "suboptimal_frac", 0.4)
-    rand, noise = getattr(args, "random_frac", 0.2), getattr(args, "noise", 0.3)
-    if not bias:
-        return "scripted Meta-World expert mixture: 40% expert + N(0, 0.3) noise, 40% expert + N(0, 1) noise, 20% random"
-    return (f"scripted Meta-World expert mixture: {100 * (1 - sub - rand):.0f}% expert + N(0, {noise}) noise, "
-            f"{100 * sub:.0f}% mis-aimed expert (a constant action offset of norm {bias}, one direction for all its "
-            f"episodes, + the same noise), {100 * rand:.0f}% random")
-
-
-def method_line(rows: list[dict]) -> str:
-    """The per-method settings of the table's rows, in words."""
-    parts = []
-    for method in METHODS:
-        got = settings_of(rows, method)
-        if got:
-            parts.append(f"{method}: " + ", ".join(f"{k} {v}" for k, v in got.items()))
-    return "Method settings (`--std`, `--cpl-bc-weight`): " + "; ".join(parts) + "." if parts else ""
 
 
 def report(rows: list[dict], args: argparse.Namespace, t_start: float) -> None:
