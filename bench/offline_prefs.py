@@ -21,16 +21,19 @@ dataset's labels first (``--reward-epochs``, default the reward configs' 50 with
 with the unit's seed, relabel every stored step and train IQL for ``--steps``. Their paired gaps against P-IQL
 (CPL, OPPO, PT-IQL, P-IQL r(s); same task, dataset and seed) are reported with the same CI.
 
-Cost (session 7, 2-core machine at load ~8): per (task, seed) about 0.7 core-hours at issue scale with
-``--steps 10000`` (collection ~4.5 min, stores ~2 min, the 8 trainings of BC (all), BC (preferred), CPL and OPPO
-~35 min, evaluation ~1 min), so the 6 x 3 benchmark of these four is ~13 core-hours. The IQL methods cost more than
-CPL: a reward fit of ~10k pairs per dataset (the transformer's ~2x the ensemble's) and the transformer's
-relabelling of every stored step in 64-step windows. Split it over two processes side by side (each
-single-threaded), then merge:
+Cost, one idle core per process, single-threaded, ``--steps 5000`` (the configs' default): per (task, seed) the
+rollouts take ~1.7 min (1819 episodes), the dense unit's four trainings ~5 min (per gradient step BC 19 ms, CPL
+10 ms, OPPO 17 ms) and the sparse unit's ~12 min (BC 19, CPL 38, OPPO 62 ms: its batches hold 64 segments, the
+dense ones 16). So the 6 x 3 benchmark of these four is ~2.6 core-hours dense and ~4.3 sparse. The IQL methods
+cost more than CPL: a reward fit of ~10k pairs per dataset (the transformer's ~2x the ensemble's) and the
+transformer's relabelling of every stored step in 64-step windows. Split it over two processes side by side (each
+single-threaded; both build the same rollouts), then merge:
 
-    python bench/offline_prefs.py --steps 10000 --tasks drawer-open,button-press,door-open --out runs/bench/op_a
-    python bench/offline_prefs.py --steps 10000 --tasks sweep-into,plate-slide,bin-picking --out runs/bench/op_b
-    python bench/offline_prefs.py --from-rows runs/bench/op_a/rows.json,runs/bench/op_b/rows.json --update-md
+    python bench/offline_prefs.py --steps 5000 --datasets dense --out runs/bench/op_dense \\
+        --methods "BC (all),BC (preferred),CPL,OPPO"
+    python bench/offline_prefs.py --steps 5000 --datasets sparse --out runs/bench/op_sparse \\
+        --methods "BC (all),BC (preferred),CPL,OPPO"
+    python bench/offline_prefs.py --from-rows runs/bench/op_dense/rows.json,runs/bench/op_sparse/rows.json --update-md
 
 The published table is re-rendered from its merged rows with
 ``--from-rows bench/results/offline_prefs/rows.json`` (merge a new run into that file to publish it).
@@ -92,7 +95,7 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--random-frac", type=float, default=0.2)
     ap.add_argument("--group-size", type=int, default=8)
     ap.add_argument("--stride", type=int, default=8, help="steps between segment starts within an episode")
-    ap.add_argument("--steps", type=int, default=20000, help="gradient steps per method")
+    ap.add_argument("--steps", type=int, default=5000, help="gradient steps per method (5000: the algo configs' default)")
     ap.add_argument("--bc-steps", type=int, default=None, help="CPL BC warm-up (default: steps // 5)")
     ap.add_argument("--eval-episodes", type=int, default=25)
     ap.add_argument("--seeds", default="0,1,2", help="comma-separated seeds; each is a data seed (its own rollouts, "

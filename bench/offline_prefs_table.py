@@ -38,8 +38,8 @@ def piql_line(rows: list[dict]) -> str:
             mean, lo, hi, seeds = ci_over_tasks(diffs)
             if seeds:
                 ci = f", 95% CI [{lo:+.0f}, {hi:+.0f}]" if seeds >= 2 else " (1 seed: no CI)"
-                parts.append(f"{pairing} {a} - P-IQL = {mean:+.0f} points{ci} over {len(diffs)} task(s) x {seeds} "
-                             f"seed(s)")
+                parts.append(f"{pairing} {a} - P-IQL = {mean:+.0f} points{ci} over {len(complete_tasks(diffs))} "
+                             f"task(s) x {seeds} seed(s){left_out(diffs)}")
             else:  # no seed that every task has: the plain mean over the cells
                 cells = [v for by_seed in diffs.values() for v in by_seed.values()]
                 parts.append(f"{pairing} {a} - P-IQL = {np.mean(cells):+.0f} points over {len(cells)} task-seed "
@@ -129,10 +129,25 @@ def per_task(rows: list[dict], method: str, pairing: str) -> dict[str, dict[int,
     return out
 
 
+def complete_tasks(by_task: dict[str, dict[int, float]]) -> dict[str, dict[int, float]]:
+    """The tasks with as many seeds as the most complete one: a task that a killed or unfinished run left with fewer
+    seeds would otherwise shrink every task's mean to the seeds they share (:func:`left_out` names it)."""
+    most = max((len(v) for v in by_task.values()), default=0)
+    return {t: v for t, v in by_task.items() if len(v) == most}
+
+
+def left_out(by_task: dict[str, dict[int, float]]) -> str:
+    """The tasks :func:`complete_tasks` leaves out of the mean, in words ('' when none)."""
+    missing = [f"{t} ({len(v)} seed(s))" for t, v in by_task.items() if t not in complete_tasks(by_task)]
+    return f"; left out of the mean for fewer seeds: {', '.join(missing)}" if missing else ""
+
+
 def ci_over_tasks(by_task: dict[str, dict[int, float]]) -> tuple[float, float, float, int]:
-    """``(mean, low, high, seeds)``: mean over tasks and the seeds every task has, with rliable's stratified-bootstrap
-    95% CI (seeds resampled within each task; :func:`pbrl.analysis.stats.mean_over_tasks`)."""
-    seeds = sorted(set.intersection(*(set(v) for v in by_task.values())))
+    """``(mean, low, high, seeds)``: mean over the complete tasks (:func:`complete_tasks`) and their seeds, with
+    rliable's stratified-bootstrap 95% CI (seeds resampled within each task; :func:`~pbrl.analysis.stats.mean_over_tasks`).
+    """
+    by_task = complete_tasks(by_task)
+    seeds = sorted(set.intersection(*(set(v) for v in by_task.values()))) if by_task else []
     if not seeds:
         return float("nan"), float("nan"), float("nan"), 0
     est = mean_over_tasks(np.array([[by_task[t][s] for t in by_task] for s in seeds]))
@@ -219,8 +234,9 @@ def verdict(rows: list[dict]) -> str:
             rel = f">= {goal:+.0f}" if goal > 0 else "> 0"
             judged = ("met" if ok else "NOT met") if seeds >= MIN_SEEDS else \
                 f"not judged: {seeds} seed(s) per task, at least {MIN_SEEDS} needed"
-            parts.append(f"{a} - {b} = {mean:+.0f} points, 95% CI [{lo:+.0f}, {hi:+.0f}] over {len(diffs)} task(s) x "
-                         f"{seeds} seed(s) (goal {rel} on the CI: {judged})")
+            parts.append(f"{a} - {b} = {mean:+.0f} points, 95% CI [{lo:+.0f}, {hi:+.0f}] over "
+                         f"{len(complete_tasks(diffs))} task(s) x {seeds} seed(s){left_out(diffs)} (goal {rel} on the "
+                         f"CI: {judged})")
         if parts:
             out.append(f"{pairing}: " + "; ".join(parts))
     return "Goals, judged on the stratified-bootstrap CI: " + ". ".join(out) + "." if out else ""

@@ -45,6 +45,21 @@ def test_goal_is_judged_on_the_ci_of_the_paired_difference(op) -> None:
     assert "(1 seed: no CI)" in op.table(one_seed, None)
 
 
+def test_a_task_with_fewer_seeds_is_left_out_of_the_mean_and_named(op) -> None:
+    """A killed run leaves door-open with seeds 0, 1: it must not shrink the other tasks to two seeds."""
+    rows = []
+    for seed, (cpl, bc) in enumerate([(0.9, 0.5), (0.8, 0.6), (0.7, 0.6)]):
+        for task in ("drawer-open", "button-press"):
+            rows += [_row("CPL", cpl, task, seed), _row("BC (preferred)", bc, task, seed)]
+    rows += [_row("CPL", 0.0, "door-open", s) for s in (0, 1)] + [_row("BC (preferred)", 1.0, "door-open", s)
+                                                                  for s in (0, 1)]
+    text = op.verdict(rows)
+    # (40 + 20 + 10) / 3 = +23 over the two complete tasks; door-open's -100 is not in it
+    assert "CPL - BC (preferred) = +23 points" in text and "over 2 task(s) x 3 seed(s)" in text
+    assert "left out of the mean for fewer seeds: door-open (2 seed(s))" in text
+    assert "| door-open | dense | 2 |" in op.table(rows, None)
+
+
 def test_table_has_mean_over_seeds_ci_and_worst_task(op) -> None:
     rows = [_row("CPL", s, "door-open", k) for k, s in enumerate([0.4, 0.6, 0.5])]
     rows += [_row("CPL", s, "drawer-open", k) for k, s in enumerate([1.0, 1.0, 1.0])]
