@@ -104,7 +104,8 @@ def main() -> None:
         learner.update(step)
     found, info = contexts(learner, data)
     got = evaluate_contexts(learner, found, cli.task, cli.seed, args.eval_episodes, args.episode_length)
-    rows = "\n".join(f"| {k} | {v[0]:.2f} | {v[1]:.0f} |" for k, v in got.items())
+    escape = str.maketrans({"|": r"\|"})  # "z* / |z*|" inside a markdown table cell
+    rows = "\n".join(f"| {k.translate(escape)} | {v[0]:.2f} | {v[1]:.0f} |" for k, v in got.items())
     publish(f"## OPPO's context: {cli.task}, {cli.dataset}, seed {cli.seed} (`bench/oppo_context.py`)\n\n"
             f"One OPPO policy ({args.steps} steps, the `bench/offline_prefs.py` cell), {args.eval_episodes} episodes "
             f"per context. |z*| = {info['z_star_norm']:.2f}; the embeddings' mean norm {info['embedding_norm']:.2f}; "
