@@ -62,9 +62,8 @@ from omegaconf import OmegaConf
 if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts the repository root on sys.path
     import _bootstrap  # noqa: F401
 from bench.common import RAW, publish  # noqa: E402
-from bench.offline_prefs_table import (  # noqa: E402,F401  (the table's names are this script's API too)
-    FULL_TASKS, GOALS, METHODS, MIN_SEEDS, SETTINGS, cell_key, ci_over_tasks, coverage, merge_runs, method_line,
-    method_settings, mixture, paired, piql_line, seeded_rows, settings_of, sizes, table, verdict)
+from bench.offline_prefs_table import (  # noqa: E402
+    FULL_TASKS, METHODS, SETTINGS, cell_key, coverage, merge_runs, method_line, method_settings, mixture, piql_line, seeded_rows, sizes, table, verdict)
 
 from pbrl.agents.offline_data import OfflineData  # noqa: E402
 from pbrl.run.collect import CollectSpec, build_dataset, collect_episodes  # noqa: E402
@@ -80,7 +79,8 @@ MARK = "offline_prefs"
 QUICK_TASKS = "drawer-open,button-press,plate-slide"
 
 
-def parse() -> argparse.Namespace:
+def parse(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    """The benchmark's settings from ``argv`` (default: the command line)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tasks", default=None, help=f"comma-separated tasks (default: {FULL_TASKS}; --quick: "
                                                    f"{QUICK_TASKS})")
@@ -121,7 +121,7 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--from-rows", default=None,
                     help="re-render the table from finished runs' rows.json (comma-separated: runs of other tasks "
                          "with the same settings are merged)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     unknown = [m for m in args.methods.split(",") if m not in METHODS]
     if unknown:
         ap.error(f"--methods: unknown {unknown}; expected some of {list(METHODS)}")

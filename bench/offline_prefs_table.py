@@ -138,7 +138,8 @@ def complete_tasks(by_task: dict[str, dict[int, float]]) -> dict[str, dict[int, 
 
 def left_out(by_task: dict[str, dict[int, float]]) -> str:
     """The tasks :func:`complete_tasks` leaves out of the mean, in words ('' when none)."""
-    missing = [f"{t} ({len(v)} seed(s))" for t, v in by_task.items() if t not in complete_tasks(by_task)]
+    complete = complete_tasks(by_task)
+    missing = [f"{t} ({len(v)} seed(s))" for t, v in by_task.items() if t not in complete]
     return f"; left out of the mean for fewer seeds: {', '.join(missing)}" if missing else ""
 
 

@@ -91,8 +91,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5000)
     ap.add_argument("--update-md", action="store_true")
     cli = ap.parse_args()
-    sys.argv = [sys.argv[0], "--steps", str(cli.steps), "--datasets", cli.dataset, "--tasks", cli.task]
-    args = op.parse()  # the benchmark's settings, so the cell is the benchmark's
+    args = op.parse(["--steps", str(cli.steps), "--datasets", cli.dataset, "--tasks", cli.task])  # the benchmark's cell
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         path = op.make_datasets(cli.task, args, Path(tmp), cli.seed)[cli.dataset][0]

@@ -14,6 +14,11 @@ pytest.importorskip("rliable", reason="the CIs need the report extra (pip instal
 
 
 @pytest.fixture(scope="module")
+def tab():
+    return load_bench("offline_prefs_table")
+
+
+@pytest.fixture(scope="module")
 def op():
     return load_bench("offline_prefs")
 
@@ -27,25 +32,25 @@ def _row(method: str, success: float, task: str = "door-open", seed: int | None 
     return row if seed is None else {**row, "seed": seed}
 
 
-def test_goal_is_judged_on_the_ci_of_the_paired_difference(op) -> None:
+def test_goal_is_judged_on_the_ci_of_the_paired_difference(tab) -> None:
     """CPL beats preferred-BC by (20 + 24 - 6) / 3 = +12.7 points on average, but one seed of three is -6: the CI
     reaches below +10, so the goal is not met although the mean is above it."""
     rows = []
     for seed, (cpl, bc) in enumerate([(0.70, 0.50), (0.74, 0.50), (0.50, 0.56)]):
         for task in ("door-open", "drawer-open"):
             rows += [_row("CPL", cpl, task, seed), _row("BC (preferred)", bc, task, seed)]
-    text = op.verdict(rows)
+    text = tab.verdict(rows)
     assert "CPL - BC (preferred) = +13 points" in text and "NOT met" in text
     assert "over 2 task(s) x 3 seed(s)" in text
     steady = [{**r, "success": 0.75 if r["method"] == "CPL" else 0.5} for r in rows]
-    assert "CPL - BC (preferred) = +25 points, 95% CI [+25, +25]" in op.verdict(steady)
-    assert "(goal >= +10 on the CI: met)" in op.verdict(steady)
+    assert "CPL - BC (preferred) = +25 points, 95% CI [+25, +25]" in tab.verdict(steady)
+    assert "(goal >= +10 on the CI: met)" in tab.verdict(steady)
     one_seed = [r for r in steady if r["seed"] == 0]  # a zero-width CI from one seed proves nothing
-    assert "not judged: 1 seed(s) per task, at least 3 needed" in op.verdict(one_seed)
-    assert "(1 seed: no CI)" in op.table(one_seed, None)
+    assert "not judged: 1 seed(s) per task, at least 3 needed" in tab.verdict(one_seed)
+    assert "(1 seed: no CI)" in tab.table(one_seed, None)
 
 
-def test_a_task_with_fewer_seeds_is_left_out_of_the_mean_and_named(op) -> None:
+def test_a_task_with_fewer_seeds_is_left_out_of_the_mean_and_named(tab) -> None:
     """A killed run leaves door-open with seeds 0, 1: it must not shrink the other tasks to two seeds."""
     rows = []
     for seed, (cpl, bc) in enumerate([(0.9, 0.5), (0.8, 0.6), (0.7, 0.6)]):
@@ -53,18 +58,18 @@ def test_a_task_with_fewer_seeds_is_left_out_of_the_mean_and_named(op) -> None:
             rows += [_row("CPL", cpl, task, seed), _row("BC (preferred)", bc, task, seed)]
     rows += [_row("CPL", 0.0, "door-open", s) for s in (0, 1)] + [_row("BC (preferred)", 1.0, "door-open", s)
                                                                   for s in (0, 1)]
-    text = op.verdict(rows)
+    text = tab.verdict(rows)
     # (40 + 20 + 10) / 3 = +23 over the two complete tasks; door-open's -100 is not in it
     assert "CPL - BC (preferred) = +23 points" in text and "over 2 task(s) x 3 seed(s)" in text
     assert "left out of the mean for fewer seeds: door-open (2 seed(s))" in text
-    assert "| door-open | dense | 2 |" in op.table(rows, None)
+    assert "| door-open | dense | 2 |" in tab.table(rows, None)
 
 
-def test_table_has_mean_over_seeds_ci_and_worst_task(op) -> None:
+def test_table_has_mean_over_seeds_ci_and_worst_task(tab) -> None:
     rows = [_row("CPL", s, "door-open", k) for k, s in enumerate([0.4, 0.6, 0.5])]
     rows += [_row("CPL", s, "drawer-open", k) for k, s in enumerate([1.0, 1.0, 1.0])]
     rows += [_row("BC (all)", 0.2, "drawer-open", 0)]
-    table = op.table(rows, None)
+    table = tab.table(rows, None)
     assert table.splitlines()[0] == "| task | dataset | seeds | BC (all) | CPL |"  # only methods with rows
     assert "| door-open | dense | 3 | - | 50 |" in table  # mean over the three seeds
     assert "| **worst task** | dense | | 20 (drawer-open) | 50 (door-open) |" in table
@@ -73,47 +78,47 @@ def test_table_has_mean_over_seeds_ci_and_worst_task(op) -> None:
     assert "sparse" not in table  # no sparse rows: no sparse lines
 
 
-def test_missing_task_dataset_cells_are_named(op) -> None:
-    rows = [{**_row("CPL", 0.5, task, 0), "dataset": d} for task in op.FULL_TASKS.split(",") for d in ("dense",)]
+def test_missing_task_dataset_cells_are_named(tab) -> None:
+    rows = [{**_row("CPL", 0.5, task, 0), "dataset": d} for task in tab.FULL_TASKS.split(",") for d in ("dense",)]
     rows += [{**_row("CPL", 0.5, "door-open", 0), "dataset": "sparse"}]
-    text = op.coverage(rows)
+    text = tab.coverage(rows)
     assert text.startswith("Not run: sparse on drawer-open, button-press, sweep-into")
     assert "dense" not in text and "door-open" not in text
-    assert op.coverage(rows + [{**r, "dataset": "sparse"} for r in rows]) == ""
+    assert tab.coverage(rows + [{**r, "dataset": "sparse"} for r in rows]) == ""
 
 
-def test_runs_of_other_seeds_merge_and_later_runs_replace_cells(op) -> None:
+def test_runs_of_other_seeds_merge_and_later_runs_replace_cells(tab) -> None:
     a = {"args": {**ARGS, "seeds": "0"}, "rows": [_row("CPL", 0.5, seed=0, **NEW), _row("OPPO", 1.0, seed=0)]}
     b = {"args": {**ARGS, "seeds": "1,2"}, "rows": [_row("CPL", 0.7, seed=1, **NEW), _row("CPL", 0.9, seed=2, **NEW)]}
     c = {"args": {**ARGS, "seeds": "0"}, "rows": [_row("CPL", 0.6, seed=0, **NEW)]}
-    merged = op.merge_runs([a, b, c])
+    merged = tab.merge_runs([a, b, c])
     got = {(r["method"], r["seed"]): r["success"] for r in merged["rows"]}
     assert got == {("CPL", 0): 0.6, ("CPL", 1): 0.7, ("CPL", 2): 0.9, ("OPPO", 0): 1.0}
     assert merged["args"]["seeds"] == "0,1,2"
     old = {"args": ARGS, "rows": [_row("BC (all)", 0.2)]}  # written before --seeds: the run's --seed
-    assert op.merge_runs([old])["rows"][0]["seed"] == 0
+    assert tab.merge_runs([old])["rows"][0]["seed"] == 0
     with pytest.raises(SystemExit, match="runs differ in steps"):
-        op.merge_runs([a, {**b, "args": {**b["args"], "steps": 300}}])
+        tab.merge_runs([a, {**b, "args": {**b["args"], "steps": 300}}])
 
 
-def test_rows_of_one_method_with_different_settings_are_refused(op) -> None:
+def test_rows_of_one_method_with_different_settings_are_refused(tab) -> None:
     """An old (learned-std) CPL cell beside a new fixed-std one would mix two CPLs in one mean."""
     old = {"args": ARGS, "rows": [_row("CPL", 0.0), _row("CPL", 0.5, task="drawer-open")]}
     new = {"args": ARGS, "rows": [_row("CPL", 0.64, std=0.7071, bc_weight=0.0)]}
     with pytest.raises(SystemExit, match="CPL rows were trained with different settings"):
-        op.merge_runs([old, new])
+        tab.merge_runs([old, new])
 
 
-def test_cpl_and_oppo_rows_from_before_the_objective_fix_are_not_mixed_with_new_ones(op) -> None:
+def test_cpl_and_oppo_rows_from_before_the_objective_fix_are_not_mixed_with_new_ones(tab) -> None:
     from omegaconf import OmegaConf
 
-    stamp = op.method_settings(OmegaConf.create({"name": "cpl", "std": 0.7071, "bc_weight": 0.0}))
+    stamp = tab.method_settings(OmegaConf.create({"name": "cpl", "std": 0.7071, "bc_weight": 0.0}))
     assert stamp == {"std": 0.7071, "bc_weight": 0.0, "objective": "cpl-code score"}
-    assert op.method_settings(OmegaConf.create({"name": "oppo"})) == {"objective": "reference losses"}
+    assert tab.method_settings(OmegaConf.create({"name": "oppo"})) == {"objective": "reference losses"}
     before = {"args": ARGS, "rows": [_row("CPL", 0.5, std="0.7071", bc_weight=0)]}
     after = {"args": ARGS, "rows": [_row("CPL", 0.7, task="drawer-open", **stamp)]}
     with pytest.raises(SystemExit, match="CPL rows were trained with different settings"):
-        op.merge_runs([before, after])
+        tab.merge_runs([before, after])
 
 
 def test_a_killed_run_resumes_finished_units_and_refuses_other_settings(op, tmp_path: Path, monkeypatch) -> None:
@@ -136,13 +141,13 @@ def test_a_killed_run_resumes_finished_units_and_refuses_other_settings(op, tmp_
         op.load_resume(tmp_path, args)
 
 
-def test_quick_keeps_the_tasks_asked_for(op, monkeypatch) -> None:
+def test_quick_keeps_the_tasks_asked_for(tab, op, monkeypatch) -> None:
     monkeypatch.setattr(sys, "argv", ["offline_prefs.py", "--quick", "--tasks", "door-open"])
     assert op.parse().tasks == "door-open"
     monkeypatch.setattr(sys, "argv", ["offline_prefs.py", "--quick"])
     assert op.parse().tasks == op.QUICK_TASKS
     monkeypatch.setattr(sys, "argv", ["offline_prefs.py"])
-    assert op.parse().tasks == op.FULL_TASKS and op.parse().seed_list == [0, 1, 2]
+    assert op.parse().tasks == tab.FULL_TASKS and op.parse().seed_list == [0, 1, 2]
     assert op.parse().datasets == "dense,sparse"
     monkeypatch.setattr(sys, "argv", ["offline_prefs.py", "--datasets", "dense,medium"])
     with pytest.raises(SystemExit):

@@ -14,6 +14,11 @@ from pbrl.data.store import PreferenceStore
 
 
 @pytest.fixture(scope="module")
+def tab():
+    return load_bench("offline_prefs_table")
+
+
+@pytest.fixture(scope="module")
 def piql_bench():
     return load_bench("offline_prefs")
 
@@ -22,7 +27,7 @@ def _row(method: str, success: float, task: str = "door-open", dataset: str = "d
     return {"task": task, "dataset": dataset, "method": method, "seed": seed, "success": success}
 
 
-def test_piql_line_reports_paired_gaps_over_tasks_and_seeds(piql_bench) -> None:
+def test_piql_line_reports_paired_gaps_over_tasks_and_seeds(tab) -> None:
     pytest.importorskip("rliable", reason="the CIs need the report extra (pip install 'pbrl[report]')")
     rows = []
     for seed in (0, 1):  # dense CPL: door-open +50 and drawer-open 0 at both seeds -> +25, a zero-width CI
@@ -32,15 +37,15 @@ def test_piql_line_reports_paired_gaps_over_tasks_and_seeds(piql_bench) -> None:
     rows += [_row("P-IQL", 1.0, dataset="sparse"), _row("PT-IQL", 0.5, dataset="sparse"),  # one seed: -50
              _row("CPL", 0.75, dataset="sparse"),  # door-open seed 0: -25; drawer-open only seed 1: +75
              _row("P-IQL", 0.25, "drawer-open", "sparse", 1), _row("CPL", 1.0, "drawer-open", "sparse", 1)]
-    line = piql_bench.piql_line(rows)
+    line = tab.piql_line(rows)
     assert "dense CPL - P-IQL = +25 points, 95% CI [+25, +25] over 2 task(s) x 2 seed(s)" in line
     assert "dense OPPO - P-IQL = +0 points, 95% CI [-25, +25] over 1 task(s) x 2 seed(s)" in line
     assert "sparse PT-IQL - P-IQL = -50 points (1 seed: no CI) over 1 task(s) x 1 seed(s)" in line
     # no seed that both tasks have: the plain mean of the two cells, (-25 + 75) / 2, without a CI
     assert "sparse CPL - P-IQL = +25 points over 2 task-seed cell(s) (no seed shared by all tasks: no CI)" in line
     assert "dense PT-IQL" not in line and "sparse OPPO" not in line
-    assert piql_bench.piql_line([_row("CPL", 1.0)]) == ""
-    assert {"P-IQL", "PT-IQL"} <= set(piql_bench.METHODS) and "P-IQL" in piql_bench.table(rows, None)
+    assert tab.piql_line([_row("CPL", 1.0)]) == ""
+    assert {"P-IQL", "PT-IQL"} <= set(tab.METHODS) and "P-IQL" in tab.table(rows, None)
 
 
 @pytest.mark.parametrize("method", ["P-IQL", "PT-IQL"])
