@@ -17,16 +17,19 @@ judged on the CI of the paired difference.
 
 The two-step baselines (learned reward + IQL; a separate registry, ``REWARD_IQL``): P-IQL (ensemble reward),
 PT-IQL (Preference Transformer reward) and P-IQL r(s) (the ensemble on observations only) fit their reward on the
-dataset's labels first (``--reward-epochs``, default the reward configs' 50 with early stop at 97% train accuracy),
-with the unit's seed, relabel every stored step and train IQL for ``--steps``. Their paired gaps against P-IQL
-(CPL, OPPO, PT-IQL, P-IQL r(s); same task, dataset and seed) are reported with the same CI.
+dataset's labels first, with the unit's seed, relabel every stored step and train IQL for ``--steps``. The reward fit
+(``--reward-epochs``, early stop at 97% train accuracy) follows CPL's P-IQL schedule, which trains its reward in the
+first 10% of its steps (50k of 500k, 96 pairs per batch): 5 epochs over the ~10k pairs at 5000 steps. One dense
+P-IQL cell on one idle core: the fit and relabelling 283 s (~55 s per epoch of 8624 pairs; the reward configs' 50
+epochs, what `pbrl train algo=iql` uses, would take ~45 min), IQL 19 ms per gradient step (97 s). Their paired
+gaps against P-IQL (CPL, OPPO, PT-IQL, P-IQL r(s); same task, dataset and seed) are reported with the same CI.
 
 Cost, one idle core per process, single-threaded, ``--steps 5000`` (the configs' default): per (task, seed) the
 rollouts take ~1.7 min (1819 episodes), the dense unit's four trainings ~5 min (per gradient step BC 19 ms, CPL
 10 ms, OPPO 17 ms) and the sparse unit's ~12 min (BC 19, CPL 38, OPPO 62 ms: its batches hold 64 segments, the
-dense ones 16). So the 6 x 3 benchmark of these four is ~2.6 core-hours dense and ~4.3 sparse. The IQL methods
-cost more than CPL: a reward fit of ~10k pairs per dataset (the transformer's ~2x the ensemble's) and the
-transformer's relabelling of every stored step in 64-step windows. Split it over two processes side by side (each
+dense ones 16). So the 6 x 3 benchmark of these four is ~2.6 core-hours dense and ~4.3 sparse. P-IQL adds ~8 min
+per dense unit with its own rollouts (~2.5 core-hours for 6 x 3); PT-IQL costs more (the transformer's fit and its
+relabelling of every stored step in 64-step windows). Split it over two processes side by side (each
 single-threaded; both build the same rollouts), then merge:
 
     python bench/offline_prefs.py --steps 5000 --datasets dense --out runs/bench/op_dense \\
@@ -107,7 +110,8 @@ def parse(argv: Optional[list[str]] = None) -> argparse.Namespace:
                                                  "(0.7071: the CPL code's MSE actor; default: configs)")
     ap.add_argument("--cpl-bc-weight", type=float, default=None, help="CPL's BC regulariser (default: config)")
     ap.add_argument("--reward-epochs", type=int, default=None,
-                    help="reward fit epochs of P-IQL / PT-IQL (default: the reward configs' epochs)")
+                    help="reward fit epochs of P-IQL / PT-IQL (default: ~10%% of --steps in batches of 96 pairs, "
+                         "CPL's P-IQL schedule; 5 at 5000 steps)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a loaded machine)")
     ap.add_argument("--quick", action="store_true", help="the reduced scale run on a shared 2-core machine")
     ap.add_argument("--update-md", action="store_true", help="write the table into BENCHMARKS.md")
@@ -133,11 +137,13 @@ def parse(argv: Optional[list[str]] = None) -> argparse.Namespace:
         args.episodes, args.dense_segments, args.sparse_segments = 48, 320, 1000
         args.stride = 4
         args.steps, args.eval_episodes, args.hidden, args.batch_pairs, args.lr = 300, 8, "128,128", 16, 1e-3
-        args.reward_epochs = args.reward_epochs or 5  # the reward configs' epochs take P-IQL/PT-IQL ~10 min per fit
+        args.reward_epochs = args.reward_epochs or 5  # small datasets: 5 passes take seconds
     try:
         args.seed_list = [int(x) for x in args.seeds.split(",")]
     except ValueError:
         ap.error(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
+    if args.reward_epochs is None:  # CPL's P-IQL fits its reward in the first 10% of its steps (50k of 500k, 96 pairs
+        args.reward_epochs = max(1, round(0.1 * args.steps * 96 / 10000))  # each); ~10k pairs in either dataset
     if args.episodes is None:  # every episode yields (length - 64) // stride + 1 aligned segments
         per_episode = (args.episode_length - 64) // args.stride + 1
         args.episodes = -(-max(args.dense_segments, args.sparse_segments) // per_episode)
@@ -230,7 +236,9 @@ def build_reward_iql(method: str, cfg, task, store: Optional[Path], args, seed: 
     if getattr(args, "reward_epochs", None):
         reward.epochs = args.reward_epochs
     with tempfile.TemporaryDirectory() as tmp:
-        return build_iql(OmegaConf.create({"algo": cfg, "reward": reward, "seed": seed}), task, store, Path(tmp), rng)
+        learner = build_iql(OmegaConf.create({"algo": cfg, "reward": reward, "seed": seed}), task, store, Path(tmp), rng)
+    learner.reward_info["reward_epoch_cap"] = float(reward.epochs)  # stamped on the row: merges refuse mixed caps
+    return learner
 
 
 def load_resume(out: Path, args: argparse.Namespace) -> list[dict]:

@@ -49,7 +49,8 @@ def piql_line(rows: list[dict]) -> str:
 
 #: method settings stamped on every row: key -> (value in rows that predate the stamp, algos that have it)
 ROW_SETTINGS = {"std": ("learned", ("bc", "cpl")), "bc_weight": (1.0, ("cpl",)),
-                "objective": ("before issue 18", ("cpl", "oppo"))}
+                "objective": ("before issue 18", ("cpl", "oppo")),
+                "reward_epoch_cap": (50, ("iql",))}  # P-IQL/PT-IQL's reward fit epochs (--reward-epochs)
 
 
 #: the objective's version, stamped on CPL/OPPO rows: issue 18 fixed CPL's score (the CPL code's -||mu - a||^2)
@@ -59,8 +60,8 @@ OBJECTIVES = {"cpl": "cpl-code score", "oppo": "reference losses"}
 
 def method_settings(cfg) -> dict:
     """The row's settings that only some methods have (see :data:`ROW_SETTINGS`)."""
-    known = {**cfg, "objective": OBJECTIVES.get(cfg.name)}
-    return {k: known[k] for k, (_, algos) in ROW_SETTINGS.items() if cfg.name in algos}
+    known = {**cfg, "objective": OBJECTIVES.get(cfg.name)}  # the reward fit's cap comes with the learner's reward_info
+    return {k: known[k] for k, (_, algos) in ROW_SETTINGS.items() if cfg.name in algos and k in known}
 
 
 def row_settings(row: dict) -> dict:
@@ -87,8 +88,7 @@ def settings_of(rows: list[dict], method: str) -> dict:
 
 #: settings that must agree for runs (other tasks, other seeds) to share one table
 SETTINGS = ("episode_length", "dense_segments", "sparse_segments", "noise", "suboptimal_frac", "suboptimal_bias",
-            "random_frac", "group_size", "stride", "steps", "bc_steps", "eval_episodes", "hidden", "batch_pairs", "lr",
-            "reward_epochs")
+            "random_frac", "group_size", "stride", "steps", "bc_steps", "eval_episodes", "hidden", "batch_pairs", "lr")
 
 
 def seeded_rows(run: dict) -> list[dict]:

@@ -59,3 +59,27 @@ def test_run_method_trains_iql_on_the_store(piql_bench, tmp_path: Path, method: 
                               cpl_bc_weight=None, reward_epochs=1, eval_episodes=1, episode_length=60)
     row = piql_bench.run_method("drawer-open", data, method, "dense", args, 3, store)
     assert row["method"] == method and row["seed"] == 3 and 0.0 <= row["success"] <= 1.0 and row["train_s"] > 0
+    assert row["reward_epoch_cap"] == 1.0 and row["reward_epochs"] == 1  # the cap is stamped on the row
+
+
+def test_reward_epochs_default_follows_cpls_piql_schedule(piql_bench) -> None:
+    """CPL's P-IQL fits its reward in the first 10% of its steps (50k of 500k) with 96 pairs per batch: at 5000
+    steps that is 500 x 96 = 48000 pairs, ~5 passes over a ~10k-pair dataset."""
+    assert piql_bench.parse([]).reward_epochs == 5
+    assert piql_bench.parse(["--steps", "50000"]).reward_epochs == 48
+    assert piql_bench.parse(["--steps", "100"]).reward_epochs == 1  # never 0 epochs
+    assert piql_bench.parse(["--reward-epochs", "50"]).reward_epochs == 50
+
+
+def test_piql_runs_with_other_reward_epochs_merge_but_not_into_one_mean(tab) -> None:
+    """The reward fit's cap is a P-IQL setting, not the run's: a P-IQL run merges with a CPL run of other
+    --reward-epochs, but two P-IQL cells fitted with different caps never share a mean."""
+    args = {"tasks": "door-open", "steps": 5000, "seeds": "0"}
+    cpl = {"args": {**args, "reward_epochs": None}, "rows": [{**_row("CPL", 0.9), "std": 0.7071, "bc_weight": 0.0,
+                                                               "objective": "cpl-code score"}]}
+    piql = {"args": {**args, "reward_epochs": 5}, "rows": [{**_row("P-IQL", 0.6), "reward_epoch_cap": 5.0}]}
+    merged = tab.merge_runs([cpl, piql])
+    assert {r["method"] for r in merged["rows"]} == {"CPL", "P-IQL"}
+    other = {"args": {**args, "reward_epochs": 50}, "rows": [{**_row("P-IQL", 0.7, seed=1), "reward_epoch_cap": 50}]}
+    with pytest.raises(SystemExit, match="P-IQL rows were trained with different settings"):
+        tab.merge_runs([cpl, piql, other])
