@@ -326,7 +326,7 @@ def report(rows: list[dict], args: argparse.Namespace, t_start: float) -> None:
              f"gradient steps per method (hidden {args.hidden or 'config'}, batch {args.batch_pairs or 'config'}, lr "
              f"{args.lr or 'config'}), {args.eval_episodes} eval episodes, seeds {getattr(args, 'seeds', '0')}; "
              f"total wall {time.time() - t_start:.0f} s")
-    text = (f"## Offline preferences: CPL / OPPO vs BC (`bench/offline_prefs.py`)\n\n"
+    text = (f"## Offline preferences: CPL / OPPO vs BC and P-IQL (`bench/offline_prefs.py`)\n\n"
             f"Success rate (%; per task the mean over seeds) in the environment after offline training on datasets from `pbrl.run.collect` "
             f"({mixture(args)}; rational return teacher; time-aligned pairs; dense = all pairs in groups of "
             f"{args.group_size}, sparse = disjoint pairs). Scale run: {scale}.\n\n{table(rows, args)}\n\n"

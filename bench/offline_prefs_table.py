@@ -194,11 +194,18 @@ def table(rows: list[dict], args) -> str:
 
 
 def coverage(rows: list[dict]) -> str:
-    """The (task, dataset) cells of the full benchmark that have no rows, in words ('' when none is missing)."""
+    """The (task, dataset) cells of the full benchmark that have no rows, and per method the cells that other
+    methods ran and it did not, in words ('' when none is missing)."""
+    ran = {(r["task"], r["dataset"]) for r in rows}
     missing = [f"{d} on {', '.join(ts)}" for d in ("dense", "sparse")
-               if (ts := [t for t in FULL_TASKS.split(",") if not any(r["task"] == t and r["dataset"] == d
-                                                                       for r in rows)])]
-    return f"Not run: {'; '.join(missing)}." if missing else ""
+               if (ts := [t for t in FULL_TASKS.split(",") if (t, d) not in ran])]
+    text = f"Not run: {'; '.join(missing)}." if missing else ""
+    for method in dict.fromkeys(r["method"] for r in rows):
+        own = {(r["task"], r["dataset"]) for r in rows if r["method"] == method}
+        gaps = [f"{d} on {', '.join(ts)}" for d in ("dense", "sparse")
+                if (ts := [t for t in FULL_TASKS.split(",") if (t, d) in ran - own])]
+        text += f" {method} not run: {'; '.join(gaps)}." if gaps else ""
+    return text.strip()
 
 
 def paired(rows: list[dict], a: str, b: str, pairing: str) -> dict[str, dict[int, float]]:
@@ -271,4 +278,4 @@ def method_line(rows: list[dict]) -> str:
         got = settings_of(rows, method)
         if got:
             parts.append(f"{method}: " + ", ".join(f"{k} {v}" for k, v in got.items()))
-    return "Method settings (`--std`, `--cpl-bc-weight`): " + "; ".join(parts) + "." if parts else ""
+    return "Method settings (`--std`, `--cpl-bc-weight`, `--reward-epochs`): " + "; ".join(parts) + "." if parts else ""

@@ -87,6 +87,17 @@ def test_missing_task_dataset_cells_are_named(tab) -> None:
     assert tab.coverage(rows + [{**r, "dataset": "sparse"} for r in rows]) == ""
 
 
+def test_cells_one_method_did_not_run_are_named(tab) -> None:
+    """A later method (P-IQL) run on part of the tasks: its '-' cells are named, not only shown."""
+    tasks = tab.FULL_TASKS.split(",")
+    rows = [{**_row(m, 0.5, t, 0), "dataset": d} for m in ("CPL", "OPPO") for t in tasks for d in ("dense", "sparse")]
+    rows += [_row("P-IQL", 0.9, t, 0) for t in tasks[:2]]  # dense only, two tasks
+    text = tab.coverage(rows)
+    assert not text.startswith("Not run:")  # every (task, dataset) has rows
+    assert f"P-IQL not run: dense on {', '.join(tasks[2:])}; sparse on {', '.join(tasks)}." in text
+    assert "CPL not run" not in text and "OPPO not run" not in text
+
+
 def test_runs_of_other_seeds_merge_and_later_runs_replace_cells(tab) -> None:
     a = {"args": {**ARGS, "seeds": "0"}, "rows": [_row("CPL", 0.5, seed=0, **NEW), _row("OPPO", 1.0, seed=0)]}
     b = {"args": {**ARGS, "seeds": "1,2"}, "rows": [_row("CPL", 0.7, seed=1, **NEW), _row("CPL", 0.9, seed=2, **NEW)]}
