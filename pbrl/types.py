@@ -8,7 +8,7 @@ other conventions happen only in :mod:`pbrl.data.io`.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Protocol, runtime_checkable
+from typing import Callable, NamedTuple, Optional, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -82,8 +82,10 @@ class PairBatch(NamedTuple):
 class RewardModel(Protocol):
     """A learned per-step reward r(s, a)."""
 
-    def fit(self, pairs: PairBatch, *, epochs: int, stop_at_acc: Optional[float] = None) -> dict[str, float]:
-        """Train on labelled pairs (stopping early at ``stop_at_acc`` train accuracy); returns metrics."""
+    def fit(self, pairs: PairBatch, *, epochs: int, stop_at_acc: Optional[float] = None,
+            on_epoch: Optional[Callable[[dict[str, float]], None]] = None) -> dict[str, float]:
+        """Train on labelled pairs (stopping early at ``stop_at_acc`` train accuracy; ``on_epoch`` gets each epoch's
+        metrics, for a progress bar); returns metrics."""
         ...
 
     def predict(self, obs: np.ndarray, act: np.ndarray) -> np.ndarray:

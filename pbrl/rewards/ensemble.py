@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -98,7 +98,8 @@ class EnsembleReward:
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr, weight_decay=weight_decay)
 
     # ------------------------------------------------------------------ training
-    def fit(self, pairs: PairBatch, *, epochs: int, stop_at_acc: Optional[float] = None) -> dict[str, float]:
+    def fit(self, pairs: PairBatch, *, epochs: int, stop_at_acc: Optional[float] = None,
+            on_epoch: Optional[Callable[[dict[str, float]], None]] = None) -> dict[str, float]:
         """Train every member for ``epochs`` passes over ``pairs``.
 
         Args:
@@ -106,6 +107,7 @@ class EnsembleReward:
             epochs: passes over the data; each member draws a fresh permutation/bootstrap per epoch.
             stop_at_acc: stop early once the epoch's training accuracy exceeds this (PEBBLE stops
                 reward updates at 97% train accuracy); None trains all epochs.
+            on_epoch: called with each epoch's metrics (a progress bar's hook).
 
         Returns:
             ``{"loss", "train_acc", "epochs"}`` of the last epoch (loss: mean member BT loss;
@@ -121,6 +123,8 @@ class EnsembleReward:
             order = self._sample_indices(n)
             metrics = self._train_epoch(data, order)
             metrics["epochs"] = float(epoch + 1)
+            if on_epoch is not None:
+                on_epoch(metrics)
             if stop_at_acc is not None and metrics["train_acc"] > stop_at_acc:
                 break
         return metrics

@@ -10,7 +10,7 @@ and queried.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -23,9 +23,10 @@ class ObsOnlyReward:
     def __init__(self, model: RewardModel) -> None:
         self.model = model
 
-    def fit(self, pairs: PairBatch, *, epochs: int, stop_at_acc: Optional[float] = None) -> dict[str, float]:
+    def fit(self, pairs: PairBatch, *, epochs: int, stop_at_acc: Optional[float] = None,
+            on_epoch: Optional[Callable[[dict[str, float]], None]] = None) -> dict[str, float]:
         hidden = pairs._replace(act1=np.zeros_like(pairs.act1), act2=np.zeros_like(pairs.act2))
-        return self.model.fit(hidden, epochs=epochs, stop_at_acc=stop_at_acc)
+        return self.model.fit(hidden, epochs=epochs, stop_at_acc=stop_at_acc, on_epoch=on_epoch)
 
     def predict(self, obs: np.ndarray, act: np.ndarray) -> np.ndarray:
         return self.model.predict(obs, np.zeros_like(np.asarray(act, np.float32)))

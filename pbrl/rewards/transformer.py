@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -142,7 +142,8 @@ class PreferenceTransformerReward:
         self.optimizer = torch.optim.AdamW(self.nets.parameters(), lr=lr, weight_decay=weight_decay)
 
     # ------------------------------------------------------------------ training
-    def fit(self, pairs: PairBatch, *, epochs: int, stop_at_acc: Optional[float] = None) -> dict[str, float]:
+    def fit(self, pairs: PairBatch, *, epochs: int, stop_at_acc: Optional[float] = None,
+            on_epoch: Optional[Callable[[dict[str, float]], None]] = None) -> dict[str, float]:
         """Train every member for ``epochs`` passes over ``pairs`` (each its own permutation per epoch).
 
         Returns ``{"loss", "train_acc", "epochs"}`` of the last epoch (accuracy of the members' scores on the
@@ -160,6 +161,8 @@ class PreferenceTransformerReward:
             order = torch.argsort(torch.rand(self.members, n, generator=self._gen), dim=1).to(self.device)
             metrics = self._train_epoch(data, order)
             metrics["epochs"] = float(epoch + 1)
+            if on_epoch is not None:
+                on_epoch(metrics)
             if stop_at_acc is not None and metrics["train_acc"] > stop_at_acc:
                 break
         return metrics

@@ -22,6 +22,7 @@ from pbrl.envs.tasks import TaskSpec
 from pbrl.rewards.obs_only import ObsOnlyReward
 from pbrl.run import builder
 from pbrl.run.config import reward_inputs
+from pbrl.run.progress import progress_bar
 from pbrl.types import PbrlError, RewardModel
 from pbrl.utils import atomic_write_json
 
@@ -37,8 +38,14 @@ def fitted_reward(cfg: DictConfig, store: PreferenceStore, dims: tuple[int, int]
     if saved.is_file() and fit_file.is_file():  # fit_file is written last: both present = a finished fit
         model.load_state_dict(torch.load(saved, weights_only=False))  # type: ignore[attr-defined]
         return model, json.loads(fit_file.read_text())
-    stop = cfg.reward.get("stop_at_acc")
-    fit = model.fit(store.pair_batch(), epochs=int(cfg.reward.epochs), stop_at_acc=None if stop is None else float(stop))
+    stop, epochs = cfg.reward.get("stop_at_acc"), int(cfg.reward.epochs)
+    pairs = store.pair_batch()
+    with progress_bar(epochs, f"reward fit ({len(pairs.p)} pairs)", "epoch") as bar:
+        def shown(metrics: dict[str, float]) -> None:
+            bar.set_postfix(acc=f"{metrics['train_acc']:.3f}", loss=f"{metrics['loss']:.3f}", refresh=False)
+            bar.update(1)
+
+        fit = model.fit(pairs, epochs=epochs, stop_at_acc=None if stop is None else float(stop), on_epoch=shown)
     tmp = saved.with_name(saved.name + ".tmp")
     torch.save(model.state_dict(), tmp)  # type: ignore[attr-defined]
     tmp.replace(saved)

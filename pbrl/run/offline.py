@@ -27,6 +27,7 @@ from pbrl.run.checkpoint import find_checkpoint, read_components, read_info, sav
 from pbrl.run.datasets import load_data
 from pbrl.run.offline_learners import build_learner, offline_learner
 from pbrl.run.rundir import write_run_config, write_summary
+from pbrl.run.progress import progress_bar
 from pbrl.run.session import random_policy_return
 
 
@@ -67,6 +68,29 @@ def _row_writer(metrics: MetricsLog, tb: Any) -> Callable[[dict[str, Any]], None
     return append
 
 
+def _train_steps(cfg: DictConfig, task: TaskSpec, learner: OfflineLearner, span: tuple[int, int], n_pairs: int,
+                 run_dir: Path, rng: np.random.Generator, append: Callable[[dict[str, Any]], None], tb: Any
+                 ) -> dict[str, float]:
+    """Gradient steps ``span`` = [start, total) with their evaluation rows, TensorBoard stats and checkpoints;
+    returns the last update's metrics."""
+    (start, total), t0 = span, time.time()
+    every, ckpt_every, last = int(cfg.eval.every), int(cfg.checkpoint_every), {}
+    with progress_bar(total, f"{task.name} [{cfg.algo.name}]", initial=start) as bar:
+        for step in range(start, total):
+            last = learner.update(step)
+            done = step + 1
+            bar.update(1)
+            if tb is not None and (done % max(1, every // 10) == 0 or done == total):
+                tblog.record_stats(tb, "train", last, done)
+            if done % every == 0 and done < total:
+                row = _eval_row(cfg, task, learner, done, n_pairs, int(cfg.eval.episodes), t0)
+                append(row)
+                bar.set_postfix(ret=f"{row['return_mean']:.1f}", success=f"{row['success_rate']:.2f}", refresh=False)
+            if done % ckpt_every == 0 or done == total:
+                _save_checkpoint(run_dir, learner, rng, done)
+    return last
+
+
 def run_offline(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Train (or resume) an offline run in ``run_dir``; returns its summary."""
     torch.set_num_threads(int(cfg.threads))
@@ -89,16 +113,8 @@ def run_offline(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     metrics.truncate_after(start)
     tb = tblog.make_logger(str(cfg.get("logger", "none")), run_dir)  # logger=tensorboard: losses and metrics rows
     append = _row_writer(metrics, tb)
-    t0, every, ckpt_every, last = time.time(), int(cfg.eval.every), int(cfg.checkpoint_every), {}
-    for step in range(start, total):
-        last = learner.update(step)
-        done = step + 1
-        if tb is not None and (done % max(1, every // 10) == 0 or done == total):
-            tblog.record_stats(tb, "train", last, done)
-        if done % every == 0 and done < total:
-            append(_eval_row(cfg, task, learner, done, len(data.p), int(cfg.eval.episodes), t0))
-        if done % ckpt_every == 0 or done == total:
-            _save_checkpoint(run_dir, learner, rng, done)
+    t0 = time.time()
+    last = _train_steps(cfg, task, learner, (start, total), len(data.p), run_dir, rng, append, tb)
     video = run_dir / "eval.mp4" if cfg.eval.video else None
     row = _eval_row(cfg, task, learner, total, len(data.p), int(cfg.eval.final_episodes), t0, video)
     append(row)

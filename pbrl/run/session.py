@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -20,6 +19,7 @@ from pbrl.data.trajectory import Trajectory
 from pbrl.envs.rollout import PolicyFn, eval_seed, evaluate
 from pbrl.envs.tasks import TaskSpec
 from pbrl.report import MetricsLog
+from pbrl.run.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,7 @@ class RunSession:
         self.load_state_dict(state or {})
         self.rng = np.random.default_rng([settings.seed, 7, initial_step])
         self.t0 = time.time()
-        self.bar = tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True,
-                        desc=f"{task.name}", mininterval=0.5 if sys.stderr.isatty() else 15.0)
+        self.bar = progress_bar(total_steps, task.name, initial=initial_step)
         self.callback = ProgressCallback(self.bar, self.postfix)
         self.checkpoint_fn: Optional[Callable[[], None]] = None  # set by the runner
         self.on_row: Optional[Callable[[dict[str, Any]], None]] = None  # e.g. logger=tensorboard (run/tblog.py)

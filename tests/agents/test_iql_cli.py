@@ -57,6 +57,16 @@ def test_train_iql_writes_artefacts_and_exports(store_path: Path, tmp_path: Path
     assert meta["algo"] == "iql" and meta["parity"]["passed"] and meta["policy"]["class"] == "GaussianActor"
 
 
+def test_iql_run_shows_the_reward_fit_and_gradient_steps(store_path: Path, tmp_path: Path,
+                                                          capfd: pytest.CaptureFixture) -> None:
+    """A reward fit of a real store takes minutes per epoch at scale: both phases show a progress bar on stderr."""
+    main(["train", f"data={store_path}", *TRAIN, f"out={tmp_path / 'run'}"])
+    err = capfd.readouterr().err
+    pairs = json.loads((tmp_path / "run" / "summary.json").read_text())["pairs"]
+    assert f"reward fit ({pairs} pairs)" in err and "2/2 [" in err  # reward.epochs=2
+    assert "drawer-open [iql]" in err and "4/4 [" in err  # algo.steps=4
+
+
 def test_iql_bad_setting_is_a_one_line_error(store_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["train", f"data={store_path}", *TRAIN, "algo.expectile=1.5", f"out={tmp_path / 'x'}"])
