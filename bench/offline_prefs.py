@@ -220,7 +220,7 @@ def run_method(task_name: str, data: OfflineData, method: str, pairing: str, arg
 # ---- P-IQL / PT-IQL (learned reward + IQL, the offline-PbRL papers' baseline) ------------------------------------
 #: method -> reward config (configs/reward/<name>.yaml): the reward is fitted on the store's labels, every stored
 #: step relabelled, then IQL (configs/algo/iql.yaml) trains on the transitions (pbrl.run.iql, as `pbrl train algo=iql`).
-REWARD_IQL = {"P-IQL": "ensemble", "PT-IQL": "transformer", "P-IQL r(s)": "ensemble"}
+REWARD_IQL = {"P-IQL": "ensemble", "PT-IQL": "transformer", "P-IQL r(s)": "ensemble", "P-IQL (standardised r)": "ensemble"}
 
 
 def build_reward_iql(method: str, cfg, task, store: Optional[Path], args, seed: int, rng: np.random.Generator):

@@ -23,6 +23,7 @@ METHODS = {  # name -> (algo config file, overrides)
     "P-IQL": ("iql", {}),    # learned reward + IQL: built from the store (offline_prefs.build_reward_iql)
     "PT-IQL": ("iql", {}),
     "P-IQL r(s)": ("iql", {"reward_inputs": "obs"}),  # the reward model sees observations only
+    "P-IQL (standardised r)": ("iql", {"reward_normalize": "standard"}),  # pbrl's default before the reference's raw r
 }
 
 
@@ -31,7 +32,7 @@ def piql_line(rows: list[dict]) -> str:
     (same task, dataset and seed), mean over tasks and seeds with its stratified-bootstrap 95% CI."""
     parts = []
     for pairing in ("dense", "sparse"):
-        for a in ("CPL", "OPPO", "PT-IQL", "P-IQL r(s)"):
+        for a in ("CPL", "OPPO", "PT-IQL", "P-IQL r(s)", "P-IQL (standardised r)"):
             diffs = paired(rows, a, "P-IQL", pairing)
             if not diffs:
                 continue
@@ -50,7 +51,8 @@ def piql_line(rows: list[dict]) -> str:
 #: method settings stamped on every row: key -> (value in rows that predate the stamp, algos that have it)
 ROW_SETTINGS = {"std": ("learned", ("bc", "cpl")), "bc_weight": (1.0, ("cpl",)),
                 "objective": ("before issue 18", ("cpl", "oppo")),
-                "reward_epoch_cap": (50, ("iql",))}  # P-IQL/PT-IQL's reward fit epochs (--reward-epochs)
+                "reward_epoch_cap": (50, ("iql",)),  # P-IQL/PT-IQL's reward fit epochs (--reward-epochs)
+                "reward_normalize": ("standard", ("iql",))}  # what IQL saw of the reward (rows before: standardised)
 
 
 #: the objective's version, stamped on CPL/OPPO rows: issue 18 fixed CPL's score (the CPL code's -||mu - a||^2)

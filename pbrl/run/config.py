@@ -269,6 +269,18 @@ def check_iql(cfg: DictConfig) -> None:
     if int(cfg.reward.epochs) < 1:
         raise PbrlError(f"reward.epochs: expected >= 1 (algo=iql fits its reward first), got {cfg.reward.epochs}")
     resolve_normalize(str(cfg.reward.normalize), early_termination=False)  # the mode's name; `auto` is per task
+    iql_reward_normalize(cfg)
+
+
+def iql_reward_normalize(cfg: DictConfig) -> str:
+    """What IQL sees of the learned reward: ``algo.reward_normalize`` (``none`` by default: the CPL code's P-IQL
+    uses the reward model's output as is); a run configured before that key existed used ``reward.normalize``."""
+    from pbrl.rewards.wrappers import NORMALIZE_MODES
+
+    mode = str(cfg.algo.get("reward_normalize", cfg.reward.normalize))
+    if mode not in NORMALIZE_MODES:
+        raise PbrlError(f"algo.reward_normalize: expected {' | '.join(NORMALIZE_MODES)}, got {mode!r}")
+    return mode
 
 
 def reward_inputs(cfg: DictConfig) -> str:

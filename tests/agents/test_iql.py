@@ -67,12 +67,14 @@ def test_store_runs_and_relabel_on_a_real_store(tmp_path: Path) -> None:
         store_runs(empty)
 
 
-def test_relabelling_normalises_as_the_task_asks() -> None:
-    """``reward.normalize=auto``: the raw learned reward where episodes end early (hopper: a zero-mean reward would
-    make staying alive a cost), zero mean and unit variance elsewhere (drawer-open)."""
+def test_relabelling_normalises_as_algo_reward_normalize_asks() -> None:
+    """Default ``none``: IQL sees the reward model's output as is (the CPL code's P-IQL). ``auto``: raw where
+    episodes end early (hopper: a zero-mean reward would make staying alive a cost), zero mean and unit variance
+    elsewhere (drawer-open). A run configured before the key existed followed ``reward.normalize``."""
     from omegaconf import OmegaConf
 
     from pbrl.envs import load_task
+    from pbrl.resources import resource_dir
     from pbrl.run.iql import relabelled
 
     rng = np.random.default_rng(3)
@@ -80,13 +82,24 @@ def test_relabelling_normalises_as_the_task_asks() -> None:
             for _ in range(2)]
     model = EnsembleReward(3, 2, n_members=2, hidden=(8,), seed=0)
     raw = np.concatenate([model.predict(o, a) for o, a in runs])
-    cfg = OmegaConf.create({"reward": {"normalize": "auto"}})
-    hopper, _ = relabelled(cfg, load_task("hopper"), model, runs)
-    np.testing.assert_allclose(hopper.rewards, raw[np.r_[0:11, 12:23]], atol=1e-6)  # the last step has no s'
-    drawer, info = relabelled(cfg, load_task("drawer-open"), model, runs)
+    kept = np.r_[0:11, 12:23]  # the last step of a run has no s'
     standard = (raw - raw.mean()) / raw.std()
-    np.testing.assert_allclose(drawer.rewards, standard[np.r_[0:11, 12:23]], atol=1e-4)
+    algo = OmegaConf.load(resource_dir("configs") / "algo" / "iql.yaml")
+    assert algo.reward_normalize == "none"
+    cfg = OmegaConf.create({"algo": algo, "reward": {"normalize": "standard"}})  # reward.normalize is not IQL's
+    drawer, info = relabelled(cfg, load_task("drawer-open"), model, runs)
+    np.testing.assert_allclose(drawer.rewards, raw[kept], atol=1e-6)
     assert info["reward_raw_mean"] == pytest.approx(raw.mean(), abs=1e-6)
+    cfg.algo.reward_normalize = "auto"
+    np.testing.assert_allclose(relabelled(cfg, load_task("hopper"), model, runs)[0].rewards, raw[kept], atol=1e-6)
+    np.testing.assert_allclose(relabelled(cfg, load_task("drawer-open"), model, runs)[0].rewards, standard[kept],
+                               atol=1e-4)
+    legacy = OmegaConf.create({"algo": {"name": "iql"}, "reward": {"normalize": "standard"}})
+    np.testing.assert_allclose(relabelled(legacy, load_task("hopper"), model, runs)[0].rewards, standard[kept],
+                               atol=1e-4)
+    cfg.algo.reward_normalize = "minmax"
+    with pytest.raises(PbrlError, match=r"algo.reward_normalize: expected standard \| scale \| none \| auto, got 'minmax'"):
+        relabelled(cfg, load_task("drawer-open"), model, runs)
 
 
 def test_single_step_segments_give_no_transitions() -> None:

@@ -83,3 +83,21 @@ def test_piql_runs_with_other_reward_epochs_merge_but_not_into_one_mean(tab) -> 
     other = {"args": {**args, "reward_epochs": 50}, "rows": [{**_row("P-IQL", 0.7, seed=1), "reward_epoch_cap": 50}]}
     with pytest.raises(SystemExit, match="P-IQL rows were trained with different settings"):
         tab.merge_runs([cpl, piql, other])
+
+
+def test_piql_rows_from_before_the_raw_reward_default_are_not_mixed_with_new_ones(tab, piql_bench) -> None:
+    """P-IQL rows written before ``algo.reward_normalize`` was stamped were trained on the standardised reward:
+    they cannot share a mean with the reference's raw-reward P-IQL, only sit under the standardised variant."""
+    args = argparse.Namespace(steps=5000, bc_steps=None, hidden=None, batch_pairs=None, lr=None)
+    for method, mode in (("P-IQL", "none"), ("P-IQL (standardised r)", "standard")):
+        cfg = piql_bench.algo_cfg("iql", tab.METHODS[method][1], args, "dense")
+        assert tab.method_settings(cfg) == {"reward_normalize": mode}
+    run = {"tasks": "door-open", "steps": 5000, "seeds": "0"}
+    old = {"args": run, "rows": [{**_row("P-IQL", 0.0), "reward_epoch_cap": 5.0}]}
+    new = {"args": run, "rows": [{**_row("P-IQL", 1.0, seed=s), "reward_epoch_cap": 5.0, "reward_normalize": "none"}
+                                 for s in (0, 1)]}
+    with pytest.raises(SystemExit, match="P-IQL rows were trained with different settings"):
+        tab.merge_runs([old, {**new, "rows": new["rows"][1:]}])  # old seed 0 beside new seed 1
+    renamed = {"args": run, "rows": [{**r, "method": "P-IQL (standardised r)"} for r in old["rows"]]}
+    line = tab.piql_line(tab.merge_runs([renamed, new])["rows"])  # paired on seed 0, the one both have
+    assert "dense P-IQL (standardised r) - P-IQL = -100 points (1 seed: no CI) over 1 task(s) x 1 seed(s)" in line
