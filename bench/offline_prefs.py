@@ -16,8 +16,9 @@ stratified-bootstrap 95% CI (rliable, :func:`pbrl.analysis.stats.mean_over_tasks
 judged on the CI of the paired difference.
 
 The two-step baselines (learned reward + IQL; a separate registry, ``REWARD_IQL``): P-IQL (ensemble reward),
-PT-IQL (Preference Transformer reward) and P-IQL r(s) (the ensemble on observations only) fit their reward on the
-dataset's labels first, with the unit's seed, relabel every stored step and train IQL for ``--steps``. The reward fit
+PT-IQL (Preference Transformer reward), P-IQL r(s) (the ensemble on observations only) and P-IQL (standardised r)
+(IQL on the zero-mean, unit-variance reward, pbrl's default before it followed the CPL code's raw reward) fit their
+reward on the dataset's labels first, with the unit's seed, relabel every stored step and train IQL for ``--steps``. The reward fit
 (``--reward-epochs``, early stop at 97% train accuracy) follows CPL's P-IQL schedule, which trains its reward in the
 first 10% of its steps (50k of 500k, 96 pairs per batch): 5 epochs over the ~10k pairs at 5000 steps. One dense
 P-IQL cell on one idle core: the fit and relabelling 283 s (~55 s per epoch of 8624 pairs; the reward configs' 50
