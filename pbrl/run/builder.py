@@ -167,9 +167,11 @@ def build_reward_model(cfg: DictConfig, obs_dim: int, act_dim: int, seed: int) -
         raise PbrlError(f"reward.model: cannot build {cfg.reward.model.get('_target_')} ({_last_line(exc)})") from None
 
 
-def build_normalizer(cfg: DictConfig, task: TaskSpec) -> RewardNormalizer:
-    """``reward.normalize`` (``auto`` resolved for the task: :func:`~pbrl.rewards.wrappers.resolve_normalize`)."""
-    return RewardNormalizer(mode=resolve_normalize(str(cfg.reward.normalize), early_termination=task.early_termination))
+def build_normalizer(cfg: DictConfig, task: TaskSpec, mode: Optional[str] = None) -> RewardNormalizer:
+    """``mode`` (default ``reward.normalize``; ``auto`` resolved for the task:
+    :func:`~pbrl.rewards.wrappers.resolve_normalize`)."""
+    mode = str(cfg.reward.normalize) if mode is None else mode
+    return RewardNormalizer(mode=resolve_normalize(mode, early_termination=task.early_termination))
 
 
 def build_randomisation(cfg: DictConfig, task: TaskSpec) -> Optional[RandomisationSpec]:

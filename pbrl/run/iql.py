@@ -21,7 +21,6 @@ from pbrl.data.store import PreferenceStore
 from pbrl.envs.tasks import TaskSpec
 from pbrl.rewards.obs_only import ObsOnlyReward
 from pbrl.run import builder
-from pbrl.rewards.wrappers import RewardNormalizer, resolve_normalize
 from pbrl.run.config import iql_reward_normalize, reward_inputs
 from pbrl.run.progress import progress_bar
 from pbrl.types import PbrlError, RewardModel
@@ -60,8 +59,7 @@ def relabelled(cfg: DictConfig, task: TaskSpec, model: RewardModel, runs: list[R
     and what the relabelling did (for the summary)."""
     raw = relabel_runs(model, runs)
     flat = np.concatenate(raw) if raw else np.zeros(0, np.float32)
-    mode = resolve_normalize(iql_reward_normalize(cfg), early_termination=task.early_termination)
-    normalizer = RewardNormalizer(mode=mode)
+    normalizer = builder.build_normalizer(cfg, task, mode=iql_reward_normalize(cfg))
     normalizer.fit(flat)
     data = TransitionData.from_runs(runs, [normalizer(r) for r in raw])
     return data, {"reward_raw_mean": float(flat.mean()), "reward_raw_std": float(flat.std()),
