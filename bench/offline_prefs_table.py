@@ -24,6 +24,9 @@ METHODS = {  # name -> (algo config file, overrides)
     "PT-IQL": ("iql", {}),
     "P-IQL r(s)": ("iql", {"reward_inputs": "obs"}),  # the reward model sees observations only
     "P-IQL (standardised r)": ("iql", {"reward_normalize": "standard"}),  # pbrl's default before the reference's raw r
+    # IQL's D4RL scaling r * T / (return range), which the Preference Transformer code applies before its IQL
+    "P-IQL (return-range r)": ("iql", {"reward_normalize": "return_range"}),
+    "PT-IQL (return-range r)": ("iql", {"reward_normalize": "return_range"}),
 }
 
 
@@ -32,7 +35,7 @@ def piql_line(rows: list[dict]) -> str:
     (same task, dataset and seed), mean over tasks and seeds with its stratified-bootstrap 95% CI."""
     parts = []
     for pairing in ("dense", "sparse"):
-        for a in ("CPL", "OPPO", "PT-IQL", "P-IQL r(s)", "P-IQL (standardised r)"):
+        for a in [m for m in METHODS if m not in ("BC (all)", "BC (preferred)", "P-IQL")]:
             diffs = paired(rows, a, "P-IQL", pairing)
             if not diffs:
                 continue

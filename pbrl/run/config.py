@@ -274,12 +274,14 @@ def check_iql(cfg: DictConfig) -> None:
 
 def iql_reward_normalize(cfg: DictConfig) -> str:
     """What IQL sees of the learned reward: ``algo.reward_normalize`` (``none`` by default: the CPL code's P-IQL
-    uses the reward model's output as is); a run configured before that key existed used ``reward.normalize``."""
+    uses the reward model's output as is; ``return_range``: IQL's and the Preference Transformer code's scaling,
+    :func:`pbrl.run.iql.return_range_scale`); a run configured before that key existed used ``reward.normalize``."""
     from pbrl.rewards.wrappers import NORMALIZE_MODES
 
+    modes = (*NORMALIZE_MODES, "return_range")
     mode = str(cfg.algo.get("reward_normalize", cfg.reward.normalize))
-    if mode not in NORMALIZE_MODES:
-        raise PbrlError(f"algo.reward_normalize: expected {' | '.join(NORMALIZE_MODES)}, got {mode!r}")
+    if mode not in modes:
+        raise PbrlError(f"algo.reward_normalize: expected {' | '.join(modes)}, got {mode!r}")
     return mode
 
 

@@ -3,7 +3,7 @@
 Two steps, as the offline-PbRL papers' baseline: (1) fit the ``reward=`` model on every answered label of the
 store (``reward.epochs``, ``reward.stop_at_acc``), save it as ``reward_model.pt`` with its fit metrics in
 ``reward_fit.json`` (a resumed run loads them instead of fitting again); (2) relabel every stored step with it,
-normalise (``reward.normalize``) and train IQL (:class:`~pbrl.agents.iql.IQLLearner`) on the transitions.
+normalise it (``algo.reward_normalize``) and train IQL (:class:`~pbrl.agents.iql.IQLLearner`) on the transitions.
 """
 
 from __future__ import annotations
@@ -59,11 +59,32 @@ def relabelled(cfg: DictConfig, task: TaskSpec, model: RewardModel, runs: list[R
     and what the relabelling did (for the summary)."""
     raw = relabel_runs(model, runs)
     flat = np.concatenate(raw) if raw else np.zeros(0, np.float32)
-    normalizer = builder.build_normalizer(cfg, task, mode=iql_reward_normalize(cfg))
-    normalizer.fit(flat)
-    data = TransitionData.from_runs(runs, [normalizer(r) for r in raw])
+    mode = iql_reward_normalize(cfg)
+    if mode == "return_range":
+        shift, scale = 0.0, 1.0 / return_range_scale(raw)
+    else:
+        normalizer = builder.build_normalizer(cfg, task, mode=mode)
+        normalizer.fit(flat)
+        shift, scale = normalizer.shift, normalizer.scale
+    data = TransitionData.from_runs(runs, [((r - shift) / scale).astype(np.float32) for r in raw])
     return data, {"reward_raw_mean": float(flat.mean()), "reward_raw_std": float(flat.std()),
+                  "reward_shift": float(shift), "reward_scale": float(scale),
                   "transitions": float(len(data.obs)), "runs": float(len(runs))}
+
+
+def return_range_scale(raw: list[np.ndarray]) -> float:
+    """The factor of ``algo.reward_normalize=return_range``: IQL's D4RL scaling (Kostrikov et al. 2022), which the
+    Preference Transformer code also applies to its relabelled rewards, ``r * T / (max return - min return)`` over
+    the dataset's episodes of length ``T``. A store's runs of consecutive steps can be partial episodes of unequal
+    length, so the range is that of each run's mean step reward: the same factor for whole episodes of one length,
+    and no bias towards long runs otherwise."""
+    means = np.array([float(np.mean(r)) for r in raw if len(r)])
+    spread = float(means.max() - means.min()) if len(means) else 0.0
+    if not spread > 1e-8:
+        raise PbrlError(f"algo.reward_normalize=return_range: the store's {len(means)} run(s) of consecutive steps "
+                        "have the same mean learned reward, so there is no return range to scale by; "
+                        "expected runs that differ, or another mode (none | standard | scale)")
+    return 1.0 / spread
 
 
 def build_iql(cfg: DictConfig, task: TaskSpec, data_path: Path, run_dir: Path, rng: np.random.Generator) -> IQLLearner:

@@ -98,8 +98,46 @@ def test_relabelling_normalises_as_algo_reward_normalize_asks() -> None:
     np.testing.assert_allclose(relabelled(legacy, load_task("hopper"), model, runs)[0].rewards, standard[kept],
                                atol=1e-4)
     cfg.algo.reward_normalize = "minmax"
-    with pytest.raises(PbrlError, match=r"algo.reward_normalize: expected standard \| scale \| none \| auto, got 'minmax'"):
+    with pytest.raises(PbrlError, match=r"algo.reward_normalize: expected standard \| scale \| none \| auto \| "
+                                        r"return_range, got 'minmax'"):
         relabelled(cfg, load_task("drawer-open"), model, runs)
+
+
+class _FirstFeatureReward:
+    """A reward model whose reward is the first observation feature: the relabelled values are set by hand."""
+
+    def predict(self, obs: np.ndarray, act: np.ndarray) -> np.ndarray:
+        return obs[..., 0].astype(np.float32)
+
+
+def test_return_range_scales_by_episode_length_over_the_return_range() -> None:
+    """IQL's D4RL scaling (and the Preference Transformer code's): r * T / (max return - min return). Three whole
+    episodes of T = 4 steps with returns 2, 6 and 10: every reward is multiplied by 4 / 8 = 0.5, signs and zero kept."""
+    from omegaconf import OmegaConf
+
+    from pbrl.envs import load_task
+    from pbrl.resources import resource_dir
+    from pbrl.run.iql import relabelled
+
+    steps = [np.array([0.5, 0.5, 0.5, 0.5]), np.array([3.0, -1.0, 2.0, 2.0]), np.array([4.0, 4.0, 4.0, -2.0])]
+    runs = [(np.c_[r, np.zeros((4, 2))].astype(np.float32), np.zeros((4, 2), np.float32)) for r in steps]
+    algo = OmegaConf.load(resource_dir("configs") / "algo" / "iql.yaml")
+    algo.reward_normalize = "return_range"
+    cfg = OmegaConf.create({"algo": algo, "reward": {"normalize": "standard"}})
+    data, info = relabelled(cfg, load_task("drawer-open"), _FirstFeatureReward(), runs)
+    expected = np.concatenate([r[:-1] for r in steps]) * 4 / (10 - 2)  # the last step of a run has no s'
+    np.testing.assert_allclose(data.rewards, expected, atol=1e-6)
+    assert info["reward_scale"] == pytest.approx(2.0) and info["reward_shift"] == 0.0
+
+
+def test_return_range_of_partial_runs_uses_their_mean_step_reward() -> None:
+    """Runs cut from episodes differ in length: a long run's larger return must not set the range. Runs of 2 steps
+    (mean 1) and 6 steps (mean 3, return 18): the factor is 1 / (3 - 1), not 6 / (18 - 2); one run has no range."""
+    from pbrl.run.iql import return_range_scale
+
+    assert return_range_scale([np.array([1.0, 1.0]), np.full(6, 3.0)]) == pytest.approx(0.5)
+    with pytest.raises(PbrlError, match=r"algo.reward_normalize=return_range: the store's 1 run\(s\)"):
+        return_range_scale([np.array([1.0, 2.0, 3.0])])
 
 
 def test_single_step_segments_give_no_transitions() -> None:

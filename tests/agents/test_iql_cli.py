@@ -75,7 +75,7 @@ def test_iql_bad_setting_is_a_one_line_error(store_path: Path, tmp_path: Path, c
     assert not (tmp_path / "x").exists()  # refused before the reward fit or anything else is written
     with pytest.raises(SystemExit):
         main(["train", f"data={store_path}", *TRAIN, "algo.reward_normalize=minmax", f"out={tmp_path / 'y'}"])
-    assert "algo.reward_normalize: expected standard | scale | none | auto, got 'minmax'" in capsys.readouterr().err
+    assert "algo.reward_normalize: expected standard | scale | none | auto | return_range, got 'minmax'" in capsys.readouterr().err
     assert not (tmp_path / "y").exists()
     with pytest.raises(SystemExit):
         main(["train", f"data={store_path}", *TRAIN, "algo.reward_inputs=act", f"out={tmp_path / 'y'}"])

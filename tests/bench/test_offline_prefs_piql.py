@@ -48,8 +48,8 @@ def test_piql_line_reports_paired_gaps_over_tasks_and_seeds(tab) -> None:
     assert {"P-IQL", "PT-IQL"} <= set(tab.METHODS) and "P-IQL" in tab.table(rows, None)
 
 
-@pytest.mark.parametrize("method", ["P-IQL", "PT-IQL"])
-def test_run_method_trains_iql_on_the_store(piql_bench, tmp_path: Path, method: str) -> None:
+@pytest.mark.parametrize("method", ["P-IQL", "PT-IQL", "PT-IQL (return-range r)"])
+def test_run_method_trains_iql_on_the_store(piql_bench, tab, tmp_path: Path, method: str) -> None:
     store = tmp_path / "drawer.sqlite"
     main(["data", "collect", "task=drawer-open", "episodes=3", "episode_length=60", "segment_length=20", "stride=10",
           "pairing=dense", "group_size=3", "aligned=false", "threads=1", f"out={store}"])
@@ -60,6 +60,8 @@ def test_run_method_trains_iql_on_the_store(piql_bench, tmp_path: Path, method: 
     row = piql_bench.run_method("drawer-open", data, method, "dense", args, 3, store)
     assert row["method"] == method and row["seed"] == 3 and 0.0 <= row["success"] <= 1.0 and row["train_s"] > 0
     assert row["reward_epoch_cap"] == 1.0 and row["reward_epochs"] == 1  # the cap is stamped on the row
+    mode = tab.METHODS[method][1].get("reward_normalize", "none")  # and what IQL saw of the reward
+    assert row["reward_normalize"] == mode and (row["reward_scale"] == 1.0) == (mode == "none")
 
 
 def test_reward_epochs_default_follows_cpls_piql_schedule(piql_bench) -> None:
