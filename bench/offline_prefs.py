@@ -31,9 +31,9 @@ Cost, one idle core per process, single-threaded, ``--steps 5000`` (the configs'
 rollouts take ~1.7 min (1819 episodes), the dense unit's four trainings ~5 min (per gradient step BC 19 ms, CPL
 10 ms, OPPO 17 ms) and the sparse unit's ~12 min (BC 19, CPL 38, OPPO 62 ms: its batches hold 64 segments, the
 dense ones 16). So the 6 x 3 benchmark of these four is ~2.6 core-hours dense and ~4.3 sparse. P-IQL adds ~8 min
-per dense unit with its own rollouts (~2.5 core-hours for 6 x 3); PT-IQL costs more (the transformer's fit and its
-relabelling of every stored step in 64-step windows). Split it over two processes side by side (each
-single-threaded; both build the same rollouts), then merge:
+per dense unit with its own rollouts (~2.5 core-hours for 6 x 3); PT-IQL ~13 min (the transformer's 5 epochs
+and its relabelling of every stored step in 64-step windows take ~9.4 min, against ~5 for the ensemble).
+Split it over two processes side by side (each single-threaded; both build the same rollouts), then merge:
 
     python bench/offline_prefs.py --steps 5000 --datasets dense --out runs/bench/op_dense \\
         --methods "BC (all),BC (preferred),CPL,OPPO"
