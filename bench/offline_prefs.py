@@ -19,9 +19,9 @@ The two-step baselines (learned reward + IQL; a separate registry, ``REWARD_IQL`
 PT-IQL (Preference Transformer reward), P-IQL r(s) (the ensemble on observations only), P-IQL (standardised r)
 (IQL on the zero-mean, unit-variance reward, pbrl's default before it followed the CPL code's raw reward) and
 P-IQL / PT-IQL (return-range r) (IQL's D4RL scaling r * T / (max - min episode return), which the Preference
-Transformer code applies to its relabelled reward; ``algo.reward_normalize=return_range``) fit their
-reward on the dataset's labels first, with the unit's seed, relabel every stored step and train IQL for ``--steps``. The reward fit
-(``--reward-epochs``, early stop at 97% train accuracy) follows CPL's P-IQL schedule, which trains its reward in the
+Transformer code applies to its relabelled reward; ``algo.reward_normalize=return_range``) fit their reward on
+the dataset's labels first, with the unit's seed, relabel every stored step and train IQL for ``--steps``. The reward
+fit (``--reward-epochs``, early stop at 97% train accuracy) follows CPL's P-IQL schedule, which trains its reward in the
 first 10% of its steps (50k of 500k, 96 pairs per batch): 5 epochs over the ~10k pairs at 5000 steps. One dense
 P-IQL cell on one idle core: the fit and relabelling 283 s (~55 s per epoch of 8624 pairs; the reward configs' 50
 epochs, what `pbrl train algo=iql` uses, would take ~45 min), IQL 19 ms per gradient step (97 s). Their paired
@@ -221,10 +221,9 @@ def run_method(task_name: str, data: OfflineData, method: str, pairing: str, arg
 
 
 # ---- P-IQL / PT-IQL (learned reward + IQL, the offline-PbRL papers' baseline) ------------------------------------
-#: method -> reward config (configs/reward/<name>.yaml): the reward is fitted on the store's labels, every stored
+#: IQL method of METHODS -> reward config (configs/reward/<name>.yaml; PT-IQL*: the transformer): fitted on the labels, every stored
 #: step relabelled, then IQL (configs/algo/iql.yaml) trains on the transitions (pbrl.run.iql, as `pbrl train algo=iql`).
-REWARD_IQL = {"P-IQL": "ensemble", "PT-IQL": "transformer", "P-IQL r(s)": "ensemble", "P-IQL (standardised r)": "ensemble",
-              "P-IQL (return-range r)": "ensemble", "PT-IQL (return-range r)": "transformer"}
+REWARD_IQL = {m: "transformer" if m.startswith("PT-IQL") else "ensemble" for m, (algo, _) in METHODS.items() if algo == "iql"}
 
 
 def build_reward_iql(method: str, cfg, task, store: Optional[Path], args, seed: int, rng: np.random.Generator):
