@@ -221,8 +221,9 @@ def run_method(task_name: str, data: OfflineData, method: str, pairing: str, arg
 
 
 # ---- P-IQL / PT-IQL (learned reward + IQL, the offline-PbRL papers' baseline) ------------------------------------
-#: IQL method of METHODS -> reward config (configs/reward/<name>.yaml; PT-IQL*: the transformer): fitted on the labels, every stored
-#: step relabelled, then IQL (configs/algo/iql.yaml) trains on the transitions (pbrl.run.iql, as `pbrl train algo=iql`).
+#: IQL method of METHODS -> reward config (configs/reward/<name>.yaml; PT-IQL*: the transformer): fitted on the
+#: labels, every stored step relabelled, then IQL (configs/algo/iql.yaml) trains on the transitions (pbrl.run.iql,
+#: as `pbrl train algo=iql`).
 REWARD_IQL = {m: "transformer" if m.startswith("PT-IQL") else "ensemble" for m, (algo, _) in METHODS.items() if algo == "iql"}
 
 
