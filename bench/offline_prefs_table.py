@@ -27,35 +27,45 @@ METHODS = {  # name -> (algo config file, overrides)
     # IQL's D4RL scaling r * T / (return range), which the Preference Transformer code applies before its IQL
     "P-IQL (return-range r)": ("iql", {"reward_normalize": "return_range"}),
     "PT-IQL (return-range r)": ("iql", {"reward_normalize": "return_range"}),
+    # 10x the IQL gradient steps on the same rollouts, labels and reward fit (the fit's epochs follow --steps, not
+    # these): is the 5000-step P-IQL column an under-trained IQL? (Still 1/10 of the CPL code's 500k.)
+    "P-IQL (50k steps)": ("iql", {"steps": 50000}),
 }
+
+#: the IQL baselines of :func:`piql_line` -> the methods set against each (None: every non-BC method but itself)
+PIQL_BASELINES = {"P-IQL": None, "P-IQL (50k steps)": ("CPL", "OPPO")}
 
 
 def piql_line(rows: list[dict]) -> str:
     """Where the reward-free learners stand against P-IQL, as the CPL/OPPO papers report them: the paired gap
-    (same task, dataset and seed), mean over tasks and seeds with its stratified-bootstrap 95% CI."""
+    (same task, dataset and seed) against each baseline of :data:`PIQL_BASELINES`, mean over tasks and seeds with
+    its stratified-bootstrap 95% CI."""
     parts = []
     for pairing in ("dense", "sparse"):
-        for a in [m for m in METHODS if m not in ("BC (all)", "BC (preferred)", "P-IQL")]:
-            diffs = paired(rows, a, "P-IQL", pairing)
-            if not diffs:
-                continue
-            mean, lo, hi, seeds = ci_over_tasks(diffs)
-            if seeds:
-                ci = f", 95% CI [{lo:+.0f}, {hi:+.0f}]" if seeds >= 2 else " (1 seed: no CI)"
-                parts.append(f"{pairing} {a} - P-IQL = {mean:+.0f} points{ci} over {len(complete_tasks(diffs))} "
-                             f"task(s) x {seeds} seed(s){left_out(diffs)}")
-            else:  # no seed that every task has: the plain mean over the cells
-                cells = [v for by_seed in diffs.values() for v in by_seed.values()]
-                parts.append(f"{pairing} {a} - P-IQL = {np.mean(cells):+.0f} points over {len(cells)} task-seed "
-                             f"cell(s) (no seed shared by all tasks: no CI)")
+        for base, against in PIQL_BASELINES.items():
+            for a in against or [m for m in METHODS if m not in ("BC (all)", "BC (preferred)", base)]:
+                diffs = paired(rows, a, base, pairing)
+                if diffs:
+                    parts.append(f"{pairing} {a} - {base} = {gap_text(diffs)}")
     return "Against P-IQL: " + "; ".join(parts) + "." if parts else ""
+
+
+def gap_text(diffs: dict[str, dict[int, float]]) -> str:
+    """A paired gap in words: mean with its CI over the complete tasks, or the plain mean where no seed is shared."""
+    mean, lo, hi, seeds = ci_over_tasks(diffs)
+    if seeds:
+        ci = f", 95% CI [{lo:+.0f}, {hi:+.0f}]" if seeds >= 2 else " (1 seed: no CI)"
+        return f"{mean:+.0f} points{ci} over {len(complete_tasks(diffs))} task(s) x {seeds} seed(s){left_out(diffs)}"
+    cells = [v for by_seed in diffs.values() for v in by_seed.values()]
+    return f"{np.mean(cells):+.0f} points over {len(cells)} task-seed cell(s) (no seed shared by all tasks: no CI)"
 
 
 #: method settings stamped on every row: key -> (value in rows that predate the stamp, algos that have it)
 ROW_SETTINGS = {"std": ("learned", ("bc", "cpl")), "bc_weight": (1.0, ("cpl",)),
                 "objective": ("before issue 18", ("cpl", "oppo")),
                 "reward_epoch_cap": (50, ("iql",)),  # P-IQL/PT-IQL's reward fit epochs (--reward-epochs)
-                "reward_normalize": ("standard", ("iql",))}  # what IQL saw of the reward (rows before: standardised)
+                "reward_normalize": ("standard", ("iql",)),  # what IQL saw of the reward (rows before: standardised)
+                "steps": (None, ("iql",))}  # IQL's gradient steps (rows before: the run's --steps, see seeded_rows)
 
 
 #: the objective's version, stamped on CPL/OPPO rows: issue 18 fixed CPL's score (the CPL code's -||mu - a||^2)
@@ -78,7 +88,8 @@ def row_settings(row: dict) -> dict:
 
 def _as_text(value: object) -> str:
     try:
-        return str(float(value))  # type: ignore[arg-type]
+        number = float(value)  # type: ignore[arg-type]
+        return str(int(number)) if number.is_integer() else str(number)
     except (TypeError, ValueError):
         return str(value)
 
@@ -97,8 +108,13 @@ SETTINGS = ("episode_length", "dense_segments", "sparse_segments", "noise", "sub
 
 
 def seeded_rows(run: dict) -> list[dict]:
-    """The run's rows, each with its seed (rows written before ``--seeds`` existed used the run's ``--seed``)."""
-    return [{**r, "seed": r.get("seed", run["args"].get("seed", 0))} for r in run["rows"]]
+    """The run's rows, each with its seed (rows written before ``--seeds`` existed used the run's ``--seed``) and,
+    on IQL rows written before their step count was stamped, the run's ``--steps`` (what they trained for)."""
+    def stamped(r: dict) -> dict:
+        iql = METHODS.get(r["method"], ("",))[0] == "iql"
+        return {**r, "steps": float(run["args"]["steps"])} if iql and "steps" not in r else r
+
+    return [stamped({**r, "seed": r.get("seed", run["args"].get("seed", 0))}) for r in run["rows"]]
 
 
 def cell_key(row: dict) -> tuple:
