@@ -21,7 +21,9 @@ PT-IQL (Preference Transformer reward), P-IQL r(s) (the ensemble on observations
 P-IQL / PT-IQL (return-range r) (IQL's D4RL scaling r * T / (max - min episode return), which the Preference
 Transformer code applies to its relabelled reward; ``algo.reward_normalize=return_range``) fit their reward on
 the dataset's labels first, with the unit's seed, relabel every stored step and train IQL for ``--steps``;
-P-IQL (50k steps) trains IQL for 50000 steps on the same fit (~25 core-minutes per dense cell, IQL ~18). The reward
+P-IQL (50k steps) trains IQL for 50000 steps on the same fit (~18 core-minutes per dense cell with its rollouts,
+IQL ~13), and CPL (50k steps) is CPL at that budget (BC warm-up 10000; ~10 core-minutes), so the two are also
+compared at 10x the configs' budget. The reward
 fit (``--reward-epochs``, early stop at 97% train accuracy) follows CPL's P-IQL schedule, which trains its reward in the
 first 10% of its steps (50k of 500k, 96 pairs per batch): 5 epochs over the ~10k pairs at 5000 steps. One dense
 P-IQL cell on one idle core: the fit and relabelling 283 s (~55 s per epoch of 8624 pairs; the reward configs' 50

@@ -30,23 +30,28 @@ METHODS = {  # name -> (algo config file, overrides)
     # 10x the IQL gradient steps on the same rollouts, labels and reward fit (the fit's epochs follow --steps, not
     # these): is the 5000-step P-IQL column an under-trained IQL? (Still 1/10 of the CPL code's 500k.)
     "P-IQL (50k steps)": ("iql", {"steps": 50000}),
+    "CPL (50k steps)": ("cpl", {"steps": 50000, "bc_steps": 10000}),  # P-IQL (50k steps)'s budget, same BC share
 }
 
-#: the IQL baselines of :func:`piql_line` -> the methods set against each (None: every non-BC method but itself)
-PIQL_BASELINES = {"P-IQL": None, "P-IQL (50k steps)": ("CPL", "OPPO")}
+LONGER = " (50k steps)"  # the suffix of the 10x-budget variants
+BC_METHODS = ("BC (all)", "BC (preferred)")
+#: the paired gaps of :func:`piql_line`: every variant against P-IQL at the run's budget, and at 10x the budget
+#: the reward-free learners against P-IQL (50k steps), and each longer run against its shorter self
+PIQL_GAPS = ([(m, "P-IQL") for m in METHODS if m not in (*BC_METHODS, "P-IQL") and not m.endswith(LONGER)]
+             + [(m, "P-IQL" + LONGER) for m in ("CPL", "OPPO", "CPL" + LONGER)]
+             + [(m + LONGER, m) for m in ("P-IQL", "CPL")])
 
 
 def piql_line(rows: list[dict]) -> str:
     """Where the reward-free learners stand against P-IQL, as the CPL/OPPO papers report them: the paired gap
-    (same task, dataset and seed) against each baseline of :data:`PIQL_BASELINES`, mean over tasks and seeds with
-    its stratified-bootstrap 95% CI."""
+    (same task, dataset and seed) of each pair in :data:`PIQL_GAPS`, mean over tasks and seeds with its
+    stratified-bootstrap 95% CI."""
     parts = []
     for pairing in ("dense", "sparse"):
-        for base, against in PIQL_BASELINES.items():
-            for a in against or [m for m in METHODS if m not in ("BC (all)", "BC (preferred)", base)]:
-                diffs = paired(rows, a, base, pairing)
-                if diffs:
-                    parts.append(f"{pairing} {a} - {base} = {gap_text(diffs)}")
+        for a, base in PIQL_GAPS:
+            diffs = paired(rows, a, base, pairing)
+            if diffs:
+                parts.append(f"{pairing} {a} - {base} = {gap_text(diffs)}")
     return "Against P-IQL: " + "; ".join(parts) + "." if parts else ""
 
 
@@ -65,7 +70,9 @@ ROW_SETTINGS = {"std": ("learned", ("bc", "cpl")), "bc_weight": (1.0, ("cpl",)),
                 "objective": ("before issue 18", ("cpl", "oppo")),
                 "reward_epoch_cap": (50, ("iql",)),  # P-IQL/PT-IQL's reward fit epochs (--reward-epochs)
                 "reward_normalize": ("standard", ("iql",)),  # what IQL saw of the reward (rows before: standardised)
-                "steps": (None, ("iql",))}  # IQL's gradient steps (rows before: the run's --steps, see seeded_rows)
+                # gradient steps (and CPL's BC warm-up) of the methods with a 10x variant; rows written before the
+                # stamp trained for the run's --steps (--bc-steps), see seeded_rows
+                "steps": (None, ("iql", "cpl")), "bc_steps": (None, ("cpl",))}
 
 
 #: the objective's version, stamped on CPL/OPPO rows: issue 18 fixed CPL's score (the CPL code's -||mu - a||^2)
@@ -109,10 +116,15 @@ SETTINGS = ("episode_length", "dense_segments", "sparse_segments", "noise", "sub
 
 def seeded_rows(run: dict) -> list[dict]:
     """The run's rows, each with its seed (rows written before ``--seeds`` existed used the run's ``--seed``) and,
-    on IQL rows written before their step count was stamped, the run's ``--steps`` (what they trained for)."""
+    on IQL / CPL rows written before their step counts were stamped, the run's ``--steps`` and ``--bc-steps``
+    (what they trained for)."""
+    steps, bc = run["args"]["steps"], run["args"].get("bc_steps")
+    run_steps = {"steps": float(steps), "bc_steps": float(steps // 5 if bc is None else bc)}
+
     def stamped(r: dict) -> dict:
-        iql = METHODS.get(r["method"], ("",))[0] == "iql"
-        return {**r, "steps": float(run["args"]["steps"])} if iql and "steps" not in r else r
+        algo = METHODS.get(r["method"], ("",))[0]
+        keys = [k for k in ("steps", "bc_steps") if algo in ROW_SETTINGS[k][1] and k not in r]
+        return {**r, **{k: run_steps[k] for k in keys}}
 
     return [stamped({**r, "seed": r.get("seed", run["args"].get("seed", 0))}) for r in run["rows"]]
 

@@ -105,26 +105,33 @@ def test_piql_rows_from_before_the_raw_reward_default_are_not_mixed_with_new_one
     assert "dense P-IQL (standardised r) - P-IQL = -100 points (1 seed: no CI) over 1 task(s) x 1 seed(s)" in line
 
 
-def test_iql_rows_carry_their_step_count_and_the_50k_column_is_its_own_baseline(tab, piql_bench) -> None:
+def test_rows_carry_their_step_counts_and_the_50k_columns_are_compared_at_equal_budgets(tab, piql_bench) -> None:
     """P-IQL (50k steps) trains IQL for 50000 steps inside a 5000-step run (its reward fit keeps the run's 5
-    epochs); IQL rows written before the stamp get the run's --steps, so a 50k row can never share a mean with
-    5000-step rows; CPL and OPPO are set against both P-IQL baselines."""
+    epochs), CPL (50k steps) CPL with a 10000-step BC warm-up (the same fifth); IQL and CPL rows written before
+    the stamp get the run's --steps / --bc-steps, so rows of different lengths never share a mean; the 50k runs are
+    compared with each other and with their 5000-step selves."""
     pytest.importorskip("rliable", reason="the CIs need the report extra (pip install 'pbrl[report]')")
-    args = piql_bench.parse(["--methods", "P-IQL (50k steps)"])
+    args = piql_bench.parse(["--methods", "P-IQL (50k steps),CPL (50k steps)"])
     cfg = piql_bench.algo_cfg("iql", tab.METHODS["P-IQL (50k steps)"][1], args, "dense")
     assert cfg.steps == 50000 and args.steps == 5000 and args.reward_epochs == 5
-    run = {"tasks": "door-open", "steps": 5000, "seeds": "0,1"}
+    cpl = piql_bench.algo_cfg("cpl", tab.METHODS["CPL (50k steps)"][1], args, "dense")
+    assert (cpl.steps, cpl.bc_steps) == (50000, 10000) and tab.method_settings(cpl)["bc_steps"] == 10000
+    run = {"tasks": "door-open", "steps": 5000, "bc_steps": None, "seeds": "0,1"}
     old = {"args": run, "rows": [{**_row("P-IQL", 0.2, seed=s), "reward_epoch_cap": 5.0, "reward_normalize": "none"}
                                  for s in (0, 1)] + [_row("CPL", 1.0, seed=s) for s in (0, 1)]}
     merged = tab.merge_runs([old])["rows"]
-    assert {r["steps"] for r in merged if r["method"] == "P-IQL"} == {5000.0}  # stamped from the run
-    assert all("steps" not in r for r in merged if r["method"] == "CPL")  # not an IQL row: left alone
+    assert {r["steps"] for r in merged} == {5000.0}  # stamped from the run
+    assert [r["bc_steps"] for r in merged if r["method"] == "CPL"] == [1000.0, 1000.0]  # --bc-steps None: a fifth
+    assert all("bc_steps" not in r for r in merged if r["method"] == "P-IQL")
     long = {"args": run, "rows": [{**_row("P-IQL (50k steps)", 0.6 + 0.2 * s, seed=s), "reward_epoch_cap": 5.0,
-                                   "reward_normalize": "none", "steps": 50000} for s in (0, 1)]}
+                                   "reward_normalize": "none", "steps": 50000} for s in (0, 1)]
+            + [{**_row("CPL (50k steps)", 0.9, seed=s), "steps": 50000, "bc_steps": 10000} for s in (0, 1)]}
     line = tab.piql_line(tab.merge_runs([old, long])["rows"])
     assert "dense P-IQL (50k steps) - P-IQL = +50 points, 95% CI [+40, +60] over 1 task(s) x 2 seed(s)" in line
     assert "dense CPL - P-IQL (50k steps) = +30 points, 95% CI [+20, +40]" in line
-    assert "dense CPL - P-IQL = +80 points" in line
+    assert "dense CPL (50k steps) - P-IQL (50k steps) = +20 points, 95% CI [+10, +30]" in line
+    assert "dense CPL (50k steps) - CPL = -10 points" in line and "dense CPL - P-IQL = +80 points" in line
+    assert "CPL (50k steps) - P-IQL =" not in line  # unequal budgets are not set against each other
     wrong = {"args": run, "rows": [{**long["rows"][0], "steps": 5000, "seed": 2}]}  # a 50k row trained for 5000
     with pytest.raises(SystemExit, match="P-IQL \\(50k steps\\) rows were trained with different settings"):
         tab.merge_runs([old, long, wrong])
