@@ -189,8 +189,10 @@ def ci_over_tasks(by_task: dict[str, dict[int, float]]) -> tuple[float, float, f
 
 
 def summary_cells(rows: list[dict], pairing: str, methods: list[str]) -> tuple[list[str], list[str]]:
-    """Per method: ``mean [95% CI]`` over tasks and seeds, and the worst task's mean."""
+    """Per method: ``mean [95% CI]`` over tasks and seeds (with the number of tasks where it is over fewer than
+    the table's, so that a mean over the easier tasks does not read as one over all), and the worst task's mean."""
     means, worst = [], []
+    n_tasks = len({r["task"] for r in rows if r["dataset"] == pairing})
     for m in methods:
         got = per_task(rows, m, pairing)
         if not got:
@@ -198,7 +200,9 @@ def summary_cells(rows: list[dict], pairing: str, methods: list[str]) -> tuple[l
             worst.append("-")
             continue
         mean, lo, hi, n = ci_over_tasks(got)
-        means.append(f"{mean:.0f} [{lo:.0f}, {hi:.0f}]" if n >= 2 else f"{mean:.0f} ({n} seed: no CI)")
+        tasks = len(complete_tasks(got))
+        over = f" ({tasks} of {n_tasks} tasks)" if tasks < n_tasks else ""
+        means.append((f"{mean:.0f} [{lo:.0f}, {hi:.0f}]" if n >= 2 else f"{mean:.0f} ({n} seed: no CI)") + over)
         task, vals = min(got.items(), key=lambda kv: np.mean(list(kv[1].values())))
         worst.append(f"{np.mean(list(vals.values())):.0f} ({task})")
     return means, worst

@@ -132,6 +132,10 @@ def test_rows_carry_their_step_counts_and_the_50k_columns_are_compared_at_equal_
     assert "dense CPL (50k steps) - P-IQL (50k steps) = +20 points, 95% CI [+10, +30]" in line
     assert "dense CPL (50k steps) - CPL = -10 points" in line and "dense CPL - P-IQL = +80 points" in line
     assert "CPL (50k steps) - P-IQL =" not in line  # unequal budgets are not set against each other
+    rows = tab.merge_runs([old, long])["rows"] + [_row("CPL", 0.5, "drawer-open", seed=s) for s in (0, 1)]
+    summary = next(r for r in tab.table(rows, None).splitlines() if r.startswith("| **mean"))
+    assert "| 75 [75, 75] |" in summary  # CPL over both tasks (no spread within a task: a zero-width CI)
+    assert "| 70 [60, 80] (1 of 2 tasks) |" in summary  # P-IQL (50k steps): door-open only, and says so
     wrong = {"args": run, "rows": [{**long["rows"][0], "steps": 5000, "seed": 2}]}  # a 50k row trained for 5000
     with pytest.raises(SystemExit, match="P-IQL \\(50k steps\\) rows were trained with different settings"):
         tab.merge_runs([old, long, wrong])
