@@ -62,7 +62,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -310,7 +310,7 @@ def main() -> None:
             report(rows, args, t_start)
 
 
-def note(args: argparse.Namespace) -> str:
+def note(args: argparse.Namespace, rows: Sequence[dict] = ()) -> str:
     """How to read the table: what the data are and what the scale leaves out."""
     seeds = getattr(args, "seeds", str(getattr(args, "seed", 0)))
     if args.quick:
@@ -322,7 +322,14 @@ def note(args: argparse.Namespace) -> str:
             f"datasets) makes the average behaviour fail, and only the preference contrast can undo it. Seeds {seeds} "
             f"(each its own datasets and training), {args.eval_episodes} evaluation episodes per cell; all methods "
             f"use the configs' networks and {args.steps} gradient steps (CPL: the first {args.steps // 5} of them BC "
-            f"warm-up). CIs: rliable's stratified bootstrap over seeds within tasks (`pbrl.analysis.stats`).")
+            f"warm-up){longer_note(rows)}. CIs: rliable's stratified bootstrap over seeds within tasks (`pbrl.analysis.stats`).")
+
+
+def longer_note(rows: Sequence[dict]) -> str:
+    """The step counts of the table's methods that train for longer than the run's ``--steps`` ('' when none)."""
+    longer = {r["method"]: METHODS[r["method"]][1] for r in rows if "steps" in METHODS[r["method"]][1]}
+    parts = [f"{m} {o['steps']}" + (f" ({o['bc_steps']} BC)" if "bc_steps" in o else "") for m, o in longer.items()]
+    return f", except {', '.join(parts)}" if parts else ""
 
 
 def report(rows: list[dict], args: argparse.Namespace, t_start: float) -> None:
@@ -337,7 +344,7 @@ def report(rows: list[dict], args: argparse.Namespace, t_start: float) -> None:
             f"Success rate (%; per task the mean over seeds) in the environment after offline training on datasets from `pbrl.run.collect` "
             f"({mixture(args)}; rational return teacher; time-aligned pairs; dense = all pairs in groups of "
             f"{args.group_size}, sparse = disjoint pairs). Scale run: {scale}.\n\n{table(rows, args)}\n\n"
-            f"{verdict(rows)} {'' if args.quick else coverage(rows)} {piql_line(rows)} {method_line(rows)}\n\n{note(args)}")
+            f"{verdict(rows)} {'' if args.quick else coverage(rows)} {piql_line(rows)} {method_line(rows)}\n\n{note(args, rows)}")
     publish(text, MARK, args.update_md)
 
 
