@@ -104,7 +104,8 @@ def parse(argv: Optional[list[str]] = None) -> argparse.Namespace:
     ap.add_argument("--random-frac", type=float, default=0.2)
     ap.add_argument("--group-size", type=int, default=8)
     ap.add_argument("--stride", type=int, default=8, help="steps between segment starts within an episode")
-    ap.add_argument("--steps", type=int, default=5000, help="gradient steps per method (5000: the algo configs' default)")
+    ap.add_argument("--steps", type=int, default=5000, help="gradient steps per method (5000: the BC / CPL / OPPO "
+                    "configs' default; IQL's is 50000, the P-IQL (50k steps) column)")
     ap.add_argument("--bc-steps", type=int, default=None, help="CPL BC warm-up (default: steps // 5)")
     ap.add_argument("--eval-episodes", type=int, default=25)
     ap.add_argument("--seeds", default="0,1,2", help="comma-separated seeds; each is a data seed (its own rollouts, "
