@@ -228,7 +228,8 @@ def run_method(task_name: str, data: OfflineData, method: str, pairing: str, arg
 #: IQL method of METHODS -> reward config (configs/reward/<name>.yaml; PT-IQL*: the transformer): fitted on the
 #: labels, every stored step relabelled, then IQL (configs/algo/iql.yaml) trains on the transitions (pbrl.run.iql,
 #: as `pbrl train algo=iql`).
-REWARD_IQL = {m: "transformer" if m.startswith("PT-IQL") else "ensemble" for m, (algo, _) in METHODS.items() if algo == "iql"}
+REWARD_IQL = {m: "transformer" if m.startswith("PT-IQL") else "ensemble"
+              for m, (algo, _) in METHODS.items() if algo == "iql"}
 
 
 def build_reward_iql(method: str, cfg, task, store: Optional[Path], args, seed: int, rng: np.random.Generator):
@@ -323,13 +324,16 @@ def note(args: argparse.Namespace, rows: Sequence[dict] = ()) -> str:
             f"datasets) makes the average behaviour fail, and only the preference contrast can undo it. Seeds {seeds} "
             f"(each its own datasets and training), {args.eval_episodes} evaluation episodes per cell; all methods "
             f"use the configs' networks and {args.steps} gradient steps (CPL: the first {args.steps // 5} of them BC "
-            f"warm-up){longer_note(rows)}. CIs: rliable's stratified bootstrap over seeds within tasks (`pbrl.analysis.stats`).")
+            f"warm-up){longer_note(rows, args.steps)}. CIs: rliable's stratified bootstrap over seeds within tasks "
+            f"(`pbrl.analysis.stats`).")
 
 
-def longer_note(rows: Sequence[dict]) -> str:
-    """The step counts of the table's methods that train for longer than the run's ``--steps`` ('' when none)."""
-    longer = {r["method"]: METHODS[r["method"]][1] for r in rows if "steps" in METHODS[r["method"]][1]}
-    parts = [f"{m} {o['steps']}" + (f" ({o['bc_steps']} BC)" if "bc_steps" in o else "") for m, o in longer.items()]
+def longer_note(rows: Sequence[dict], steps: int) -> str:
+    """The methods whose rows trained for other than the run's ``steps`` (their stamped ``steps`` / ``bc_steps``), in
+    words ('' when none)."""
+    other = {r["method"]: r for r in rows if float(r.get("steps", steps)) != steps}
+    parts = [f"{m} {int(r['steps'])}" + (f" ({int(r['bc_steps'])} BC)" if "bc_steps" in r else "")
+             for m, r in other.items()]
     return f", except {', '.join(parts)}" if parts else ""
 
 
@@ -345,7 +349,8 @@ def report(rows: list[dict], args: argparse.Namespace, t_start: float) -> None:
             f"Success rate (%; per task the mean over seeds) in the environment after offline training on datasets from `pbrl.run.collect` "
             f"({mixture(args)}; rational return teacher; time-aligned pairs; dense = all pairs in groups of "
             f"{args.group_size}, sparse = disjoint pairs). Scale run: {scale}.\n\n{table(rows, args)}\n\n"
-            f"{verdict(rows)} {'' if args.quick else coverage(rows)} {piql_line(rows)} {method_line(rows)}\n\n{note(args, rows)}")
+            f"{verdict(rows)} {'' if args.quick else coverage(rows)} {piql_line(rows)} {method_line(rows)}\n\n"
+            f"{note(args, rows)}")
     publish(text, MARK, args.update_md)
 
 

@@ -136,8 +136,8 @@ def test_rows_carry_their_step_counts_and_the_50k_columns_are_compared_at_equal_
     summary = next(r for r in tab.table(rows, None).splitlines() if r.startswith("| **mean"))
     assert "| 75 [75, 75] |" in summary  # CPL over both tasks (no spread within a task: a zero-width CI)
     assert "| 70 [60, 80] (1 of 2 tasks) |" in summary  # P-IQL (50k steps): door-open only, and says so
-    assert piql_bench.longer_note(rows) == ", except P-IQL (50k steps) 50000, CPL (50k steps) 50000 (10000 BC)"
-    assert piql_bench.longer_note(old["rows"]) == ""
+    assert piql_bench.longer_note(rows, 5000) == ", except P-IQL (50k steps) 50000, CPL (50k steps) 50000 (10000 BC)"
+    assert piql_bench.longer_note(old["rows"], 5000) == ""
     wrong = {"args": run, "rows": [{**long["rows"][0], "steps": 5000, "seed": 2}]}  # a 50k row trained for 5000
     with pytest.raises(SystemExit, match="P-IQL \\(50k steps\\) rows were trained with different settings"):
         tab.merge_runs([old, long, wrong])
