@@ -21,9 +21,10 @@ PT-IQL (Preference Transformer reward), P-IQL r(s) (the ensemble on observations
 P-IQL / PT-IQL (return-range r) (IQL's D4RL scaling r * T / (max - min episode return), which the Preference
 Transformer code applies to its relabelled reward; ``algo.reward_normalize=return_range``) fit their reward on
 the dataset's labels first, with the unit's seed, relabel every stored step and train IQL for ``--steps``;
-P-IQL (50k steps) trains IQL for 50000 steps on the same fit (~18 core-minutes per dense cell with its rollouts,
-IQL ~13), and CPL (50k steps) is CPL at that budget (BC warm-up 10000; ~10 core-minutes), so the two are also
-compared at 10x the configs' budget. The reward
+P-IQL (50k steps) and PT-IQL (50k steps) train IQL for 50000 steps on the same fits (~18 core-minutes per dense
+P-IQL cell with its rollouts, IQL ~13), and CPL (50k steps) is CPL at that budget (BC warm-up 10000; ~10
+core-minutes), so they are also compared at 10x the configs' budget. Variants that fit the same reward (model,
+inputs, epochs) in one run fit it once per store and seed, the rest load it (rows unchanged). The reward
 fit (``--reward-epochs``, early stop at 97% train accuracy) follows CPL's P-IQL schedule, which trains its reward in the
 first 10% of its steps (50k of 500k, 96 pairs per batch): 5 epochs over the ~10k pairs at 5000 steps. One dense
 P-IQL cell on one idle core: the fit and relabelling 283 s (~55 s per epoch of 8624 pairs; the reward configs' 50
@@ -203,14 +204,15 @@ def algo_cfg(name: str, overrides: dict, args: argparse.Namespace, pairing: str)
 
 
 def run_method(task_name: str, data: OfflineData, method: str, pairing: str, args, seed: int,
-               store: Optional[Path] = None) -> dict:
-    """Train ``method`` on ``data`` with ``seed`` and evaluate it (the IQL methods read ``store``, the data's file)."""
+               store: Optional[Path] = None, fits: Optional[Path] = None) -> dict:
+    """Train ``method`` on ``data`` with ``seed`` and evaluate it (the IQL methods read ``store``, the data's file,
+    and share their reward fits through ``fits``: see :func:`build_reward_iql`)."""
     name, overrides = METHODS[method]
     torch.manual_seed(seed)
     cfg = algo_cfg(name, overrides, args, pairing)
     rng = np.random.default_rng([seed, 4])
     if method in REWARD_IQL:
-        learner = build_reward_iql(method, cfg, load_task(task_name), store, args, seed, rng)
+        learner = build_reward_iql(method, cfg, load_task(task_name), store, args, seed, rng, fits)
     else:
         learner = build_learner(cfg, data, rng)
     t0 = time.time()
@@ -232,21 +234,33 @@ REWARD_IQL = {m: "transformer" if m.startswith("PT-IQL") else "ensemble"
               for m, (algo, _) in METHODS.items() if algo == "iql"}
 
 
-def build_reward_iql(method: str, cfg, task, store: Optional[Path], args, seed: int, rng: np.random.Generator):
-    """The IQL learner of ``method`` on ``store`` of ``task`` (its reward fitted with ``seed`` in a scratch
-    directory, not kept)."""
+def build_reward_iql(method: str, cfg, task, store: Optional[Path], args, seed: int, rng: np.random.Generator,
+                     fits: Optional[Path] = None):
+    """The IQL learner of ``method`` on ``store`` of ``task``, its reward fitted with ``seed``.
+
+    With ``fits`` (a directory per store and seed), variants that fit the same reward (model, inputs, epochs: e.g.
+    P-IQL and its 50k-step or return-range variants) fit it once: the later ones load it, with the torch state the
+    fit left (``pbrl.run.iql.fitted_reward``), so their rows equal those of a fit of their own. Without, the fit
+    happens in a scratch directory, not kept."""
+    import contextlib
     import tempfile
 
-    from pbrl.run.iql import build_iql
+    from pbrl.run.iql import FIT_FILE, build_iql
 
     if store is None:
         raise ValueError(f"{method}: the IQL methods fit their reward on the store's file; none given")
     reward = OmegaConf.load(resource_dir("configs") / "reward" / f"{REWARD_IQL[method]}.yaml")
     if getattr(args, "reward_epochs", None):
         reward.epochs = args.reward_epochs
-    with tempfile.TemporaryDirectory() as tmp:
-        learner = build_iql(OmegaConf.create({"algo": cfg, "reward": reward, "seed": seed}), task, store, Path(tmp), rng)
+    key = f"{REWARD_IQL[method]}-{cfg.get('reward_inputs', 'obs_act')}-e{reward.epochs}"
+    with (tempfile.TemporaryDirectory() if fits is None else contextlib.nullcontext(fits / key)) as where:
+        run_dir = Path(where)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        shared = (run_dir / FIT_FILE).is_file()
+        learner = build_iql(OmegaConf.create({"algo": cfg, "reward": reward, "seed": seed}), task, store, run_dir, rng)
     learner.reward_info["reward_epoch_cap"] = float(reward.epochs)  # stamped on the row: merges refuse mixed caps
+    if shared:  # reward_s is then the load's, not the fit's
+        learner.reward_info["reward_fit_shared"] = 1.0
     return learner
 
 
@@ -271,19 +285,26 @@ def unit_done(rows: list[dict], task: str, seed: int, methods: list[str],
 
 def run_unit(task: str, seed: int, args: argparse.Namespace, out: Path) -> list[dict]:
     """Datasets of one (task, seed) and every method trained on both."""
+    import shutil
+
     rows = []
     paths = make_datasets(task, args, out, seed)
+    fits = {pairing: out / f"{task}-{pairing}-s{seed}-reward-fits" for pairing in paths}
+    for where in fits.values():  # a killed run's fits belong to the stores make_datasets just replaced
+        shutil.rmtree(where, ignore_errors=True)
     try:
         for pairing, (path, counts) in paths.items():
             with PreferenceStore(path, create=False) as store:
                 data = OfflineData.from_store(store)
             for method in args.methods.split(","):
-                rows.append({**run_method(task, data, method, pairing, args, seed, path), **counts})
+                rows.append({**run_method(task, data, method, pairing, args, seed, path, fits[pairing]), **counts})
                 print(json.dumps(rows[-1]), flush=True)
     finally:
         if not args.keep_data:  # hundreds of MB per task; the rows are what the benchmark keeps
             for path, _ in paths.values():
                 path.unlink(missing_ok=True)
+            for where in fits.values():
+                shutil.rmtree(where, ignore_errors=True)
     return rows
 
 

@@ -30,6 +30,7 @@ METHODS = {  # name -> (algo config file, overrides)
     # 10x the IQL gradient steps on the same rollouts, labels and reward fit (the fit's epochs follow --steps, not
     # these): is the 5000-step P-IQL column an under-trained IQL? (Still 1/10 of the CPL code's 500k.)
     "P-IQL (50k steps)": ("iql", {"steps": 50000}),
+    "PT-IQL (50k steps)": ("iql", {"steps": 50000}),
     "CPL (50k steps)": ("cpl", {"steps": 50000, "bc_steps": 10000}),  # P-IQL (50k steps)'s budget, same BC share
 }
 
@@ -38,8 +39,8 @@ BC_METHODS = ("BC (all)", "BC (preferred)")
 #: the paired gaps of :func:`piql_line`: every variant against P-IQL at the run's budget, and at 10x the budget
 #: the reward-free learners against P-IQL (50k steps), and each longer run against its shorter self
 PIQL_GAPS = ([(m, "P-IQL") for m in METHODS if m not in (*BC_METHODS, "P-IQL") and not m.endswith(LONGER)]
-             + [(m, "P-IQL" + LONGER) for m in ("CPL", "OPPO", "CPL" + LONGER)]
-             + [(m + LONGER, m) for m in ("P-IQL", "CPL")])
+             + [(m, "P-IQL" + LONGER) for m in ("CPL", "OPPO", "CPL" + LONGER, "PT-IQL" + LONGER)]
+             + [(m + LONGER, m) for m in ("P-IQL", "CPL", "PT-IQL")])
 
 
 def piql_line(rows: list[dict]) -> str:

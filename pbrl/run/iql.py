@@ -2,7 +2,8 @@
 
 Two steps, as the offline-PbRL papers' baseline: (1) fit the ``reward=`` model on every answered label of the
 store (``reward.epochs``, ``reward.stop_at_acc``), save it as ``reward_model.pt`` with its fit metrics in
-``reward_fit.json`` (a resumed run loads them instead of fitting again); (2) relabel every stored step with it,
+``reward_fit.json`` and torch's random state after the fit in ``reward_rng.pt`` (a resumed run loads them instead of
+fitting again, and builds IQL from the same random state as the run that fitted); (2) relabel every stored step with it,
 normalise it (``algo.reward_normalize``) and train IQL (:class:`~pbrl.agents.iql.IQLLearner`) on the transitions.
 """
 
@@ -26,17 +27,20 @@ from pbrl.run.progress import progress_bar
 from pbrl.types import PbrlError, RewardModel
 from pbrl.utils import atomic_write_json
 
-REWARD_FILE, FIT_FILE = "reward_model.pt", "reward_fit.json"
+REWARD_FILE, RNG_FILE, FIT_FILE = "reward_model.pt", "reward_rng.pt", "reward_fit.json"
 
 
 def fitted_reward(cfg: DictConfig, store: PreferenceStore, dims: tuple[int, int], run_dir: Path) -> tuple[RewardModel, dict]:
-    """The ``reward=`` model fitted on the store's labels (or loaded from a previous attempt of this run)."""
+    """The ``reward=`` model fitted on the store's labels (or loaded from a previous attempt of this run, with the
+    global torch random state the fit left behind, so what is built next starts as it did after the fit)."""
     model = builder.build_reward_model(cfg, dims[0], dims[1], int(cfg.seed))
     if reward_inputs(cfg) == "obs":
         model = ObsOnlyReward(model)
     saved, fit_file = run_dir / REWARD_FILE, run_dir / FIT_FILE
     if saved.is_file() and fit_file.is_file():  # fit_file is written last: both present = a finished fit
         model.load_state_dict(torch.load(saved, weights_only=False))  # type: ignore[attr-defined]
+        if (run_dir / RNG_FILE).is_file():  # absent in run directories from before it was saved
+            torch.set_rng_state(torch.load(run_dir / RNG_FILE))
         return model, json.loads(fit_file.read_text())
     stop, epochs = cfg.reward.get("stop_at_acc"), int(cfg.reward.epochs)
     pairs = store.pair_batch()
@@ -46,9 +50,10 @@ def fitted_reward(cfg: DictConfig, store: PreferenceStore, dims: tuple[int, int]
             bar.update(1)
 
         fit = model.fit(pairs, epochs=epochs, stop_at_acc=None if stop is None else float(stop), on_epoch=shown)
-    tmp = saved.with_name(saved.name + ".tmp")
-    torch.save(model.state_dict(), tmp)  # type: ignore[attr-defined]
-    tmp.replace(saved)
+    for path, value in ((saved, model.state_dict()), (run_dir / RNG_FILE, torch.get_rng_state())):  # type: ignore[attr-defined]
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(value, tmp)
+        tmp.replace(path)
     atomic_write_json(fit_file, fit)
     return model, fit
 

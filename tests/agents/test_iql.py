@@ -8,11 +8,16 @@ import numpy as np
 import pytest
 import torch
 
+from omegaconf import OmegaConf
+
 from pbrl.agents.iql import IQLLearner
 from pbrl.agents.transitions import TransitionData, relabel_runs, stitch_runs, store_runs
 from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import Trajectory
+from pbrl.envs import load_task
+from pbrl.resources import resource_dir
 from pbrl.rewards.ensemble import EnsembleReward
+from pbrl.run.iql import RNG_FILE, build_iql
 from pbrl.run.offline import _restore, _save_checkpoint
 from pbrl.types import Labels, PbrlError
 
@@ -49,14 +54,20 @@ def test_gaps_split_runs_and_contradicting_ids_stay_apart() -> None:
     assert len(data.obs) == 8  # 4 + 4: no transition crosses from one to the other
 
 
-def test_store_runs_and_relabel_on_a_real_store(tmp_path: Path) -> None:
+def _labelled_store(path: Path) -> Path:
+    """Three 16-step episodes as overlapping 8-step segments: 4 labelled pairs, the last segment unlabelled."""
     rng = np.random.default_rng(2)
     eps = [_episode(16, i, rng) for i in range(3)]
     segs = [e.segment(s, 8) for e in eps for s in (0, 4, 8)]
-    with PreferenceStore(tmp_path / "s.sqlite") as store:
+    with PreferenceStore(path) as store:
         store.add_pairs(segs[0::2][:4], segs[1::2][:4], Labels(np.array([1, 0, 0.5, 1], np.float32), np.zeros(4, bool)),
                         source="scripted")
         store.add_segments(segs[8:])  # unlabelled segments still hold transitions
+    return path
+
+
+def test_store_runs_and_relabel_on_a_real_store(tmp_path: Path) -> None:
+    with PreferenceStore(_labelled_store(tmp_path / "s.sqlite"), create=False) as store:
         runs = store_runs(store)
     assert sorted(len(o) for o, _ in runs) == [16, 16, 16]
     model = EnsembleReward(3, 2, n_members=2, hidden=(8,), seed=0)
@@ -65,6 +76,31 @@ def test_store_runs_and_relabel_on_a_real_store(tmp_path: Path) -> None:
         np.testing.assert_allclose(r, model.predict(obs, acts), atol=1e-6)
     with PreferenceStore(tmp_path / "empty.sqlite") as empty, pytest.raises(PbrlError, match="no segments"):
         store_runs(empty)
+
+
+def test_a_reloaded_reward_fit_builds_the_iql_that_the_fit_built(tmp_path: Path) -> None:
+    """A run that loads its fitted reward (a resumed run; the offline bench's IQL variants sharing one fit) builds
+    IQL from the torch state the fit left: the transformer's dropout draws from the global generator, so without
+    the saved state the networks would start elsewhere."""
+    store, run_dir = _labelled_store(tmp_path / "s.sqlite"), tmp_path / "run"
+    run_dir.mkdir()
+    reward = OmegaConf.load(resource_dir("configs") / "reward" / "transformer.yaml")
+    reward.model.d_model, reward.model.n_heads, reward.epochs = 16, 2, 2
+    algo = OmegaConf.merge(OmegaConf.load(resource_dir("configs") / "algo" / "iql.yaml"), {"hidden": [16, 16]})
+    cfg = OmegaConf.create({"algo": algo, "reward": reward, "seed": 0})
+
+    def built() -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        learner = build_iql(cfg, load_task("drawer-open"), store, run_dir, np.random.default_rng(0))
+        return {k: v.clone() for k, v in learner.loss.state_dict().items()}
+
+    fitted = built()
+    fit_time = (run_dir / "reward_fit.json").stat().st_mtime_ns
+    reloaded = built()
+    assert (run_dir / "reward_fit.json").stat().st_mtime_ns == fit_time  # loaded, not fitted again
+    assert fitted.keys() == reloaded.keys() and all(torch.equal(fitted[k], reloaded[k]) for k in fitted)
+    (run_dir / RNG_FILE).unlink()  # a run directory from before the state was saved still loads, elsewhere
+    assert not all(torch.equal(fitted[k], v) for k, v in built().items())
 
 
 def test_relabelling_normalises_as_algo_reward_normalize_asks() -> None:

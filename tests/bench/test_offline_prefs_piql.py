@@ -64,6 +64,27 @@ def test_run_method_trains_iql_on_the_store(piql_bench, tab, tmp_path: Path, met
     assert row["reward_normalize"] == mode and (row["reward_scale"] == 1.0) == (mode == "none")
 
 
+def test_iql_variants_of_one_unit_share_their_reward_fit_and_keep_their_rows(piql_bench, tmp_path: Path) -> None:
+    """The variants that fit the same reward fit it once per store and seed; the later ones load it with the torch
+    state the fit left, so every row equals that of a fit of its own (the transformer's dropout draws from torch's
+    global generator). A reward on other inputs (r(s)) is a fit of its own."""
+    store = tmp_path / "drawer.sqlite"
+    main(["data", "collect", "task=drawer-open", "episodes=3", "episode_length=60", "segment_length=20", "stride=10",
+          "pairing=dense", "group_size=3", "aligned=false", "threads=1", f"out={store}"])
+    with PreferenceStore(store, create=False) as s:
+        data = OfflineData.from_store(s)
+    args = argparse.Namespace(steps=3, bc_steps=None, hidden="16,16", batch_pairs=None, lr=None, std=None,
+                              cpl_bc_weight=None, reward_epochs=1, eval_episodes=1, episode_length=60)
+    methods = ["PT-IQL", "PT-IQL (return-range r)", "P-IQL", "P-IQL r(s)"]
+    own = {m: piql_bench.run_method("drawer-open", data, m, "dense", args, 3, store) for m in methods}
+    fits = tmp_path / "fits"
+    shared = {m: piql_bench.run_method("drawer-open", data, m, "dense", args, 3, store, fits) for m in methods}
+    keys = ("return", "success", "reward_raw_mean", "reward_scale", "pref_acc")
+    assert all(shared[m][k] == own[m][k] for m in methods for k in keys), (own, shared)
+    assert [m for m in methods if shared[m].get("reward_fit_shared")] == ["PT-IQL (return-range r)"]
+    assert sorted(p.name for p in fits.iterdir()) == ["ensemble-obs-e1", "ensemble-obs_act-e1", "transformer-obs_act-e1"]
+
+
 def test_reward_epochs_default_follows_cpls_piql_schedule(piql_bench) -> None:
     """CPL's P-IQL fits its reward in the first 10% of its steps (50k of 500k) with 96 pairs per batch: at 5000
     steps that is 500 x 96 = 48000 pairs, ~5 passes over a ~10k-pair dataset."""
@@ -141,3 +162,18 @@ def test_rows_carry_their_step_counts_and_the_50k_columns_are_compared_at_equal_
     wrong = {"args": run, "rows": [{**long["rows"][0], "steps": 5000, "seed": 2}]}  # a 50k row trained for 5000
     with pytest.raises(SystemExit, match="P-IQL \\(50k steps\\) rows were trained with different settings"):
         tab.merge_runs([old, long, wrong])
+
+
+def test_pt_iql_at_50k_steps_is_a_transformer_reward_set_against_p_iql_at_equal_budgets(tab, piql_bench) -> None:
+    """PT-IQL (50k steps): the Preference Transformer reward with IQL at P-IQL (50k steps)'s budget, compared with
+    it and with its own 5000-step self, never with a method at the other budget."""
+    pytest.importorskip("rliable", reason="the CIs need the report extra (pip install 'pbrl[report]')")
+    assert piql_bench.REWARD_IQL["PT-IQL (50k steps)"] == "transformer"
+    assert piql_bench.REWARD_IQL["P-IQL (50k steps)"] == "ensemble"
+    rows = [{**_row(m, v + 0.1 * s, seed=s), "reward_epoch_cap": 5.0, "reward_normalize": "none", "steps": n}
+            for s in (0, 1) for m, v, n in (("P-IQL", 0.2, 5000), ("PT-IQL", 0.0, 5000),
+                                            ("P-IQL (50k steps)", 0.9, 50000), ("PT-IQL (50k steps)", 0.5, 50000))]
+    line = tab.piql_line(rows)
+    assert "dense PT-IQL (50k steps) - P-IQL (50k steps) = -40 points, 95% CI [-40, -40]" in line
+    assert "dense PT-IQL (50k steps) - PT-IQL = +50 points" in line and "dense PT-IQL - P-IQL = -20 points" in line
+    assert "PT-IQL (50k steps) - P-IQL =" not in line
