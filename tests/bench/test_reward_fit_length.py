@@ -1,0 +1,89 @@
+"""bench/reward_fit_length.py: held-out groups that share no segment with training, and per-epoch curves that are
+the same fit as one multi-epoch call."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from bench_modules import ROOT, load_bench
+from omegaconf import OmegaConf
+
+from pbrl.resources import resource_dir
+from pbrl.run import builder
+from pbrl.types import PairBatch
+
+
+@pytest.fixture(scope="module")
+def rfl():
+    return load_bench("reward_fit_length")
+
+
+def test_held_out_pairs_are_whole_segment_groups(rfl) -> None:
+    # groups {1, 2, 3} (3 pairs), {4, 5} (1), {6, 7, 8, 9} (3: a chain), {10, 11} (1): 8 pairs
+    first = np.array([1, 1, 2, 4, 6, 7, 8, 10])
+    second = np.array([2, 3, 3, 5, 7, 8, 9, 11])
+    for seed in range(20):
+        held = rfl.group_split(first, second, 0.25, np.random.default_rng(seed))
+        assert held.sum() >= 2 and held.sum() < len(held)  # at least a quarter, never everything
+        train_segs = set(first[~held]) | set(second[~held])
+        assert not train_segs & (set(first[held]) | set(second[held]))  # no segment on both sides
+    draws = {tuple(rfl.group_split(first, second, 0.25, np.random.default_rng(s))) for s in range(20)}
+    assert len(draws) > 1  # the groups are drawn at random, not always the first ones
+
+
+def _pairs(n: int, rng: np.random.Generator) -> PairBatch:
+    """Segments of 6 steps; the first is preferred when its first observation feature sums higher."""
+    obs1, obs2 = (rng.standard_normal((n, 6, 3)).astype(np.float32) for _ in range(2))
+    act1, act2 = (rng.uniform(-1, 1, (n, 6, 2)).astype(np.float32) for _ in range(2))
+    p = (obs1[..., 0].sum(1) > obs2[..., 0].sum(1)).astype(np.float32)
+    return PairBatch(obs1, act1, obs2, act2, p, np.ones(n, np.float32))
+
+
+@pytest.mark.parametrize("name", ["ensemble", "transformer"])
+def test_a_curve_of_one_epoch_fits_is_the_multi_epoch_fit(rfl, name: str) -> None:
+    """Evaluating between one-epoch fits leaves the fit as one ``fit(epochs=3)`` call (the transformer's dropout
+    state included): the curve's last held-out loss is that of the plain fit."""
+    rng = np.random.default_rng(0)
+    train, test = _pairs(96, rng), _pairs(32, rng)
+    rows = rfl.fit_curve(name, train, test, 3, seed=5)
+    assert [r["epoch"] for r in rows] == [1, 2, 3] and all(0 <= r["heldout_acc"] <= 1 for r in rows)
+    reward = OmegaConf.load(resource_dir("configs") / "reward" / f"{name}.yaml")
+    model = builder.build_reward_model(OmegaConf.create({"reward": reward, "device": "cpu"}), 3, 2, 5)
+    torch.manual_seed(5)
+    model.fit(train, epochs=3)
+    assert model.evaluate(test)["loss"] == pytest.approx(rows[-1]["heldout_loss"], rel=1e-6)
+    assert rows[-1]["heldout_loss"] != rows[0]["heldout_loss"]  # the epochs did train
+
+
+def test_table_gives_every_epoch_of_every_model(rfl) -> None:
+    rows = [{"reward": n, "epoch": e, "train_acc": 0.5 + 0.1 * e, "heldout_acc": 0.6, "heldout_loss": 0.5}
+            for n in ("ensemble", "transformer") for e in (1, 2)]
+    text = rfl.table(rows[:-1], ["ensemble", "transformer"])
+    assert "| 2 | 70.0 / 60.0 / 0.500 | - |" in text and "| 1 | 60.0 / 60.0 / 0.500 | 60.0 / 60.0 / 0.500 |" in text
+
+
+def test_bad_arguments_name_the_flag(rfl, capsys: pytest.CaptureFixture) -> None:
+    for argv, flag in ((["--heldout", "0.7"], "--heldout"), (["--rewards", "nope"], "--rewards"),
+                       (["--epochs", "0"], "--epochs")):
+        with pytest.raises(SystemExit):
+            rfl.parse(argv)
+        assert flag in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_quick_run_writes_rows_and_plot(tmp_path: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MUJOCO_GL": os.environ.get("MUJOCO_GL", "osmesa")}
+    res = subprocess.run([sys.executable, str(ROOT / "bench" / "reward_fit_length.py"), "--quick", "--epochs", "1",
+                          "--out", str(tmp_path)], capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    saved = json.loads((tmp_path / "rows.json").read_text())
+    assert [(r["reward"], r["epoch"]) for r in saved["rows"]] == [("ensemble", 1), ("transformer", 1)]
+    assert (tmp_path / "reward_fit_length.png").stat().st_size > 1000
+    assert "| 1 |" in res.stdout and not list(tmp_path.glob("*.sqlite"))  # the store is not kept
