@@ -18,6 +18,7 @@ the transformer (the configs' sizes).
 
 Usage:  python bench/reward_fit_length.py [--task drawer-open] [--seed 0] [--epochs 15] [--rewards ensemble,transformer]
         [--quick] [--update-md]
+        python bench/reward_fit_length.py --from-rows runs/bench/reward_fit_length/rows.json --update-md
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def parse(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="the offline benchmark's --quick data, 3 epochs: a smoke run")
     ap.add_argument("--update-md", action="store_true", help="write the table into BENCHMARKS.md")
     ap.add_argument("--out", default=str(RAW / MARK))
+    ap.add_argument("--from-rows", default=None, help="re-render the table and plot from a finished run's rows.json")
     args = ap.parse_args(argv)
     if not 0.0 < args.heldout < 0.5:
         ap.error(f"--heldout: expected a share in (0, 0.5), got {args.heldout}")
@@ -155,6 +157,11 @@ def plot(rows: list[dict], names: list[str], path: Path, title: str) -> None:
 
 def main() -> None:
     args = parse()
+    if args.from_rows:
+        saved = json.loads(Path(args.from_rows).read_text())
+        run = argparse.Namespace(**{**saved["args"], "update_md": args.update_md})
+        report(saved["rows"], run, saved["pairs"]["train"], saved["pairs"]["heldout"], saved["wall_s"])
+        return
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -170,7 +177,8 @@ def main() -> None:
                        np.random.default_rng(args.seed))
     names = args.rewards.split(",")
     rows = [r for n in names for r in fit_curve(n, subset(pairs, ~held), subset(pairs, held), args.epochs, args.seed)]
-    atomic_write_json(out / "rows.json", {"args": vars(args), "rows": rows, "wall_s": time.time() - t0})
+    atomic_write_json(out / "rows.json", {"args": vars(args), "rows": rows, "wall_s": time.time() - t0,
+                                          "pairs": {"train": int((~held).sum()), "heldout": int(held.sum())}})
     report(rows, args, int((~held).sum()), int(held.sum()), time.time() - t0)
 
 

@@ -87,3 +87,7 @@ def test_quick_run_writes_rows_and_plot(tmp_path: Path) -> None:
     assert [(r["reward"], r["epoch"]) for r in saved["rows"]] == [("ensemble", 1), ("transformer", 1)]
     assert (tmp_path / "reward_fit_length.png").stat().st_size > 1000
     assert "| 1 |" in res.stdout and not list(tmp_path.glob("*.sqlite"))  # the store is not kept
+    again = subprocess.run([sys.executable, str(ROOT / "bench" / "reward_fit_length.py"), "--from-rows",
+                            str(tmp_path / "rows.json")], capture_output=True, text=True, env=env, timeout=120)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stdout.split("wall")[1] == res.stdout.split("wall")[1]  # the same table from the saved rows
