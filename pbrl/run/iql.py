@@ -40,7 +40,7 @@ def fitted_reward(cfg: DictConfig, store: PreferenceStore, dims: tuple[int, int]
     if saved.is_file() and fit_file.is_file():  # fit_file is written last: both present = a finished fit
         model.load_state_dict(torch.load(saved, weights_only=False))  # type: ignore[attr-defined]
         if (run_dir / RNG_FILE).is_file():  # absent in run directories from before it was saved
-            torch.set_rng_state(torch.load(run_dir / RNG_FILE))
+            set_rng_states(torch.load(run_dir / RNG_FILE))
         return model, json.loads(fit_file.read_text())
     stop, epochs = cfg.reward.get("stop_at_acc"), int(cfg.reward.epochs)
     pairs = store.pair_batch()
@@ -50,12 +50,25 @@ def fitted_reward(cfg: DictConfig, store: PreferenceStore, dims: tuple[int, int]
             bar.update(1)
 
         fit = model.fit(pairs, epochs=epochs, stop_at_acc=None if stop is None else float(stop), on_epoch=shown)
-    for path, value in ((saved, model.state_dict()), (run_dir / RNG_FILE, torch.get_rng_state())):  # type: ignore[attr-defined]
+    for path, value in ((saved, model.state_dict()), (run_dir / RNG_FILE, rng_states())):  # type: ignore[attr-defined]
         tmp = path.with_name(path.name + ".tmp")
         torch.save(value, tmp)
         tmp.replace(path)
     atomic_write_json(fit_file, fit)
     return model, fit
+
+
+def rng_states() -> dict[str, object]:
+    """torch's global generators: the CPU one, and CUDA's where there is CUDA (a fit on the GPU draws its dropout
+    there)."""
+    return {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_states(states: dict) -> None:
+    """Restore :func:`rng_states` (the CUDA part only where this machine has as many devices)."""
+    torch.set_rng_state(states["cpu"])
+    if states["cuda"] and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def relabelled(cfg: DictConfig, task: TaskSpec, model: RewardModel, runs: list[Run]

@@ -82,7 +82,8 @@ def test_iql_variants_of_one_unit_share_their_reward_fit_and_keep_their_rows(piq
     keys = ("return", "success", "reward_raw_mean", "reward_scale", "pref_acc")
     assert all(shared[m][k] == own[m][k] for m in methods for k in keys), (own, shared)
     assert [m for m in methods if shared[m].get("reward_fit_shared")] == ["PT-IQL (return-range r)"]
-    assert sorted(p.name for p in fits.iterdir()) == ["ensemble-obs-e1", "ensemble-obs_act-e1", "transformer-obs_act-e1"]
+    fitted = sorted(p.name for p in fits.iterdir())
+    assert fitted == ["ensemble-obs-e1", "ensemble-obs_act-e1", "transformer-obs_act-e1"]
 
 
 def test_reward_epochs_default_follows_cpls_piql_schedule(piql_bench) -> None:
