@@ -10,8 +10,10 @@ accuracy where the ensemble's reach ~94%. Is PT-IQL then measuring an under-fitt
 For one task and seed this script builds the dense store exactly as the offline benchmark does
 (:func:`offline_prefs.make_datasets`), holds out whole groups of segments (``--heldout`` of the pairs; dense pairs
 share segments within a group, so a held-out pair never shows a training segment), fits each reward model one epoch at
-a time for ``--epochs`` epochs (no early stop) and records training and held-out accuracy and loss after each. It
-prints the table, saves the curves as a plot and, with ``--update-md``, writes both into BENCHMARKS.md.
+a time for ``--epochs`` epochs (no early stop) and records training and held-out accuracy and loss after each, and
+how well the per-step reward it would relabel the data with agrees with the true reward on the held-out segments
+(Pearson correlation per step and per segment return: what IQL is then trained on). It prints the tables, saves the
+curves as a plot and, with ``--update-md``, writes both into BENCHMARKS.md.
 
 Cost on one idle core (dense store, 8624 pairs): rollouts ~1.7 min, then per epoch ~55 s for the ensemble and ~70 s for
 the transformer (the configs' sizes).
@@ -100,8 +102,27 @@ def subset(pairs: PairBatch, mask: np.ndarray) -> PairBatch:
     return PairBatch(*(np.asarray(field)[mask] for field in pairs))
 
 
-def fit_curve(name: str, train: PairBatch, test: PairBatch, epochs: int, seed: int) -> list[dict]:
-    """Per epoch: training metrics of the epoch, held-out loss and accuracy after it, and its seconds."""
+def heldout_segments(store: PreferenceStore, first: np.ndarray, second: np.ndarray,
+                     held: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(obs, acts, true rewards)`` of every segment in a held-out pair, stacked ``(n, L, ...)``."""
+    segs = store.get_segments(sorted(set(first[held].tolist()) | set(second[held].tolist())))
+    return (np.stack([s.obs[:len(s.acts)] for s in segs]), np.stack([s.acts for s in segs]),
+            np.stack([s.rewards for s in segs]))
+
+
+def reward_agreement(model, segs: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict[str, float]:
+    """Pearson correlation of the model's per-step reward (``predict`` on each segment as a sequence: the
+    transformer's step ``t`` sees the segment up to ``t``) with the true one, per step and per segment return."""
+    obs, acts, true = segs
+    pred = np.asarray(model.predict(obs, acts), np.float64)
+    corr = lambda a, b: float(np.corrcoef(a, b)[0, 1])  # noqa: E731
+    return {"step_corr": corr(pred.ravel(), true.ravel()), "return_corr": corr(pred.sum(1), true.sum(1))}
+
+
+def fit_curve(name: str, train: PairBatch, test: PairBatch, epochs: int, seed: int,
+              segs: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = None) -> list[dict]:
+    """Per epoch: training metrics of the epoch, held-out loss and accuracy after it (and with ``segs``, the
+    held-out segments, :func:`reward_agreement`), and its seconds."""
     reward = OmegaConf.load(resource_dir("configs") / "reward" / f"{name}.yaml")
     model = builder.build_reward_model(OmegaConf.create({"reward": reward, "device": "cpu"}),
                                        int(train.obs1.shape[-1]), int(train.act1.shape[-1]), seed)
@@ -113,7 +134,8 @@ def fit_curve(name: str, train: PairBatch, test: PairBatch, epochs: int, seed: i
         seconds = time.time() - t0
         held = model.evaluate(test)  # type: ignore[attr-defined]
         rows.append({"reward": name, "epoch": epoch, "train_acc": fit["train_acc"], "train_loss": fit["loss"],
-                     "heldout_acc": held["accuracy"], "heldout_loss": held["loss"], "fit_s": seconds})
+                     "heldout_acc": held["accuracy"], "heldout_loss": held["loss"], "fit_s": seconds,
+                     **({} if segs is None else reward_agreement(model, segs))})
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -127,6 +149,20 @@ def table(rows: list[dict], names: list[str]) -> str:
             r = next((r for r in rows if r["reward"] == n and r["epoch"] == epoch), None)
             cells.append("-" if r is None else
                          f"{100 * r['train_acc']:.1f} / {100 * r['heldout_acc']:.1f} / {r['heldout_loss']:.3f}")
+        lines.append(f"| {epoch} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def agreement_table(rows: list[dict], names: list[str]) -> str:
+    """Per epoch and model: correlation of the relabelling reward with the true one (step / segment return); ''
+    for rows from before it was measured."""
+    if not any("step_corr" in r for r in rows):
+        return ""
+    lines = ["| epoch | " + " | ".join(f"{n}: r per step / per return" for n in names) + " |",
+             "|---|" + "---|" * len(names)]
+    for epoch in sorted({r["epoch"] for r in rows}):
+        found = [next((r for r in rows if r["reward"] == n and r["epoch"] == epoch), {}) for n in names]
+        cells = [f"{r['step_corr']:.2f} / {r['return_corr']:.2f}" if "step_corr" in r else "-" for r in found]
         lines.append(f"| {epoch} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -172,11 +208,13 @@ def main() -> None:
     with PreferenceStore(path, create=False) as store:
         labels = [r for r in store.labels() if not r.skipped]
         pairs = store.pair_batch(pair_ids=[r.pair_id for r in labels])
+        first, second = np.array([r.first_id for r in labels]), np.array([r.second_id for r in labels])
+        held = group_split(first, second, args.heldout, np.random.default_rng(args.seed))
+        segs = heldout_segments(store, first, second, held)
     path.unlink(missing_ok=True)
-    held = group_split(np.array([r.first_id for r in labels]), np.array([r.second_id for r in labels]), args.heldout,
-                       np.random.default_rng(args.seed))
     names = args.rewards.split(",")
-    rows = [r for n in names for r in fit_curve(n, subset(pairs, ~held), subset(pairs, held), args.epochs, args.seed)]
+    rows = [r for n in names
+            for r in fit_curve(n, subset(pairs, ~held), subset(pairs, held), args.epochs, args.seed, segs)]
     atomic_write_json(out / "rows.json", {"args": vars(args), "rows": rows, "wall_s": time.time() - t0,
                                           "pairs": {"train": int((~held).sum()), "heldout": int(held.sum())}})
     report(rows, args, int((~held).sum()), int(held.sum()), time.time() - t0)
@@ -193,6 +231,10 @@ def report(rows: list[dict], args: argparse.Namespace, n_train: int, n_test: int
             f"training accuracy over the epoch's batches as the fit reports it. Seconds per epoch: {per_epoch}; "
             f"wall {wall / 60:.0f} min.\n\n{table(rows, names)}\n\n![held-out accuracy per epoch]"
             f"(bench/results/{PLOT.name})")
+    agree = agreement_table(rows, names)
+    if agree:
+        text += ("\n\nThe per-step reward each model would relabel the data with, against the true reward on the "
+                 f"held-out segments (Pearson r over steps, and over segment returns):\n\n{agree}")
     publish(text, MARK, args.update_md)
 
 
