@@ -23,6 +23,19 @@ def piql_bench():
     return load_bench("offline_prefs")
 
 
+@pytest.fixture(scope="module")
+def tiny_unit(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, OfflineData, argparse.Namespace]:
+    """A tiny drawer-open store (3 episodes), its data, and bench arguments for a few-step IQL on it."""
+    store = tmp_path_factory.mktemp("unit") / "drawer.sqlite"
+    main(["data", "collect", "task=drawer-open", "episodes=3", "episode_length=60", "segment_length=20", "stride=10",
+          "pairing=dense", "group_size=3", "aligned=false", "threads=1", f"out={store}"])
+    with PreferenceStore(store, create=False) as s:
+        data = OfflineData.from_store(s)
+    args = argparse.Namespace(steps=3, bc_steps=None, hidden="16,16", batch_pairs=None, lr=None, std=None,
+                              cpl_bc_weight=None, reward_epochs=1, eval_episodes=1, episode_length=60)
+    return store, data, args
+
+
 def _row(method: str, success: float, task: str = "door-open", dataset: str = "dense", seed: int = 0) -> dict:
     return {"task": task, "dataset": dataset, "method": method, "seed": seed, "success": success}
 
@@ -49,14 +62,8 @@ def test_piql_line_reports_paired_gaps_over_tasks_and_seeds(tab) -> None:
 
 
 @pytest.mark.parametrize("method", ["P-IQL", "PT-IQL", "PT-IQL (return-range r)"])
-def test_run_method_trains_iql_on_the_store(piql_bench, tab, tmp_path: Path, method: str) -> None:
-    store = tmp_path / "drawer.sqlite"
-    main(["data", "collect", "task=drawer-open", "episodes=3", "episode_length=60", "segment_length=20", "stride=10",
-          "pairing=dense", "group_size=3", "aligned=false", "threads=1", f"out={store}"])
-    with PreferenceStore(store, create=False) as s:
-        data = OfflineData.from_store(s)
-    args = argparse.Namespace(steps=3, bc_steps=None, hidden="16,16", batch_pairs=None, lr=None, std=None,
-                              cpl_bc_weight=None, reward_epochs=1, eval_episodes=1, episode_length=60)
+def test_run_method_trains_iql_on_the_store(piql_bench, tab, tiny_unit, method: str) -> None:
+    store, data, args = tiny_unit
     row = piql_bench.run_method("drawer-open", data, method, "dense", args, 3, store)
     assert row["method"] == method and row["seed"] == 3 and 0.0 <= row["success"] <= 1.0 and row["train_s"] > 0
     assert row["reward_epoch_cap"] == 1.0 and row["reward_epochs"] == 1  # the cap is stamped on the row
@@ -64,17 +71,12 @@ def test_run_method_trains_iql_on_the_store(piql_bench, tab, tmp_path: Path, met
     assert row["reward_normalize"] == mode and (row["reward_scale"] == 1.0) == (mode == "none")
 
 
-def test_iql_variants_of_one_unit_share_their_reward_fit_and_keep_their_rows(piql_bench, tmp_path: Path) -> None:
+def test_iql_variants_of_one_unit_share_their_reward_fit_and_keep_their_rows(piql_bench, tiny_unit,
+                                                                          tmp_path: Path) -> None:
     """The variants that fit the same reward fit it once per store and seed; the later ones load it with the torch
     state the fit left, so every row equals that of a fit of its own (the transformer's dropout draws from torch's
     global generator). A reward on other inputs (r(s)) is a fit of its own."""
-    store = tmp_path / "drawer.sqlite"
-    main(["data", "collect", "task=drawer-open", "episodes=3", "episode_length=60", "segment_length=20", "stride=10",
-          "pairing=dense", "group_size=3", "aligned=false", "threads=1", f"out={store}"])
-    with PreferenceStore(store, create=False) as s:
-        data = OfflineData.from_store(s)
-    args = argparse.Namespace(steps=3, bc_steps=None, hidden="16,16", batch_pairs=None, lr=None, std=None,
-                              cpl_bc_weight=None, reward_epochs=1, eval_episodes=1, episode_length=60)
+    store, data, args = tiny_unit
     methods = ["PT-IQL", "PT-IQL (return-range r)", "P-IQL", "P-IQL r(s)"]
     own = {m: piql_bench.run_method("drawer-open", data, m, "dense", args, 3, store) for m in methods}
     fits = tmp_path / "fits"
