@@ -46,7 +46,11 @@ Split it over two processes side by side (each single-threaded; both build the s
     python bench/offline_prefs.py --from-rows runs/bench/op_dense/rows.json,runs/bench/op_sparse/rows.json --update-md
 
 The published table is re-rendered from its merged rows with
-``--from-rows bench/results/offline_prefs/rows.json`` (merge a new run into that file to publish it).
+``--from-rows bench/results/offline_prefs/rows.json``. A side run (other tasks, seeds, datasets or methods with the
+same settings) is published by merging it into that file and re-rendering:
+
+    python bench/offline_prefs.py --from-rows bench/results/offline_prefs/rows.json,runs/bench/side/rows.json \
+        --save-rows bench/results/offline_prefs/rows.json --update-md
 
 A killed run continues where it stopped when started again with the same ``--out`` (finished (task, seed) units
 are kept in ``rows.json``). ``--quick`` is a smoke run (~300 steps, 5 reward-fit epochs; minutes per task and seed).
@@ -133,10 +137,15 @@ def parse(argv: Optional[list[str]] = None) -> argparse.Namespace:
     ap.add_argument("--from-rows", default=None,
                     help="re-render the table from finished runs' rows.json (comma-separated: runs of other tasks "
                          "with the same settings are merged)")
+    ap.add_argument("--save-rows", default=None,
+                    help="with --from-rows: write the merged rows.json here (atomically; it may be one of the inputs, "
+                         "which is how a side run is published into bench/results/offline_prefs/rows.json)")
     args = ap.parse_args(argv)
     unknown = [m for m in args.methods.split(",") if m not in METHODS]
     if unknown:
         ap.error(f"--methods: unknown {unknown}; expected some of {list(METHODS)}")
+    if args.save_rows and not args.from_rows:
+        ap.error("--save-rows: needs --from-rows (the runs to merge)")
     bad = [d for d in args.datasets.split(",") if d not in ("dense", "sparse")]
     if bad or not args.datasets:
         ap.error(f"--datasets: expected some of dense,sparse, got {args.datasets!r}")
@@ -312,6 +321,9 @@ def main() -> None:
     args = parse()
     if args.from_rows:
         saved = merge_runs([json.loads(Path(p).read_text()) for p in args.from_rows.split(",")])
+        if args.save_rows:
+            atomic_write_json(Path(args.save_rows), saved)
+            print(f"{len(saved['rows'])} rows merged into {args.save_rows}", flush=True)
         args = argparse.Namespace(**{**saved["args"], "update_md": args.update_md})
         report(saved["rows"], args, time.time() - saved.get("wall_s", 0.0))
         return

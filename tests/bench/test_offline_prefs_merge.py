@@ -163,3 +163,24 @@ def test_quick_keeps_the_tasks_asked_for(tab, op, monkeypatch) -> None:
     monkeypatch.setattr(sys, "argv", ["offline_prefs.py", "--datasets", "dense,medium"])
     with pytest.raises(SystemExit):
         op.parse()
+
+
+def test_save_rows_publishes_a_side_run_into_the_published_rows(op, tab, tmp_path: Path, monkeypatch,
+                                                                 capsys) -> None:
+    """The published rows split by seed into two 'runs', merged back into the first file: every cell returns."""
+    published = json.loads((Path(__file__).parents[2] / "bench/results/offline_prefs/rows.json").read_text())
+    main_run, side = tmp_path / "main.json", tmp_path / "side.json"
+    for path, keep in ((main_run, lambda s: s != 2), (side, lambda s: s == 2)):
+        rows = [r for r in published["rows"] if keep(r["seed"])]
+        path.write_text(json.dumps({**published, "rows": rows, "wall_s": 10.0}))
+    monkeypatch.setattr(sys, "argv", ["offline_prefs.py", "--from-rows", f"{main_run},{side}",
+                                      "--save-rows", str(main_run)])
+    op.main()
+    merged = json.loads(main_run.read_text())
+    assert sorted(map(tab.cell_key, merged["rows"])) == sorted(map(tab.cell_key, published["rows"]))
+    assert merged["args"]["seeds"] == "0,1,2" and merged["wall_s"] == 20.0
+    assert f"{len(published['rows'])} rows merged into {main_run}" in capsys.readouterr().out
+    monkeypatch.setattr(sys, "argv", ["offline_prefs.py", "--save-rows", str(main_run)])
+    with pytest.raises(SystemExit):
+        op.parse()
+    assert "--save-rows: needs --from-rows" in capsys.readouterr().err
