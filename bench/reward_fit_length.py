@@ -44,7 +44,7 @@ from pbrl.data.store import PreferenceStore  # noqa: E402
 from pbrl.resources import resource_dir  # noqa: E402
 from pbrl.run import builder  # noqa: E402
 from pbrl.types import PairBatch  # noqa: E402
-from pbrl.utils import atomic_write_json  # noqa: E402
+from pbrl.utils import atomic_write_json, pyplot, save_figure  # noqa: E402
 
 MARK = "reward_fit_length"
 PLOT = Path(__file__).resolve().parent / "results" / "reward_fit_length.png"
@@ -168,12 +168,7 @@ def agreement_table(rows: list[dict], names: list[str]) -> str:
 
 
 def plot(rows: list[dict], names: list[str], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = pyplot().subplots(figsize=(6, 3.6))
     for n in names:
         mine = [r for r in rows if r["reward"] == n]
         ep = [r["epoch"] for r in mine]
@@ -185,10 +180,7 @@ def plot(rows: list[dict], names: list[str], path: Path, title: str) -> None:
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set(xlabel="epoch", ylabel="preference accuracy (%)", title=title)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
-from pbrl.utils import atomic_write_text
+from pbrl.utils import atomic_write_text, pyplot, save_figure
 
 METRIC_COLUMNS = (
     "env_steps", "labels_used", "labels_answered", "return_mean", "return_std", "success_rate",
@@ -62,11 +62,7 @@ def _fmt(value: Any) -> Any:
 
 def plot_curves(log: MetricsLog, path: Path, *, title: str, baseline: Optional[float] = None) -> Path:
     """Learning curve (true return, success) and reward-model accuracy against env steps."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     steps = log.column("env_steps")
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     ax = axes[0]
@@ -93,9 +89,4 @@ def plot_curves(log: MetricsLog, path: Path, *, title: str, baseline: Optional[f
     ax.set_title("reward model")
     ax.legend(loc="lower right", fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path.with_suffix(".tmp.png"), dpi=100)
-    plt.close(fig)
-    path.with_suffix(".tmp.png").replace(path)
-    return path
+    return save_figure(fig, Path(path))

@@ -1,4 +1,4 @@
-"""Small durable-IO helpers: nothing a run writes is left half-written."""
+"""Small durable-IO helpers: nothing a run writes is left half-written (files, JSON, directories, figures)."""
 
 from __future__ import annotations
 
@@ -71,3 +71,29 @@ def find_directory(final_dir: Path) -> Path | None:
     if final_dir.is_dir():
         return final_dir
     return old if old.is_dir() else None
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the file-only Agg backend (headless machines, worker processes), imported late so
+    that importing pbrl never pulls in matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, path: Path, *, dpi: int = 100, rect: tuple = (0, 0, 1, 1)) -> Path:
+    """Lay out (within ``rect`` of the figure: room left for a figure legend), write ``fig`` to ``path`` atomically
+    (a reader never sees half a PNG) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout(rect=rect)
+    tmp = path.with_suffix(".tmp" + path.suffix)
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

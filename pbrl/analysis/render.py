@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 from pbrl.analysis.aggregate import METRICS, GroupResult
 from pbrl.analysis.runs import FINISHED, RunRecord
 from pbrl.analysis.stats import Estimate
+from pbrl.utils import pyplot, save_figure
 
 
 def fmt(value: Optional[float], digits: int = 1) -> str:
@@ -116,7 +117,7 @@ def plot_final(groups: Sequence[GroupResult], metric: str, path: Path) -> Option
     rows = [g for g in groups if g.final]
     if not rows:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 0.6 * len(rows) + 1.5))
     for i, g in enumerate(rows):
         for est, marker, off in ((g.final.iqm, "o", 0.12), (g.final.mean, "x", -0.12)):
@@ -125,7 +126,7 @@ def plot_final(groups: Sequence[GroupResult], metric: str, path: Path) -> Option
         ax.scatter(g.final.values, [i] * g.final.n, color="grey", alpha=0.4, s=12)
     ax.set_yticks(range(len(rows)), [_short(g.label) for g in rows], fontsize=8)
     ax.set_xlabel(f"final {METRICS[metric][2]}: IQM (o), mean (x), 95% CI; seeds (grey)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_curves(groups: Sequence[GroupResult], metric: str, path: Path) -> Optional[Path]:
@@ -133,7 +134,7 @@ def plot_curves(groups: Sequence[GroupResult], metric: str, path: Path) -> Optio
     rows = [g for g in groups if g.curve is not None]
     if not rows:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for g in rows:
         c = g.curve
@@ -142,28 +143,8 @@ def plot_curves(groups: Sequence[GroupResult], metric: str, path: Path) -> Optio
     ax.set_xlabel("env steps")
     ax.set_ylabel(f"{metric}: IQM over seeds, 95% CI")
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _short(label: str, width: int = 60) -> str:
     return label if len(label) <= width else label[: width - 1] + "…"
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-    return path

@@ -17,6 +17,7 @@ import numpy as np
 from pbrl.data.store import PreferenceStore
 from pbrl.data.trajectory import stack_pairs
 from pbrl.types import PairBatch, PbrlError, RewardModel, validate_label_values
+from pbrl.utils import pyplot, save_figure
 
 
 class LabelledPairs(NamedTuple):
@@ -173,23 +174,9 @@ def reward_report(model: RewardModel, data: LabelledPairs, *, n_bins: int = 10) 
     }
 
 
-def _save(fig: Any, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
-
-
 def plot_reliability(report: dict[str, Any], path: Path, *, title: str = "") -> Path:
     """Reliability diagram: mean predicted P(first) against the mean label per bin."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     bins = report["calibration"]["bins"]
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
@@ -200,17 +187,12 @@ def plot_reliability(report: dict[str, Any], path: Path, *, title: str = "") -> 
     ax.set_ylabel("label frequency (first preferred)")
     ax.set_title(f"{title} ECE={report['calibration']['ece']:.3f}".strip())
     ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    return _save(fig, Path(path))
+    return save_figure(fig, Path(path))
 
 
 def plot_scatter(report: dict[str, Any], path: Path, *, title: str = "", max_points: int = 5000) -> Path:
     """Learned vs true returns, per segment (left) and per step (right)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     d = report["_plot"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
     step = max(1, d["step_true"].size // max_points)
@@ -222,8 +204,7 @@ def plot_scatter(report: dict[str, Any], path: Path, *, title: str = "", max_poi
         ax.set_ylabel(f"learned {what}")
         ax.set_title(f"{what}: Pearson r = {r:.3f}")
     fig.suptitle(title)
-    fig.tight_layout()
-    return _save(fig, Path(path))
+    return save_figure(fig, Path(path))
 
 
 def format_table(report: dict[str, Any], *, heading: Optional[str] = None) -> str:
