@@ -52,6 +52,10 @@ same settings) is published by merging it into that file and re-rendering:
     python bench/offline_prefs.py --from-rows bench/results/offline_prefs/rows.json,runs/bench/side/rows.json \
         --save-rows bench/results/offline_prefs/rows.json --update-md
 
+Every report also draws the table as a plot (``OUT/summary.png``; the published one,
+``bench/results/offline_prefs/summary.png``, with ``--from-rows ... --update-md``): per method the mean over tasks and
+seeds with its 95% CI, and each task's mean, one panel per dataset.
+
 A killed run continues where it stopped when started again with the same ``--out`` (finished (task, seed) units
 are kept in ``rows.json``). ``--quick`` is a smoke run (~300 steps, 5 reward-fit epochs; minutes per task and seed).
 Offline actors use :class:`~pbrl.agents.offline_data.MaskDropout`: CPU per gradient step, same data, CPL dense
@@ -75,9 +79,10 @@ from omegaconf import OmegaConf
 
 if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts the repository root on sys.path
     import _bootstrap  # noqa: F401
-from bench.common import RAW, publish  # noqa: E402
+from bench.common import RAW, ROOT, publish  # noqa: E402
 from bench.offline_prefs_table import (  # noqa: E402
-    FULL_TASKS, METHODS, SETTINGS, cell_key, coverage, merge_runs, method_line, method_settings, mixture, piql_line, seeded_rows, sizes, table, verdict)
+    FULL_TASKS, METHODS, SETTINGS, cell_key, coverage, merge_runs, method_line, method_settings, mixture, piql_line,
+    plot_summary, seeded_rows, sizes, table, verdict)
 
 from pbrl.agents.offline_data import OfflineData  # noqa: E402
 from pbrl.run.collect import CollectSpec, build_dataset, collect_episodes  # noqa: E402
@@ -88,7 +93,7 @@ from pbrl.resources import resource_dir  # noqa: E402
 from pbrl.run.offline_learners import build_learner  # noqa: E402
 from pbrl.utils import atomic_write_json  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent
+PLOT = ROOT / "bench" / "results" / "offline_prefs" / "summary.png"  # the published summary plot
 MARK = "offline_prefs"
 QUICK_TASKS = "drawer-open,button-press,plate-slide"
 
@@ -137,6 +142,10 @@ def parse(argv: Optional[list[str]] = None) -> argparse.Namespace:
     ap.add_argument("--from-rows", default=None,
                     help="re-render the table from finished runs' rows.json (comma-separated: runs of other tasks "
                          "with the same settings are merged)")
+    ap.add_argument("--plot", default=None,
+                    help=f"write the summary plot (per method: mean success over tasks and seeds with its 95%% CI, "
+                         f"and each task's mean) here (default: OUT/summary.png while training; with --from-rows "
+                         f"and --update-md {PLOT})")
     ap.add_argument("--save-rows", default=None,
                     help="with --from-rows: write the merged rows.json here (atomically; it may be one of the inputs, "
                          "which is how a side run is published into bench/results/offline_prefs/rows.json)")
@@ -324,8 +333,9 @@ def main() -> None:
         if args.save_rows:
             atomic_write_json(Path(args.save_rows), saved)
             print(f"{len(saved['rows'])} rows merged into {args.save_rows}", flush=True)
+        plot = args.plot or (PLOT if args.update_md else None)
         args = argparse.Namespace(**{**saved["args"], "update_md": args.update_md})
-        report(saved["rows"], args, time.time() - saved.get("wall_s", 0.0))
+        report(saved["rows"], args, time.time() - saved.get("wall_s", 0.0), plot)
         return
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -342,7 +352,7 @@ def main() -> None:
                     {(n["task"], n["seed"], n["dataset"]) for n in new}] + new
             saved = {k: v for k, v in vars(args).items() if k != "seed_list"}
             atomic_write_json(out / "rows.json", {"args": saved, "rows": rows, "wall_s": time.time() - t_start})
-            report(rows, args, t_start)
+            report(rows, args, t_start, Path(args.plot or out / "summary.png"))
 
 
 def note(args: argparse.Namespace, rows: Sequence[dict] = ()) -> str:
@@ -370,8 +380,9 @@ def longer_note(rows: Sequence[dict], steps: int) -> str:
     return f", except {', '.join(parts)}" if parts else ""
 
 
-def report(rows: list[dict], args: argparse.Namespace, t_start: float) -> None:
-    """Print the table (and update BENCHMARKS.md) with every task finished so far."""
+def report(rows: list[dict], args: argparse.Namespace, t_start: float, plot: Optional[Path | str] = None) -> None:
+    """Print the table (and update BENCHMARKS.md) with every task finished so far; with ``plot``, draw it there
+    (:func:`plot_summary`; the published section shows the published plot)."""
     done = list(dict.fromkeys(r["task"] for r in rows))
     scale = (f"{len(done)} task(s) ({', '.join(done)}), {args.episodes} episodes x {args.episode_length} steps per task, "
              f"dense {sizes(rows, 'dense')} / sparse {sizes(rows, 'sparse')} segments of 64 steps, {args.steps} "
@@ -384,6 +395,11 @@ def report(rows: list[dict], args: argparse.Namespace, t_start: float) -> None:
             f"{args.group_size}, sparse = disjoint pairs). Scale run: {scale}.\n\n{table(rows, args)}\n\n"
             f"{verdict(rows)} {'' if args.quick else coverage(rows)} {piql_line(rows)} {method_line(rows)}\n\n"
             f"{note(args, rows)}")
+    if plot:
+        plot_summary(rows, Path(plot))
+        print(f"summary plot: {plot}", flush=True)
+        if Path(plot).resolve() == PLOT.resolve():
+            text += f"\n\n![success per method: mean over tasks and seeds, 95% CI, task means]({PLOT.relative_to(ROOT)})"
     publish(text, MARK, args.update_md)
 
 

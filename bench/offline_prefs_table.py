@@ -11,6 +11,7 @@ import numpy as np
 if not __package__:  # run as python bench/<name>.py: bench/_bootstrap.py puts the repository root on sys.path
     import _bootstrap  # noqa: F401
 from pbrl.analysis.stats import mean_over_tasks  # noqa: E402
+from pbrl.utils import pyplot, save_figure  # noqa: E402
 
 FULL_TASKS = "drawer-open,button-press,door-open,sweep-into,plate-slide,bin-picking"
 
@@ -317,3 +318,44 @@ def method_line(rows: list[dict]) -> str:
         if got:
             parts.append(f"{method}: " + ", ".join(f"{k} {v}" for k, v in got.items()))
     return "Method settings (`--std`, `--cpl-bc-weight`, `--reward-epochs`): " + "; ".join(parts) + "." if parts else ""
+
+
+MARKERS = "v^<>sDph"  # one per task in plot_summary
+
+
+def plot_summary(rows: list[dict], path) -> dict[tuple[str, str], tuple[float, float, float, int, int]]:
+    """One panel per dataset: per method the mean success over tasks and seeds with its stratified-bootstrap 95%
+    CI (the table's mean row; tasks x seeds at the right edge), and each task's mean over seeds as a marker, so a
+    method that fails whole tasks shows. Returns what it drew: (dataset, method) -> (mean, low, high, tasks, seeds)."""
+    drawn = {}
+    pairings = [d for d in ("dense", "sparse") if any(r["dataset"] == d for r in rows)]
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
+    fig, axes = pyplot().subplots(1, len(pairings), figsize=(5.5 * len(pairings), 0.45 * len(methods) + 1.6),
+                                  sharey=True, squeeze=False)
+    for ax, pairing in zip(axes[0], pairings):
+        for i, m in enumerate(methods):
+            got = per_task(rows, m, pairing)
+            if not got:
+                continue
+            mean, lo, hi, n = ci_over_tasks(got)
+            drawn[pairing, m] = (mean, lo, hi, len(complete_tasks(got)), n)
+            if n >= 2:
+                ax.errorbar(mean, i, xerr=[[mean - lo], [hi - mean]], fmt="o", color="k", capsize=3, zorder=3)
+            else:
+                ax.plot(mean, i, "o", mfc="none", color="k", zorder=3)  # no CI from one seed
+            ax.text(102, i, f"{len(complete_tasks(got))}x{n}", fontsize=6, va="center", color="grey")
+            for k, t in enumerate(tasks):
+                if t in got:
+                    ax.scatter(np.mean(list(got[t].values())), i + 0.2, marker=MARKERS[k % len(MARKERS)], s=18,
+                               alpha=0.6, color=f"C{k}")
+        ax.set_yticks(range(len(methods)), methods, fontsize=8)
+        ax.set_xlim(-5, 110)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set(xlabel="success (%): mean, 95% CI (black), task means (markers); tasks x seeds at right", title=pairing)
+    axes[0][0].invert_yaxis()  # shared: the table's column order from the top
+    plt = pyplot()
+    proxies = [plt.Line2D([], [], ls="", marker=MARKERS[k % len(MARKERS)], color=f"C{k}") for k in range(len(tasks))]
+    fig.legend(proxies, tasks, loc="lower center", ncol=min(6, len(tasks)), fontsize=7)
+    save_figure(fig, path, rect=(0, 0.07, 1, 1))
+    return drawn

@@ -167,15 +167,17 @@ def test_quick_keeps_the_tasks_asked_for(tab, op, monkeypatch) -> None:
 
 def test_save_rows_publishes_a_side_run_into_the_published_rows(op, tab, tmp_path: Path, monkeypatch,
                                                                  capsys) -> None:
-    """The published rows split by seed into two 'runs', merged back into the first file: every cell returns."""
+    """The published rows split by seed into two 'runs', merged back into the first file: every cell returns (and
+    ``--plot`` draws the merge)."""
     published = json.loads((Path(__file__).parents[2] / "bench/results/offline_prefs/rows.json").read_text())
     main_run, side = tmp_path / "main.json", tmp_path / "side.json"
     for path, keep in ((main_run, lambda s: s != 2), (side, lambda s: s == 2)):
         rows = [r for r in published["rows"] if keep(r["seed"])]
         path.write_text(json.dumps({**published, "rows": rows, "wall_s": 10.0}))
     monkeypatch.setattr(sys, "argv", ["offline_prefs.py", "--from-rows", f"{main_run},{side}",
-                                      "--save-rows", str(main_run)])
+                                      "--save-rows", str(main_run), "--plot", str(tmp_path / "summary.png")])
     op.main()
+    assert (tmp_path / "summary.png").stat().st_size > 10_000
     merged = json.loads(main_run.read_text())
     assert sorted(map(tab.cell_key, merged["rows"])) == sorted(map(tab.cell_key, published["rows"]))
     assert merged["args"]["seeds"] == "0,1,2" and merged["wall_s"] == 20.0
@@ -184,3 +186,19 @@ def test_save_rows_publishes_a_side_run_into_the_published_rows(op, tab, tmp_pat
     with pytest.raises(SystemExit):
         op.parse()
     assert "--save-rows: needs --from-rows" in capsys.readouterr().err
+
+
+def test_summary_plot_draws_the_tables_means_and_cis_per_dataset(tab, tmp_path: Path) -> None:
+    """Hand rows: CPL on 2 tasks x 3 seeds (dense), OPPO on 1 task x 1 seed (sparse: no CI, drawn hollow)."""
+    cpl = {("door-open", 0): 0.2, ("door-open", 1): 0.4, ("door-open", 2): 0.6,
+           ("drawer-open", 0): 1.0, ("drawer-open", 1): 0.8, ("drawer-open", 2): 0.9}
+    rows = [_row("CPL", v, task=t, seed=s) for (t, s), v in cpl.items()]
+    rows.append({**_row("OPPO", 0.36, seed=0), "dataset": "sparse"})
+    path = tmp_path / "plots" / "summary.png"
+    drawn = tab.plot_summary(rows, path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not list(path.parent.glob("*.tmp*"))
+    mean, lo, hi, tasks, seeds = drawn["dense", "CPL"]
+    assert mean == pytest.approx((20 + 40 + 60 + 100 + 80 + 90) / 6) and (tasks, seeds) == (2, 3)
+    assert lo < mean < hi and (lo, hi) != (mean, mean)
+    assert drawn["sparse", "OPPO"][0] == pytest.approx(36.0) and drawn["sparse", "OPPO"][3:] == (1, 1)
+    assert set(drawn) == {("dense", "CPL"), ("sparse", "OPPO")}  # no method drawn where it has no rows
