@@ -263,6 +263,7 @@ def build_reward_iql(method: str, cfg, task, store: Optional[Path], args, seed: 
     import contextlib
     import tempfile
 
+    from pbrl.rewards.transformer import ARCH_VERSION
     from pbrl.run.iql import FIT_FILE, build_iql
 
     if store is None:
@@ -277,6 +278,8 @@ def build_reward_iql(method: str, cfg, task, store: Optional[Path], args, seed: 
         shared = (run_dir / FIT_FILE).is_file()
         learner = build_iql(OmegaConf.create({"algo": cfg, "reward": reward, "seed": seed}), task, store, run_dir, rng)
     learner.reward_info["reward_epoch_cap"] = float(reward.epochs)  # stamped on the row: merges refuse mixed caps
+    if REWARD_IQL[method] == "transformer":  # and mixed Preference Transformers
+        learner.reward_info["pt_version"] = float(ARCH_VERSION)
     if shared:  # reward_s is then the load's, not the fit's
         learner.reward_info["reward_fit_shared"] = 1.0
     return learner

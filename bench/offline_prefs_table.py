@@ -67,14 +67,18 @@ def gap_text(diffs: dict[str, dict[int, float]]) -> str:
     return f"{np.mean(cells):+.0f} points over {len(cells)} task-seed cell(s) (no seed shared by all tasks: no CI)"
 
 
-#: method settings stamped on every row: key -> (value in rows that predate the stamp, algos that have it)
+#: method settings stamped on every row: key -> (value in rows that predate the stamp, algos (or method names) that
+#: have it)
 ROW_SETTINGS = {"std": ("learned", ("bc", "cpl")), "bc_weight": (1.0, ("cpl",)),
                 "objective": ("before issue 18", ("cpl", "oppo")),
                 "reward_epoch_cap": (50, ("iql",)),  # P-IQL/PT-IQL's reward fit epochs (--reward-epochs)
                 "reward_normalize": ("standard", ("iql",)),  # what IQL saw of the reward (rows before: standardised)
                 # gradient steps (and CPL's BC warm-up) of the methods with a 10x variant; rows written before the
                 # stamp trained for the run's --steps (--bc-steps), see seeded_rows
-                "steps": (None, ("iql", "cpl")), "bc_steps": (None, ("cpl",))}
+                "steps": (None, ("iql", "cpl")), "bc_steps": (None, ("cpl",)),
+                # the Preference Transformer's version (pbrl.rewards.transformer.ARCH_VERSION): 2 = the reference
+                # code's unscaled preference attention, ReLU blocks and warm-up/cosine rate; rows before: 1
+                "pt_version": (1, tuple(m for m in METHODS if m.startswith("PT-")))}
 
 
 #: the objective's version, stamped on CPL/OPPO rows: issue 18 fixed CPL's score (the CPL code's -||mu - a||^2)
@@ -92,7 +96,8 @@ def row_settings(row: dict) -> dict:
     """A row's method settings as text (``0.7071`` given as a flag or from a config read alike), with the old
     defaults for rows written before they were stamped."""
     algo = METHODS[row["method"]][0]
-    return {k: _as_text(row.get(k, old)) for k, (old, algos) in ROW_SETTINGS.items() if algo in algos}
+    return {k: _as_text(row.get(k, old)) for k, (old, algos) in ROW_SETTINGS.items()
+            if algo in algos or row["method"] in algos}
 
 
 def _as_text(value: object) -> str:

@@ -4,10 +4,17 @@ Transformers for RL", ICLR).
 A causal transformer reads a segment as tokens ``(a_1, s_1, a_2, s_2, ...)`` (learned position embedding of the
 step added to both, as the reference code); the hidden state of the ``s_t`` token has seen the segment up to step
 ``t`` and is projected to a non-Markovian reward ``r_t`` and a query/key pair. The *preference attention* layer
-then weights the rewards bidirectionally, ``z_t = sum_i softmax_i(q_t . k_i / sqrt(d)) r_i``, and the segment's
+then weights the rewards bidirectionally, ``z_t = sum_i softmax_i(q_t . k_i) r_i``, and the segment's
 preference score is ``S = (1/L) sum_t z_t`` (:func:`preference_weighted_score`). Training is the Bradley-Terry
 loss on the scores with pbrl's labels (``p = P(first preferred)``, soft ties, per-label weights, optional
-label noise; :func:`~pbrl.rewards.losses.bradley_terry_loss`).
+label noise; :func:`~pbrl.rewards.losses.bradley_terry_loss`), with AdamW on the reference's learning-rate schedule
+(:func:`warmup_cosine_lr`).
+
+Where the paper leaves details open, the reference code (csmile-1006/PreferenceTransformer) decides: the preference
+attention's logits are not scaled (its ``ops.attention`` divides by the square root of the value size, which is 1),
+the blocks' MLP uses ReLU (``--activations relu``) with dropout only on its output, and each fit warms the learning
+rate up from ``lr`` to 10 ``lr`` over its first 10% of updates, then decays it back to ``lr`` on a cosine.
+(``ARCH_VERSION`` 2; models saved before, with sqrt(d)-scaled logits, GELU and a constant rate, do not load.)
 
 Per-step rewards (what :meth:`PreferenceTransformerReward.predict` returns, what an agent is trained on) are the
 ``r_t`` before the preference attention, as the reference code relabels D4RL for IQL (``label_mode="last"``): the
@@ -40,13 +47,31 @@ from pbrl.types import PairBatch, PbrlError, validate_label_values
 #: Sequences per forward pass at prediction time (bounds memory when relabelling a dataset).
 PREDICT_ROWS: int = 1024
 
+#: Saved in checkpoints: 2 = the reference code's unscaled preference attention, ReLU blocks (1: sqrt(d), GELU).
+ARCH_VERSION: int = 2
+
+LR_SCHEDULES = ("warmup_cosine", "constant")
+
+
+def warmup_cosine_lr(step: int, total: int, lr: float, *, peak_mult: float = 10.0, warmup_frac: float = 0.1) -> float:
+    """The reference's rate for update ``step`` (0-based) of ``total``: optax's
+    ``warmup_cosine_decay_schedule(init_value=lr, peak_value=peak_mult * lr, warmup_steps=int(warmup_frac * total),
+    decay_steps=total, end_value=lr)`` (PrefTransformer.py; new_preference_reward_main.py sets the 10% warm-up):
+    linear from ``lr`` to the peak, then a half cosine back to ``lr``."""
+    warm, peak = int(warmup_frac * total), peak_mult * lr
+    if step < warm:
+        return lr + (peak - lr) * step / warm
+    decay = max(total - warm, 1)
+    return lr + (peak - lr) * 0.5 * (1.0 + math.cos(math.pi * min(step - warm, decay) / decay))
+
 
 def preference_weighted_score(q: torch.Tensor, k: torch.Tensor, r: torch.Tensor,
                               mask: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Preference attention of the Preference Transformer (Kim et al. 2023, Sec. 4.2, Eq. 4-5).
 
-    ``w_ti = softmax_i(q_t . k_i / sqrt(d))``, ``z_t = sum_i w_ti r_i``, score ``S = (1/L) sum_t z_t``: a convex
-    combination of the per-step rewards (bidirectional: every step attends to the whole segment).
+    ``w_ti = softmax_i(q_t . k_i)``, ``z_t = sum_i w_ti r_i``, score ``S = (1/L) sum_t z_t``: a convex combination of
+    the per-step rewards (bidirectional: every step attends to the whole segment). The logits are not scaled by
+    ``sqrt(d)``, as in the reference code (module docstring).
 
     Args:
         q, k: ``(B, L, d)`` queries and keys.
@@ -56,7 +81,7 @@ def preference_weighted_score(q: torch.Tensor, k: torch.Tensor, r: torch.Tensor,
     Returns:
         ``(B,)`` segment scores, the logits of the Bradley-Terry model.
     """
-    logits = torch.einsum("btd,bid->bti", q, k) / math.sqrt(q.shape[-1])
+    logits = torch.einsum("btd,bid->bti", q, k)
     if mask is not None:
         logits = logits.masked_fill(~mask[:, None, :], float("-inf"))
     z = torch.einsum("bti,bi->bt", torch.softmax(logits, dim=-1), r)
@@ -67,7 +92,8 @@ def preference_weighted_score(q: torch.Tensor, k: torch.Tensor, r: torch.Tensor,
 
 
 class PTNet(nn.Module):
-    """One Preference Transformer: embeddings, causal GPT-2-style blocks (pre-LN, GELU), preference head."""
+    """One Preference Transformer: embeddings, causal GPT-2-style blocks (pre-LN, ReLU MLP with dropout on its
+    output only, as the reference code's), preference head."""
 
     def __init__(self, obs_dim: int, act_dim: int, *, d_model: int, n_layers: int, n_heads: int, attn_dim: int,
                  dropout: float, max_len: int) -> None:
@@ -76,8 +102,9 @@ class PTNet(nn.Module):
         self.obs_emb, self.act_emb = nn.Linear(obs_dim, d_model), nn.Linear(act_dim, d_model)
         self.pos_emb = nn.Embedding(max_len, d_model)
         self.in_norm, self.drop = nn.LayerNorm(d_model), nn.Dropout(dropout)
-        layer = nn.TransformerEncoderLayer(d_model, n_heads, 4 * d_model, dropout, activation="gelu",
+        layer = nn.TransformerEncoderLayer(d_model, n_heads, 4 * d_model, dropout, activation="relu",
                                            batch_first=True, norm_first=True)
+        layer.dropout = nn.Identity()  # torch drops out inside the MLP too; the reference only after it (dropout2)
         self.blocks = nn.TransformerEncoder(layer, n_layers, norm=nn.LayerNorm(d_model), enable_nested_tensor=False)
         self.head = nn.Linear(d_model, 2 * attn_dim + 1)  # query, key, reward
 
@@ -105,7 +132,9 @@ class PreferenceTransformerReward:
         dropout: embedding, attention and residual dropout (reference: 0.1).
         max_len: longest segment (steps) the position embedding covers.
         context: steps of history behind a per-step reward (None = the length of the segments it was fitted on).
-        lr, weight_decay: AdamW (reference: 1e-4 with weight decay).
+        lr, weight_decay: AdamW's base rate and weight decay (reference: 1e-4 and optax's default 1e-4).
+        lr_schedule: ``warmup_cosine`` (the reference: :func:`warmup_cosine_lr` over each fit's updates, peak
+            ``peak_lr_mult * lr`` after ``warmup_frac`` of them) or ``constant`` (``lr`` throughout).
         batch_size: pairs per update.
         label_noise: assumed share of random answers (robust Bradley-Terry), 0 = plain.
         seed: initialisation and data order.
@@ -115,6 +144,7 @@ class PreferenceTransformerReward:
     def __init__(self, obs_dim: int, act_dim: int, *, members: int = 1, d_model: int = 128, n_layers: int = 1,
                  n_heads: int = 4, attn_dim: Optional[int] = None, dropout: float = 0.1, max_len: int = 1000,
                  context: Optional[int] = None, lr: float = 1e-4, weight_decay: float = 1e-4, batch_size: int = 64,
+                 lr_schedule: str = "warmup_cosine", peak_lr_mult: float = 10.0, warmup_frac: float = 0.1,
                  label_noise: float = 0.0, seed: int = 0, device: str = "cpu") -> None:
         for name, value in (("obs_dim", obs_dim), ("act_dim", act_dim), ("members", members), ("d_model", d_model),
                             ("n_layers", n_layers), ("n_heads", n_heads), ("max_len", max_len),
@@ -127,6 +157,13 @@ class PreferenceTransformerReward:
             raise PbrlError(f"PreferenceTransformerReward.context: expected 1..max_len={max_len} or null, got {context}")
         if not 0.0 <= float(dropout) < 1.0:
             raise PbrlError(f"PreferenceTransformerReward.dropout: expected a rate in [0, 1), got {dropout}")
+        if lr_schedule not in LR_SCHEDULES:
+            raise PbrlError(f"PreferenceTransformerReward.lr_schedule: expected one of {LR_SCHEDULES}, got {lr_schedule!r}")
+        if not (float(lr) > 0 and float(peak_lr_mult) >= 1.0 and 0.0 <= float(warmup_frac) < 1.0):
+            raise PbrlError(f"PreferenceTransformerReward: expected lr > 0, peak_lr_mult >= 1 and warmup_frac in "
+                            f"[0, 1), got {lr}, {peak_lr_mult}, {warmup_frac}")
+        self.lr, self.lr_schedule = float(lr), str(lr_schedule)
+        self.peak_lr_mult, self.warmup_frac = float(peak_lr_mult), float(warmup_frac)
         self.label_noise = check_label_noise(label_noise, "reward.model.label_noise")
         self.obs_dim, self.act_dim, self.members = int(obs_dim), int(act_dim), int(members)
         self.max_len, self.batch_size = int(max_len), int(batch_size)
@@ -144,7 +181,9 @@ class PreferenceTransformerReward:
     # ------------------------------------------------------------------ training
     def fit(self, pairs: PairBatch, *, epochs: int, stop_at_acc: Optional[float] = None,
             on_epoch: Optional[Callable[[dict[str, float]], None]] = None) -> dict[str, float]:
-        """Train every member for ``epochs`` passes over ``pairs`` (each its own permutation per epoch).
+        """Train every member for ``epochs`` passes over ``pairs`` (each its own permutation per epoch), the
+        learning rate on its schedule over this fit's updates (a later fit, e.g. PEBBLE's next session, starts a new
+        one; an early stop at ``stop_at_acc`` cuts it short).
 
         Returns ``{"loss", "train_acc", "epochs"}`` of the last epoch (accuracy of the members' scores on the
         strict labels of their batches; NaN if none is strict).
@@ -155,11 +194,12 @@ class PreferenceTransformerReward:
         if self.context is None:  # per-step rewards later see as much history as the training segments had
             self.context = int(data["obs1"].shape[1])
         n = data["p"].shape[0]
+        per_epoch = -(-n // self.batch_size)
         metrics: dict[str, float] = {}
-        self.nets.train()
         for epoch in range(int(epochs)):
+            self.nets.train()  # (again: an on_epoch callback may have evaluated the model)
             order = torch.argsort(torch.rand(self.members, n, generator=self._gen), dim=1).to(self.device)
-            metrics = self._train_epoch(data, order)
+            metrics = self._train_epoch(data, order, epoch * per_epoch, int(epochs) * per_epoch)
             metrics["epochs"] = float(epoch + 1)
             if on_epoch is not None:
                 on_epoch(metrics)
@@ -167,9 +207,11 @@ class PreferenceTransformerReward:
                 break
         return metrics
 
-    def _train_epoch(self, data: dict[str, torch.Tensor], order: torch.Tensor) -> dict[str, float]:
+    def _train_epoch(self, data: dict[str, torch.Tensor], order: torch.Tensor, step: int,
+                     total: int) -> dict[str, float]:
+        """One pass; ``step`` is the fit's update count before it and ``total`` the fit's planned updates."""
         n, loss_sum, correct, strict = order.shape[1], 0.0, 0, 0
-        for start in range(0, n, self.batch_size):
+        for i, start in enumerate(range(0, n, self.batch_size)):
             losses = []
             for m, net in enumerate(self.nets):
                 idx = order[m, start:start + self.batch_size]
@@ -183,9 +225,17 @@ class PreferenceTransformerReward:
             loss = torch.stack(losses).sum()  # each member's gradient is its own loss's (as the ensemble)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.lr_at(step + i, total)
             self.optimizer.step()
             loss_sum += float(loss.detach()) / self.members * min(self.batch_size, n - start)
         return {"loss": loss_sum / n, "train_acc": correct / strict if strict else math.nan}
+
+    def lr_at(self, step: int, total: int) -> float:
+        """The learning rate of update ``step`` of a fit of ``total`` updates."""
+        if self.lr_schedule == "constant":
+            return self.lr
+        return warmup_cosine_lr(step, total, self.lr, peak_mult=self.peak_lr_mult, warmup_frac=self.warmup_frac)
 
     @staticmethod
     def _scores(net: PTNet, obs1, act1, obs2, act2) -> tuple[torch.Tensor, torch.Tensor]:
@@ -294,8 +344,8 @@ class PreferenceTransformerReward:
 
     # ------------------------------------------------------------------ checkpointing
     def _config(self) -> dict[str, Any]:
-        return {"kind": "transformer", "obs_dim": self.obs_dim, "act_dim": self.act_dim, "members": self.members,
-                **self.arch}
+        return {"kind": "transformer", "version": ARCH_VERSION, "obs_dim": self.obs_dim, "act_dim": self.act_dim,
+                "members": self.members, **self.arch}
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume fitting: networks, optimiser, data-order generator, context."""
@@ -308,6 +358,10 @@ class PreferenceTransformerReward:
         missing = {"config", "nets", "optimizer", "generator", "context"} - set(d)
         if missing:
             raise PbrlError(f"PreferenceTransformerReward.load_state_dict: missing keys {sorted(missing)}")
+        if dict(d["config"]).get("version", 1) != ARCH_VERSION:
+            raise PbrlError(f"PreferenceTransformerReward.load_state_dict: the checkpoint is a version-"
+                            f"{dict(d['config']).get('version', 1)} Preference Transformer (sqrt(d)-scaled attention, "
+                            f"GELU); this pbrl builds version {ARCH_VERSION} (the reference code's): fit the reward again")
         if dict(d["config"]) != self._config():
             raise PbrlError(f"PreferenceTransformerReward.load_state_dict: checkpoint config {d['config']} does not "
                             f"match this model {self._config()}")

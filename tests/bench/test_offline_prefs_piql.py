@@ -69,6 +69,22 @@ def test_run_method_trains_iql_on_the_store(piql_bench, tab, tiny_unit, method: 
     assert row["reward_epoch_cap"] == 1.0 and row["reward_epochs"] == 1  # the cap is stamped on the row
     mode = tab.METHODS[method][1].get("reward_normalize", "none")  # and what IQL saw of the reward
     assert row["reward_normalize"] == mode and (row["reward_scale"] == 1.0) == (mode == "none")
+    assert row.get("pt_version") == (2.0 if method.startswith("PT-") else None)  # and which transformer
+
+
+def test_pt_rows_from_before_the_reference_check_are_not_mixed_with_new_ones(tab) -> None:
+    """PT-IQL rows from before ``pt_version`` (sqrt(d)-scaled attention, GELU, constant rate) cannot share a mean
+    with the reference's transformer; P-IQL rows carry no such stamp and merge as before."""
+    run = {"tasks": "door-open", "steps": 5000, "seeds": "0"}
+    stamp = {"reward_epoch_cap": 5.0, "reward_normalize": "none"}
+    old = {"args": run, "rows": [{**_row("PT-IQL", 0.0), **stamp}, {**_row("P-IQL", 0.5), **stamp}]}
+    new = {"args": run, "rows": [{**_row("PT-IQL", 1.0, seed=1), **stamp, "pt_version": 2.0},
+                                 {**_row("P-IQL", 0.5, seed=1), **stamp}]}
+    with pytest.raises(SystemExit, match="PT-IQL rows were trained with different settings"):
+        tab.merge_runs([old, new])
+    kept = tab.merge_runs([{**old, "rows": old["rows"][1:]}, new])  # without the old PT row: P-IQL merges
+    assert tab.settings_of(kept["rows"], "PT-IQL")["pt_version"] == "2" and "pt_version" not in \
+        tab.settings_of(kept["rows"], "P-IQL")
 
 
 def test_iql_variants_of_one_unit_share_their_reward_fit_and_keep_their_rows(piql_bench, tiny_unit,

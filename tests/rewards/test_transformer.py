@@ -11,32 +11,33 @@ import torch
 
 from pbrl.rewards.ensemble import EnsembleReward
 from pbrl.rewards.losses import bradley_terry_loss, heldout_metrics
-from pbrl.rewards.transformer import PreferenceTransformerReward, preference_weighted_score
+from pbrl.rewards.transformer import PreferenceTransformerReward, preference_weighted_score, warmup_cosine_lr
 from pbrl.types import PairBatch, PbrlError
 
 LN3 = math.log(3.0)
 
 
 def test_preference_attention_hand_values() -> None:
-    # logits q_t.k_i/sqrt(d), d = 4: row 0 = [0, 2*ln3/2] -> softmax [1/4, 3/4]; row 1 = [0, 0] -> [1/2, 1/2].
+    # The reference's logits q_t.k_i, unscaled (flaxmodels' ops.attention divides by sqrt(value size) = sqrt(1)):
+    # row 0 = [0, 2 ln3] -> softmax [1/10, 9/10]; row 1 = [0, 0] -> [1/2, 1/2].
     q = torch.tensor([[[2.0, 0, 0, 0], [0.0, 0, 0, 0]]])
     k = torch.tensor([[[0.0, 0, 0, 0], [LN3, 0, 0, 0]]])
     r = torch.tensor([[2.0, 6.0]])
-    # z_0 = 2/4 + 6*3/4 = 5, z_1 = (2 + 6)/2 = 4, S = (5 + 4)/2 = 4.5
-    assert preference_weighted_score(q, k, r).item() == pytest.approx(4.5, abs=1e-6)
+    # z_0 = 2/10 + 6*9/10 = 5.6, z_1 = (2 + 6)/2 = 4, S = (5.6 + 4)/2 = 4.8 (scaled by sqrt(4) it would be 4.5)
+    assert preference_weighted_score(q, k, r).item() == pytest.approx(4.8, abs=1e-6)
     # step 1 masked out: every step attends to step 0 only, the mean runs over step 0: S = 2
     mask = torch.tensor([[True, False]])
     assert preference_weighted_score(q, k, r, mask).item() == pytest.approx(2.0, abs=1e-6)
 
 
 def test_pt_bradley_terry_on_scores_hand_value() -> None:
-    # Segment 1: S = 4.5 (above); segment 2: uniform attention over r = [1, 3] -> S = 2. p = 1 (first preferred):
-    # loss = -log sigmoid(4.5 - 2) = log(1 + e^-2.5); p = 0.25 (soft): 0.25 log(1+e^-2.5) + 0.75 log(1+e^2.5).
+    # Segment 1: S = 4.8 (above); segment 2: uniform attention over r = [1, 3] -> S = 2. p = 1 (first preferred):
+    # loss = -log sigmoid(4.8 - 2) = log(1 + e^-2.8); p = 0.25 (soft): 0.25 log(1+e^-2.8) + 0.75 log(1+e^2.8).
     q = torch.tensor([[[2.0, 0, 0, 0], [0.0, 0, 0, 0]], [[0.0, 0, 0, 0], [0.0, 0, 0, 0]]])
     k = torch.tensor([[[0.0, 0, 0, 0], [LN3, 0, 0, 0]], [[0.0, 0, 0, 0], [0.0, 0, 0, 0]]])
     s = preference_weighted_score(q, k, torch.tensor([[2.0, 6.0], [1.0, 3.0]]))
-    assert bradley_terry_loss(s[:1], s[1:], torch.tensor([1.0])).item() == pytest.approx(math.log1p(math.exp(-2.5)), rel=1e-5)
-    soft = 0.25 * math.log1p(math.exp(-2.5)) + 0.75 * math.log1p(math.exp(2.5))
+    assert bradley_terry_loss(s[:1], s[1:], torch.tensor([1.0])).item() == pytest.approx(math.log1p(math.exp(-2.8)), rel=1e-5)
+    soft = 0.25 * math.log1p(math.exp(-2.8)) + 0.75 * math.log1p(math.exp(2.8))
     assert bradley_terry_loss(s[:1], s[1:], torch.tensor([0.25])).item() == pytest.approx(soft, rel=1e-5)
 
 
@@ -137,6 +138,36 @@ def test_state_dict_round_trip_and_mismatch() -> None:
     np.testing.assert_array_equal(a.predict(pairs.obs2, pairs.act2), b.predict(pairs.obs2, pairs.act2))
     with pytest.raises(PbrlError, match="does not match"):
         _small_pt(d_model=16).load_state_dict(a.state_dict())
+    old = a.state_dict()  # saved before the reference check: no version, sqrt(d) attention and GELU
+    old["config"] = {k: v for k, v in old["config"].items() if k != "version"}
+    with pytest.raises(PbrlError, match="version-1 Preference Transformer.*fit the reward again"):
+        b.load_state_dict(old)
+
+
+def test_lr_schedule_is_optax_warmup_cosine_hand_values() -> None:
+    """optax.warmup_cosine_decay_schedule(1e-4, peak 1e-3, warmup 10, decay_steps 100, end 1e-4), by hand: linear
+    1e-4 -> 1e-3 over updates 0..10, then 1e-4 + 9e-4 * (1 + cos(pi (t - 10) / 90)) / 2."""
+    lr = lambda t: warmup_cosine_lr(t, 100, 1e-4)  # noqa: E731
+    assert [lr(0), lr(5), lr(10)] == pytest.approx([1e-4, 5.5e-4, 1e-3], rel=1e-9)
+    assert [lr(55), lr(100), lr(130)] == pytest.approx([5.5e-4, 1e-4, 1e-4], rel=1e-9)
+    assert lr(40) == pytest.approx(1e-4 + 9e-4 * (1 + math.cos(math.pi / 3)) / 2, rel=1e-9)
+
+
+def test_fit_steps_the_rate_on_the_schedule_over_its_updates() -> None:
+    """3 pairs in batches of 2 for 5 epochs = 10 updates: warm-up over update 0 only (int(0.1 * 10) = 1), then the
+    cosine over 9; 'constant' keeps lr. A second fit starts its own schedule."""
+    pairs = _key_door(3, np.random.default_rng(0))
+    for schedule in ("warmup_cosine", "constant"):
+        pt, seen = _small_pt(batch_size=2, lr=1e-4, lr_schedule=schedule), []
+        step = pt.optimizer.step
+        pt.optimizer.step = lambda *a, **k: (seen.append(pt.optimizer.param_groups[0]["lr"]), step(*a, **k))[1]
+        pt.fit(pairs, epochs=5)
+        pt.fit(pairs, epochs=1)  # 2 updates: warm-up int(0.2) = 0, a cosine over 2 from the peak: 1e-3, 5.5e-4
+        want = ([1e-4] + [1e-4 + 9e-4 * (1 + math.cos(math.pi * t / 9)) / 2 for t in range(9)] + [1e-3, 5.5e-4]
+                if schedule == "warmup_cosine" else [1e-4] * 12)
+        assert seen == pytest.approx(want, rel=1e-9)
+    with pytest.raises(PbrlError, match="lr_schedule"):
+        _small_pt(lr_schedule="cosine")
 
 
 def test_same_seed_same_model_whatever_the_global_rng() -> None:
@@ -168,3 +199,18 @@ def test_heldout_metrics_hand_values() -> None:
     got = heldout_metrics(r1, r2, np.array([1.0, 0.0]), np.ones(2))
     assert got["loss"] == pytest.approx((2 * math.log1p(math.exp(-2.0)) + 2 * math.log(2.0)) / 4, rel=1e-6)
     assert got["accuracy"] == 1.0  # member means: first [1, 0] vs second [0, 1]
+
+
+def test_blocks_are_the_reference_codes_relu_mlp_with_dropout_on_its_output_only() -> None:
+    """flaxmodels' GPT2MLP: Dense -> ReLU (``--activations relu``) -> Dense -> Dropout; torch's layer would also drop
+    out between the two Dense layers."""
+    block = _small_pt(dropout=0.1).nets[0].blocks.layers[0]
+    assert block.activation is torch.nn.functional.relu and isinstance(block.dropout, torch.nn.Identity)
+    assert block.dropout2.p == 0.1 and block.dropout1.p == 0.1  # residual dropout after attention and after the MLP
+    x = torch.randn(3, 5, 32)
+    block.train()
+    torch.manual_seed(0)
+    mlp_out = block._ff_block(block.norm2(x))
+    full = block.linear2(torch.relu(block.linear1(block.norm2(x)))) / 0.9  # no unit dropped inside the MLP
+    kept = mlp_out != 0  # one dropout mask, on the output only: every surviving output is the full MLP's
+    assert 0.8 < kept.float().mean() < 0.97 and torch.allclose(mlp_out[kept], full[kept], atol=1e-5)
