@@ -45,6 +45,7 @@ from bench import offline_prefs  # noqa: E402
 
 from pbrl.data.store import PreferenceStore  # noqa: E402
 from pbrl.resources import resource_dir  # noqa: E402
+from pbrl.rewards.transformer import ARCH_VERSION  # noqa: E402
 from pbrl.run import builder  # noqa: E402
 from pbrl.types import PairBatch  # noqa: E402
 from pbrl.utils import atomic_write_json, pyplot, save_figure  # noqa: E402
@@ -138,7 +139,8 @@ def fit_curve(name: str, train: PairBatch, test: PairBatch, epochs: int, seed: i
         held = model.evaluate(test)  # type: ignore[attr-defined]
         rows.append({"reward": name, "epoch": int(fit["epochs"]), "train_acc": fit["train_acc"],
                      "train_loss": fit["loss"], "heldout_acc": held["accuracy"], "heldout_loss": held["loss"],
-                     "fit_s": seconds, **({} if segs is None else reward_agreement(model, segs))})
+                     "fit_s": seconds, **({} if segs is None else reward_agreement(model, segs)),
+                     **({"pt_version": ARCH_VERSION} if name == "transformer" else {})})
         print(json.dumps(rows[-1]), flush=True)
         t0[0] = time.time()
 

@@ -47,9 +47,9 @@ def _pairs(n: int, rng: np.random.Generator) -> PairBatch:
 
 
 @pytest.mark.parametrize("name", ["ensemble", "transformer"])
-def test_a_curve_of_one_epoch_fits_is_the_multi_epoch_fit(rfl, name: str) -> None:
-    """Evaluating between one-epoch fits leaves the fit as one ``fit(epochs=3)`` call (the transformer's dropout
-    state included): the curve's last held-out loss is that of the plain fit."""
+def test_a_curve_is_one_fit_across_its_epochs(rfl, name: str) -> None:
+    """Evaluating after every epoch leaves the fit as one ``fit(epochs=3)`` call (the transformer's dropout state
+    and learning-rate schedule included): the curve's last held-out loss is that of the plain fit."""
     rng = np.random.default_rng(0)
     train, test = _pairs(96, rng), _pairs(32, rng)
     rows = rfl.fit_curve(name, train, test, 3, seed=5)
@@ -60,6 +60,7 @@ def test_a_curve_of_one_epoch_fits_is_the_multi_epoch_fit(rfl, name: str) -> Non
     model.fit(train, epochs=3)
     assert model.evaluate(test)["loss"] == pytest.approx(rows[-1]["heldout_loss"], rel=1e-6)
     assert rows[-1]["heldout_loss"] != rows[0]["heldout_loss"]  # the epochs did train
+    assert rows[0].get("pt_version") == (2 if name == "transformer" else None)  # which transformer
 
 
 def test_table_gives_every_epoch_of_every_model(rfl) -> None:
