@@ -357,10 +357,12 @@ def plot_summary(rows: list[dict], path) -> dict[tuple[str, str], tuple[float, f
         ax.set_yticks(range(len(methods)), methods, fontsize=8)
         ax.set_xlim(-5, 110)
         ax.grid(axis="x", alpha=0.3)
-        ax.set(xlabel="success (%): mean, 95% CI (black), task means (markers); tasks x seeds at right", title=pairing)
+        ax.set(xlabel="success (%)", title=pairing)
     axes[0][0].invert_yaxis()  # shared: the table's column order from the top
     plt = pyplot()
     proxies = [plt.Line2D([], [], ls="", marker=MARKERS[k % len(MARKERS)], color=f"C{k}") for k in range(len(tasks))]
     fig.legend(proxies, tasks, loc="lower center", ncol=min(6, len(tasks)), fontsize=7)
+    fig.suptitle("mean over tasks and seeds with 95% CI (black), task means (markers); tasks x seeds at right",
+                 fontsize=9)
     save_figure(fig, path, rect=(0, 0.07, 1, 1))
     return drawn
