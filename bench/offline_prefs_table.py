@@ -336,7 +336,8 @@ def plot_summary(rows: list[dict], path) -> dict[tuple[str, str], tuple[float, f
     pairings = [d for d in ("dense", "sparse") if any(r["dataset"] == d for r in rows)]
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
-    fig, axes = pyplot().subplots(1, len(pairings), figsize=(5.5 * len(pairings), 0.45 * len(methods) + 1.6),
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(pairings), figsize=(5.5 * len(pairings), 0.45 * len(methods) + 1.6),
                                   sharey=True, squeeze=False)
     for ax, pairing in zip(axes[0], pairings):
         for i, m in enumerate(methods):
@@ -344,12 +345,13 @@ def plot_summary(rows: list[dict], path) -> dict[tuple[str, str], tuple[float, f
             if not got:
                 continue
             mean, lo, hi, n = ci_over_tasks(got)
-            drawn[pairing, m] = (mean, lo, hi, len(complete_tasks(got)), n)
+            n_tasks = len(complete_tasks(got))
+            drawn[pairing, m] = (mean, lo, hi, n_tasks, n)
             if n >= 2:
                 ax.errorbar(mean, i, xerr=[[mean - lo], [hi - mean]], fmt="o", color="k", capsize=3, zorder=3)
             else:
                 ax.plot(mean, i, "o", mfc="none", color="k", zorder=3)  # no CI from one seed
-            ax.text(102, i, f"{len(complete_tasks(got))}x{n}", fontsize=6, va="center", color="grey")
+            ax.text(102, i, f"{n_tasks}x{n}", fontsize=6, va="center", color="grey")
             for k, t in enumerate(tasks):
                 if t in got:
                     ax.scatter(np.mean(list(got[t].values())), i + 0.2, marker=MARKERS[k % len(MARKERS)], s=18,
@@ -359,7 +361,6 @@ def plot_summary(rows: list[dict], path) -> dict[tuple[str, str], tuple[float, f
         ax.grid(axis="x", alpha=0.3)
         ax.set(xlabel="success (%)", title=pairing)
     axes[0][0].invert_yaxis()  # shared: the table's column order from the top
-    plt = pyplot()
     proxies = [plt.Line2D([], [], ls="", marker=MARKERS[k % len(MARKERS)], color=f"C{k}") for k in range(len(tasks))]
     fig.legend(proxies, tasks, loc="lower center", ncol=min(6, len(tasks)), fontsize=7)
     fig.suptitle("mean over tasks and seeds with 95% CI (black), task means (markers); tasks x seeds at right",

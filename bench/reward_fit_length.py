@@ -132,17 +132,18 @@ def fit_curve(name: str, train: PairBatch, test: PairBatch, epochs: int, seed: i
                                        int(train.obs1.shape[-1]), int(train.act1.shape[-1]), seed)
     torch.manual_seed(seed)
     rows: list[dict] = []
-    t0 = [time.time()]
+    t0 = time.time()
 
     def after_epoch(fit: dict[str, float]) -> None:  # one fit of ``epochs``: a learning-rate schedule spans all
-        seconds = time.time() - t0[0]
+        nonlocal t0
+        seconds = time.time() - t0
         held = model.evaluate(test)  # type: ignore[attr-defined]
         rows.append({"reward": name, "epoch": int(fit["epochs"]), "train_acc": fit["train_acc"],
                      "train_loss": fit["loss"], "heldout_acc": held["accuracy"], "heldout_loss": held["loss"],
                      "fit_s": seconds, **({} if segs is None else reward_agreement(model, segs)),
                      **({"pt_version": ARCH_VERSION} if name == "transformer" else {})})
         print(json.dumps(rows[-1]), flush=True)
-        t0[0] = time.time()
+        t0 = time.time()
 
     model.fit(train, epochs=epochs, on_epoch=after_epoch)
     return rows

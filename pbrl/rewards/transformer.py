@@ -358,10 +358,11 @@ class PreferenceTransformerReward:
         missing = {"config", "nets", "optimizer", "generator", "context"} - set(d)
         if missing:
             raise PbrlError(f"PreferenceTransformerReward.load_state_dict: missing keys {sorted(missing)}")
-        if dict(d["config"]).get("version", 1) != ARCH_VERSION:
-            raise PbrlError(f"PreferenceTransformerReward.load_state_dict: the checkpoint is a version-"
-                            f"{dict(d['config']).get('version', 1)} Preference Transformer (sqrt(d)-scaled attention, "
-                            f"GELU); this pbrl builds version {ARCH_VERSION} (the reference code's): fit the reward again")
+        version = dict(d["config"]).get("version", 1)
+        if version != ARCH_VERSION:
+            raise PbrlError(f"PreferenceTransformerReward.load_state_dict: the checkpoint is a version-{version} "
+                            f"Preference Transformer (sqrt(d)-scaled attention, GELU); "
+                            f"this pbrl builds version {ARCH_VERSION} (the reference code's): fit the reward again")
         if dict(d["config"]) != self._config():
             raise PbrlError(f"PreferenceTransformerReward.load_state_dict: checkpoint config {d['config']} does not "
                             f"match this model {self._config()}")
